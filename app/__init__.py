@@ -1,0 +1,66 @@
+"""The application factory."""
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from flask_appbuilder import AppBuilder
+
+from app.extensions import csrf, db, migrate
+
+HERE = Path(__file__).resolve().parent
+MIGRATIONS = HERE.parent / "migrations"
+
+
+def create_app(config=None, **overrides) -> Flask:
+    """Build the app. `config` is a config class or import path; `overrides` win over it."""
+    flask_app = Flask(__name__, instance_path=os.environ.get("RESERVKORT_INSTANCE"))
+    flask_app.config.from_object(config or os.environ.get("RESERVKORT_CONFIG", "config.Config"))
+    flask_app.config.update(overrides)
+    _apply_defaults(flask_app)
+
+    db.init_app(flask_app)
+    migrate.init_app(flask_app, db, directory=str(MIGRATIONS))
+    csrf.init_app(flask_app)  # before AppBuilder, so its REST API blueprints are exempted
+
+    with flask_app.app_context():
+        import models  # noqa: F401  (registers every table on the shared metadata)
+        from app.bootstrap import schema_ready
+
+        if not schema_ready(db.engine):
+            # Before the first migration (e.g. `flask db upgrade` itself) there is nowhere to
+            # write permissions yet.
+            flask_app.config["FAB_UPDATE_PERMS"] = False
+        appbuilder = AppBuilder()
+        appbuilder.init_app(flask_app, db.session)
+        _register_views(appbuilder)
+        flask_app.appbuilder = appbuilder
+
+    from app import cli
+
+    cli.register(flask_app)
+    _register_hooks(flask_app)
+    return flask_app
+
+
+def _apply_defaults(flask_app: Flask) -> None:
+    from app.roles import ROLES
+
+    cfg = flask_app.config
+    if not cfg.get("FAB_ROLES"):
+        cfg["FAB_ROLES"] = ROLES
+    cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")
+    for key in ("INSTANCE_DIR", "MAIL_DIR", "UPLOAD_DIR"):
+        Path(cfg[key]).mkdir(parents=True, exist_ok=True)
+
+
+def _register_views(appbuilder) -> None:
+    from views import register_all
+
+    register_all(appbuilder)
+
+
+def _register_hooks(flask_app: Flask) -> None:
+    hooks = flask_app.config.get("RESERVKORT_APP_HOOKS", ())
+    for hook in hooks:
+        hook(flask_app)

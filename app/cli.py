@@ -1,0 +1,88 @@
+"""The operations commands: `flask reservkort ...`. Each is a thin call into app/."""
+
+import sys
+from datetime import datetime
+
+import click
+from flask.cli import AppGroup
+
+reservkort = AppGroup("reservkort", help="Reservkort operations.")
+
+
+@reservkort.command("demo")
+def demo_command():
+    """Load the demo data (idempotent) and print the demo logins once."""
+    from app import demo
+
+    created = demo.load()
+    if created:
+        click.echo("Demo data loaded. Logins (username / password / role):")
+        for username, password, roles in created:
+            click.echo(f"  {username:<16} {password:<14} {', '.join(roles)}")
+    else:
+        click.echo("Demo data already present.")
+
+
+@reservkort.command("create-user")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--hsa-id", default=None, help="Link the login to the person with this HSA-id.")
+@click.option("--email", default=None)
+@click.option("--first-name", default=None)
+@click.option("--last-name", default=None)
+def create_user_command(username, password, roles, hsa_id, email, first_name, last_name):
+    """Create a login with its roles, linked to a person."""
+    from app import accounts
+    from app.errors import NotFound, RuleViolation
+
+    try:
+        user = accounts.create_user(username, password, list(roles), hsa_id=hsa_id, email=email,
+                                    first_name=first_name, last_name=last_name)
+    except (RuleViolation, NotFound, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created {user.username} ({', '.join(roles)})")
+
+
+@reservkort.command("audit-verify")
+def audit_verify_command():
+    """Check the audit chain; exit 1 naming the first bad row."""
+    from app import audit
+
+    ok, bad_id, why = audit.verify()
+    if ok:
+        click.echo("Audit log intact.")
+        return
+    click.echo(f"Audit log broken at row {bad_id}: {why}", err=True)
+    sys.exit(1)
+
+
+@reservkort.command("sweep")
+@click.option("--at", "at", default=None, help="ISO time to run the sweeps as of (default now).")
+def sweep_command(at):
+    """Run every deadline sweep once and print what changed."""
+    from app import clock
+    from app.workflow import sweeps
+
+    moment = clock.now()
+    if at:
+        try:
+            moment = clock.to_utc_naive(datetime.fromisoformat(at))
+        except ValueError as exc:
+            raise click.BadParameter(f"not an ISO 8601 time: {at}", param_hint="--at") from exc
+    result = sweeps.run_all(moment, trigger="command")
+    for name, count in result.items():
+        click.echo(f"{name}: {count}")
+
+
+@reservkort.command("init")
+def init_command():
+    """After `flask db upgrade`: roles, permissions and reference data (idempotent)."""
+    from app.bootstrap import init_security_and_reference_data
+
+    init_security_and_reference_data()
+    click.echo("Roles, permissions and reference data are in place.")
+
+
+def register(flask_app) -> None:
+    flask_app.cli.add_command(reservkort)

@@ -1,0 +1,106 @@
+"""The typed refusal every workflow step raises, carrying a stable rule code."""
+
+from flask_babel import lazy_gettext as _l
+
+
+class RuleViolation(Exception):
+    """A step refused by a rule of the routine.
+
+    `rule` is the code from the domain's rule table; `field` names the input the person should
+    correct (the REST API puts it in `errors`).
+    """
+
+    def __init__(self, rule: str, message, field: str | None = None, **params):
+        self.rule = rule
+        self.field = field
+        self.params = params
+        self._message = message
+        super().__init__(rule)
+
+    @property
+    def message(self) -> str:
+        return str(self._message) % self.params if self.params else str(self._message)
+
+    def __str__(self):
+        return f"{self.rule}: {self.message}"
+
+    def as_dict(self) -> dict:
+        errors = {self.field: [self.message]} if self.field else {}
+        return {"message": self.message, "rule": self.rule, "errors": errors}
+
+
+class NotFound(Exception):
+    """The thing a step names does not exist (the API answers 404)."""
+
+    def __init__(self, what: str, key):
+        self.what = what
+        self.key = key
+        super().__init__(f"{what} {key} not found")
+
+
+# Messages per rule code, in Swedish through the catalog (msgids are English).
+RULE_MESSAGES = {
+    "card_unknown": _l("The card %(serial)s is not in the stock."),
+    "card_not_in_stock": _l(
+        "The card %(serial)s is not available: it is issued, blocked, lost, destroyed or "
+        "waiting to be restocked."
+    ),
+    "card_expired": _l("The card %(serial)s is past its own expiry date (%(expires_on)s)."),
+    "card_bound_to_other_person": _l(
+        "The card %(serial)s was issued before to another person and may only be issued to them "
+        "again."
+    ),
+    "card_not_loa2": _l("The card %(serial)s is not an LOA2 card; only LOA2 reserve cards can "
+                        "be issued this way."),
+    "recipient_unknown": _l("No person with HSA-id %(hsa_id)s."),
+    "recipient_has_open_issuance": _l(
+        "%(name)s already holds a reserve card. A person has at most one reserve card at a time."
+    ),
+    "recipient_protected_identity": _l(
+        "People with protected identity cannot be served here. Send the person to the SITHS "
+        "office."
+    ),
+    "recipient_no_personal_number": _l(
+        "People without a Swedish personal identity number cannot be served here. Send the "
+        "person to the SITHS office."
+    ),
+    "recipient_no_card_or_order": _l(
+        "%(name)s has neither an ordinary SITHS card (active or ordered) nor a reserve-card order "
+        "in Kobe."
+    ),
+    "new_card_not_ordered": _l(
+        "Reason 'Awaiting new SITHS card' needs a new ordinary card ordered in Kobe."
+    ),
+    "reserve_order_missing": _l(
+        "Reason 'Temporary assignment' needs a reserve-card order in Kobe."
+    ),
+    "attesters_too_few": _l("%(required)s authenticated attesters are required; %(given)s given."),
+    "attesters_not_distinct": _l("The attesters must be different people."),
+    "attester_is_recipient": _l("The recipient cannot attest their own reserve card."),
+    "attester_without_valid_card": _l(
+        "The attester %(name)s has no valid ordinary SITHS card."
+    ),
+    "attester_not_eligible": _l(
+        "The attester %(name)s holds a card-office role (%(role)s) and may not attest."
+    ),
+    "validity_too_long": _l(
+        "The end date may be at the latest %(max_date)s (%(max_days)s days for this reason)."
+    ),
+    "extension_already_used": _l("The reserve card has already been extended once."),
+    "extension_window_passed": _l(
+        "An extension must be asked for within %(months)s months of issue (at the latest "
+        "%(last_day)s)."
+    ),
+    "extension_not_allowed": _l(
+        "Only an approved reserve card that is not blocked or returned can be extended."
+    ),
+    "checks_incomplete": _l("Every Kobe check must be confirmed before approval: %(missing)s."),
+    "transition_not_allowed": _l(
+        "The step '%(step)s' is not possible when the issuance is '%(status)s'."
+    ),
+}
+
+
+def refuse(rule: str, field: str | None = None, **params) -> RuleViolation:
+    """Build the RuleViolation for a rule code with its standard message."""
+    return RuleViolation(rule, RULE_MESSAGES[rule], field=field, **params)

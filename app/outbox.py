@@ -1,0 +1,65 @@
+"""E-mail through the outbox: rendered from templates and stored in the caller's transaction.
+
+A dispatcher (jobs) sends pending rows later. After a commit that queued mail, the registered
+trigger (if any) is called so that dispatch can start at once.
+"""
+
+from flask import current_app, render_template
+from sqlalchemy import event, select
+
+from app import clock
+from app.extensions import db
+from models import OutboxMessage
+
+
+def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=None):
+    """Render `email/<template>.*` and store it for sending. Returns the row, or None when a
+    message with the same dedupe key is already queued (so reminders never go twice)."""
+    recipients = [addr for addr in ([to] if isinstance(to, str) else to) if addr]
+    if not recipients:
+        return None
+    if dedupe_key and db.session.execute(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+    ).first():
+        return None
+    context = {**context, "config": current_app.config}
+    message = OutboxMessage(
+        dedupe_key=dedupe_key,
+        template=template,
+        to_addrs=", ".join(dict.fromkeys(recipients)),
+        subject=render_template(f"email/{template}.subject.txt", **context).strip(),
+        body_text=render_template(f"email/{template}.txt", **context),
+        body_html=render_template(f"email/{template}.html", **context),
+        issuance_id=issuance_id,
+        status="pending",
+        attempts=0,
+        next_attempt_at=clock.now(),
+        created_at=clock.now(),
+    )
+    db.session.add(message)
+    db.session.info["outbox_dirty"] = True
+    return message
+
+
+_triggers = []
+
+
+def on_mail_committed(callback):
+    """Register a function called after a commit that queued e-mail (e.g. enqueue dispatch)."""
+    if callback not in _triggers:
+        _triggers.append(callback)
+
+
+@event.listens_for(db.session, "after_commit")
+def _after_commit(session):
+    if session.info.pop("outbox_dirty", False):
+        for callback in list(_triggers):
+            try:
+                callback()
+            except Exception:  # the periodic catch-up sends it anyway
+                current_app.logger.exception("could not trigger e-mail dispatch")
+
+
+@event.listens_for(db.session, "after_rollback")
+def _after_rollback(session):
+    session.info.pop("outbox_dirty", None)

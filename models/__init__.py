@@ -1,0 +1,56 @@
+"""The data model, one module per aggregate. Importing this package registers every table."""
+
+from flask_appbuilder import Model
+
+from models.audit import AuditEvent
+from models.cards import CARD_STATUSES, LOA_LEVELS, PickupPoint, ReserveCard
+from models.deviations import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, DeviationNote
+from models.issuances import (
+    CHANNELS,
+    CLOSED_FOR_CARD,
+    CLOSED_FOR_PERSON,
+    ISSUANCE_STATUSES,
+    REASONS,
+    Extension,
+    Issuance,
+    IssuanceAttester,
+)
+from models.jobs import SweepRun
+from models.kobe import ORDINARY_CARD_STATES, KobeRecord
+from models.outbox import OUTBOX_STATUSES, OutboxMessage
+from models.people import AccountLink, Person, unit_managers
+from models.receipts import Receipt
+from models.units import ORG_TYPES, OrganisationType, Unit
+
+__all__ = [
+    "Model",
+    "AuditEvent",
+    "CARD_STATUSES",
+    "LOA_LEVELS",
+    "PickupPoint",
+    "ReserveCard",
+    "DEVIATION_STATUSES",
+    "DEVIATION_TYPES",
+    "Deviation",
+    "DeviationNote",
+    "CHANNELS",
+    "CLOSED_FOR_CARD",
+    "CLOSED_FOR_PERSON",
+    "ISSUANCE_STATUSES",
+    "REASONS",
+    "Extension",
+    "Issuance",
+    "IssuanceAttester",
+    "SweepRun",
+    "ORDINARY_CARD_STATES",
+    "KobeRecord",
+    "OUTBOX_STATUSES",
+    "OutboxMessage",
+    "AccountLink",
+    "Person",
+    "unit_managers",
+    "Receipt",
+    "ORG_TYPES",
+    "OrganisationType",
+    "Unit",
+]

@@ -1,0 +1,170 @@
+"""Issuances: one card lent to one person for one reason, with its attesters and extension."""
+
+from flask_appbuilder import Model
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import relationship
+
+from models._types import one_of
+
+REASONS = ("forgotten", "lost_stolen_damaged", "awaiting_new_card", "temporary_assignment")
+CHANNELS = ("in_person", "registered_mail")
+ISSUANCE_STATUSES = (
+    # in person
+    "awaiting_approval",
+    "approved",
+    "extended",
+    "expired",
+    # registered mail
+    "prepared",
+    "sent",
+    "receipt_received",
+    "active",
+    # exits
+    "rejected",
+    "blocked",
+    "returned",
+)
+# A person may get a new reserve card once the old one is returned, rejected or blocked
+# (a blocked or rejected card is useless; its return is still followed up).
+CLOSED_FOR_PERSON = ("returned", "rejected", "blocked")
+# A card is physically out until it is returned.
+CLOSED_FOR_CARD = ("returned",)
+
+
+def _not_in(values):
+    return text("status NOT IN (" + ", ".join(f"'{v}'" for v in values) + ")")
+
+
+class Issuance(Model):
+    __tablename__ = "issuances"
+    __table_args__ = (
+        one_of("status", ISSUANCE_STATUSES, "ck_issuances_status"),
+        one_of("reason", REASONS, "ck_issuances_reason"),
+        one_of("channel", CHANNELS, "ck_issuances_channel"),
+        CheckConstraint("original_days > 0", name="ck_issuances_original_days"),
+        # The database itself refuses a second open issuance for one person or one card.
+        Index(
+            "uq_issuances_open_recipient",
+            "recipient_id",
+            unique=True,
+            postgresql_where=_not_in(CLOSED_FOR_PERSON),
+            sqlite_where=_not_in(CLOSED_FOR_PERSON),
+        ),
+        Index(
+            "uq_issuances_open_card",
+            "card_id",
+            unique=True,
+            postgresql_where=_not_in(CLOSED_FOR_CARD),
+            sqlite_where=_not_in(CLOSED_FOR_CARD),
+        ),
+        Index("ix_issuances_status_created", "status", "created_at"),
+        Index("ix_issuances_status_valid_until", "status", "valid_until"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(16), nullable=False, default="in_person", index=True)
+    status = Column(String(20), nullable=False, index=True)
+    card_id = Column(Integer, ForeignKey("reserve_cards.id"), nullable=False, index=True)
+    recipient_id = Column(Integer, ForeignKey("people.id"), nullable=False, index=True)
+    reason = Column(String(32), nullable=False, index=True)
+    assignment = Column(Text)
+    created_at = Column(DateTime, nullable=False, index=True)
+    created_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    issued_at = Column(DateTime, index=True)
+    valid_until = Column(Date, index=True)
+    original_days = Column(Integer, nullable=False)
+    receipt_due = Column(Date, index=True)
+    # Televäxeln
+    kobe_reference = Column(String(64))
+    checks_confirmed = Column(JSON)
+    approved_at = Column(DateTime)
+    approved_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    rejection_reason = Column(Text)
+    rejected_at = Column(DateTime)
+    # Blocking
+    block_reason = Column(Text)
+    blocked_at = Column(DateTime, index=True)
+    blocked_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    # End of life
+    expired_at = Column(DateTime)
+    return_requested_at = Column(DateTime, index=True)
+    returned_at = Column(DateTime, index=True)
+    # Registered mail
+    address = Column(Text)
+    justification = Column(Text)
+    registered_mail_number = Column(String(64))
+    dispatched_at = Column(DateTime, index=True)
+    id_method = Column(String(64))
+    certificate_issued_at = Column(DateTime)
+    certificate_issued_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    # Reminders already queued (the sweeps set these so they never send twice).
+    receipt_reminder_at = Column(DateTime)
+    expiry_reminder_7_at = Column(DateTime)
+    expiry_reminder_3_at = Column(DateTime)
+
+    card = relationship("ReserveCard", lazy="joined")
+    recipient = relationship("Person", lazy="joined", foreign_keys=[recipient_id])
+    attesters = relationship(
+        "IssuanceAttester",
+        order_by="IssuanceAttester.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        back_populates="issuance",
+    )
+    extension = relationship(
+        "Extension", uselist=False, back_populates="issuance", lazy="selectin"
+    )
+    receipt = relationship("Receipt", uselist=False, back_populates="issuance", lazy="selectin")
+
+    def __repr__(self):
+        return f"Utgivning {self.id}"
+
+
+class IssuanceAttester(Model):
+    """An attester who authenticated in the application session and vouched for the recipient."""
+
+    __tablename__ = "issuance_attesters"
+    __table_args__ = (
+        UniqueConstraint("issuance_id", "person_id", name="uq_issuance_attesters_person"),
+        UniqueConstraint("issuance_id", "position", name="uq_issuance_attesters_position"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    issuance_id = Column(Integer, ForeignKey("issuances.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    person_id = Column(Integer, ForeignKey("people.id"), nullable=False, index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id"))
+    position = Column(Integer, nullable=False)
+    authenticated_at = Column(DateTime, nullable=False)
+
+    issuance = relationship(Issuance, back_populates="attesters")
+    person = relationship("Person", lazy="joined")
+
+
+class Extension(Model):
+    __tablename__ = "extensions"
+
+    id = Column(Integer, primary_key=True)
+    # unique: the database too allows one extension per issuance
+    issuance_id = Column(Integer, ForeignKey("issuances.id", ondelete="CASCADE"), nullable=False,
+                         unique=True)
+    requested_at = Column(DateTime, nullable=False)
+    previous_valid_until = Column(Date, nullable=False)
+    new_valid_until = Column(Date, nullable=False)
+    reason = Column(String(32), nullable=False)
+    by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+
+    issuance = relationship(Issuance, back_populates="extension")

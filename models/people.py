@@ -1,0 +1,54 @@
+"""People (recipients, attesters, managers) and the link from a login account to its person."""
+
+from flask_appbuilder import Model
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy.orm import relationship
+
+unit_managers = Table(
+    "unit_managers",
+    Model.metadata,
+    Column("unit_id", Integer, ForeignKey("units.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)
+
+
+class Person(Model):
+    __tablename__ = "people"
+
+    id = Column(Integer, primary_key=True)
+    hsa_id = Column(String(64), nullable=False, unique=True)
+    # Normalised to 12 digits (YYYYMMDDNNNN); empty for people without a Swedish number.
+    personal_number = Column(String(12), unique=True)
+    name = Column(String(200), nullable=False, index=True)
+    email = Column(String(254))
+    unit_id = Column(Integer, ForeignKey("units.id"), index=True)
+    manager_id = Column(Integer, ForeignKey("people.id"), index=True)
+    protected_identity = Column(Boolean, nullable=False, default=False)
+    # SITHS card-office role (RA, ORA, KRA, LRA) that excludes the person from attesting.
+    card_office_role = Column(String(16))
+    created_at = Column(DateTime)
+
+    unit = relationship("Unit", lazy="joined")
+    manager = relationship("Person", remote_side=[id])
+    managed_units = relationship("Unit", secondary=unit_managers)
+    kobe = relationship("KobeRecord", uselist=False, back_populates="person", lazy="joined")
+
+    def __repr__(self):
+        return f"{self.name} ({self.hsa_id})"
+
+
+class AccountLink(Model):
+    """Which person a login account (FAB's ab_user) belongs to."""
+
+    __tablename__ = "account_links"
+
+    id = Column(Integer, primary_key=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False,
+                     unique=True)
+    person_id = Column(Integer, ForeignKey("people.id"), nullable=False, unique=True)
+    # Cleared to see people with protected identity unmasked.
+    protected_identity_clearance = Column(Boolean, nullable=False, default=False)
+
+    user = relationship("User")
+    person = relationship(Person, lazy="joined")

@@ -1,0 +1,244 @@
+"""Shared fixtures: a migrated database per test (SQLite by default, PostgreSQL too for tests
+marked `both_databases`), the app, clients logged in per role, and small factories.
+
+Each database is migrated once per session into a template (a file copy for SQLite, a
+`CREATE DATABASE ... TEMPLATE` for PostgreSQL), so every test starts from the migrated schema
+with the demo data and costs no migration run.
+"""
+
+import os
+import shutil
+import uuid
+from datetime import date, datetime
+
+import psycopg2
+import pytest
+from sqlalchemy import select
+
+from app import clock, create_app
+from app.extensions import db
+from config import TestConfig
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+DEMO_PASSWORD = "Reservkort-demo-2026"
+ROLE_LOGINS = {
+    "Admin": "admin",
+    "Servicecenter": "servicecenter",
+    "Televäxeln": "televaxeln",
+    "Korthandläggare": "korthandlaggare",
+    "Chef": "chef",
+    "Intygsgivare": "intygsgivare1",
+}
+
+
+
+def pytest_sessionstart(session):
+    from app.translations.build import build
+
+    build("sv")
+
+
+def pytest_generate_tests(metafunc):
+    if "dialect" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgresql_only"):
+        dialects = ["postgresql"]
+    elif metafunc.definition.get_closest_marker("both_databases"):
+        dialects = ["sqlite", "postgresql"]
+    else:
+        dialects = ["sqlite"]
+    metafunc.parametrize("dialect", dialects, scope="session")
+
+
+def _pg_admin():
+    try:
+        connection = psycopg2.connect(PG_ADMIN_DSN)
+    except psycopg2.OperationalError as exc:  # a missing service must fail, never skip
+        raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}") from exc
+    connection.autocommit = True
+    return connection
+
+
+def _prepare(url, instance):
+    """Migrate an empty database and load the demo data into it."""
+    from flask_migrate import upgrade
+
+    template_app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=instance,
+                              MAIL_DIR=f"{instance}/mail", UPLOAD_DIR=f"{instance}/uploads")
+    with template_app.app_context():
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+    demo_app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=instance,
+                          MAIL_DIR=f"{instance}/mail", UPLOAD_DIR=f"{instance}/uploads")
+    with demo_app.app_context():
+        from app import demo
+
+        demo.load()
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_template(dialect, tmp_path_factory):
+    """A migrated database with demo data, to copy for each test."""
+    base = tmp_path_factory.mktemp(f"template-{dialect}")
+    if dialect == "sqlite":
+        path = base / "template.db"
+        _prepare(f"sqlite:///{path}", str(base))
+        yield path
+        return
+    name = f"rk_tmpl_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin()
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    _prepare(PG_URL.format(name=name), str(base))
+    yield name
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def database_url(dialect, database_template, tmp_path):
+    if dialect == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(database_template, path)
+        yield f"sqlite:///{path}"
+        return
+    name = f"rk_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    admin.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+    yield PG_URL.format(name=name)
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def app_config():
+    """Override in a test module to change configuration values."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_config):
+    instance = tmp_path / "instance"
+    flask_app = create_app(
+        TestConfig,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        INSTANCE_DIR=str(instance),
+        MAIL_DIR=str(instance / "mail"),
+        UPLOAD_DIR=str(instance / "uploads"),
+        FAB_UPDATE_PERMS=False,
+        **app_config,
+    )
+    with flask_app.app_context():
+        yield flask_app
+        db.session.remove()
+        db.engine.dispose()
+    clock.set_now(None)
+
+
+@pytest.fixture
+def session(app):
+    return db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def login(app):
+    """login(role_or_username) -> a test client logged in as that user."""
+
+    def _login(who, password=DEMO_PASSWORD):
+        username = ROLE_LOGINS.get(who, who)
+        test_client = app.test_client()
+        response = test_client.post("/login/", data={"username": username,
+                                                      "password": password})
+        assert response.status_code in (302, 303), f"login of {username} failed"
+        return test_client
+
+    return _login
+
+
+@pytest.fixture
+def api_headers(app):
+    """api_headers(role_or_username) -> Authorization header dict with a JWT."""
+
+    def _headers(who, password=DEMO_PASSWORD):
+        username = ROLE_LOGINS.get(who, who)
+        response = app.test_client().post("/api/v1/security/login", json={
+            "username": username, "password": password, "provider": "db", "refresh": True})
+        assert response.status_code == 200, response.get_json()
+        return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+    return _headers
+
+
+@pytest.fixture
+def as_user(app):
+    """as_user(username): run workflow calls as that logged-in user (a request context)."""
+    from contextlib import contextmanager
+
+    from flask_login import login_user
+
+    @contextmanager
+    def _as(who):
+        username = ROLE_LOGINS.get(who, who)
+        user = app.appbuilder.sm.find_user(username=username)
+        with app.test_request_context():
+            login_user(user)
+            yield user
+
+    return _as
+
+
+@pytest.fixture
+def set_now():
+    """set_now(datetime or ISO string): freeze the one clock for this test."""
+
+    def _set(moment):
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        if isinstance(moment, date) and not isinstance(moment, datetime):
+            moment = datetime(moment.year, moment.month, moment.day, 10, 0)
+        clock.set_now(moment)
+        return moment
+
+    yield _set
+    clock.set_now(None)
+
+
+@pytest.fixture
+def demo_person(app):
+    """demo_person(name_prefix) -> the demo Person whose name starts with it."""
+    from models import Person
+
+    def _person(prefix):
+        return db.session.execute(
+            select(Person).where(Person.name.like(f"{prefix}%"))
+        ).scalar_one()
+
+    return _person
+
+
+@pytest.fixture
+def in_stock_card(app):
+    """in_stock_card(loa="LOA2") -> a sealed demo card that is free to issue."""
+    from models import ReserveCard
+
+    def _card(loa="LOA2"):
+        return db.session.execute(
+            select(ReserveCard).where(ReserveCard.status == "in_stock", ReserveCard.loa == loa,
+                                      ReserveCard.bound_person_id.is_(None))
+            .order_by(ReserveCard.expires_on.desc()).limit(1)
+        ).scalar_one()
+
+    return _card
