@@ -51,6 +51,7 @@ SELF_SERVICE = [
     ["^ResetMyPasswordView$", "^can_this_form_(get|post)$"],
     ["^UserInfoEditView$", "^can_this_form_(get|post)$"],
     ["^HomeView$", ANY],
+    ["^MenuApi$", "^can_get$"],
 ]
 
 ROLES = {

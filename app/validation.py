@@ -52,10 +52,11 @@ def personal_number(value, field: str = "personal_number") -> str | None:
     if not raw:
         return None
     try:
-        formatted = personnummer.format(personnummer.validate(raw))
+        number = personnummer.validate(raw)
+        century = str(personnummer.get_birth_date(number).year)[:2]
     except StdnumError as exc:
         raise FieldError(
             field, _l("Not a valid Swedish personal identity number (YYYYMMDD-NNNN with a "
                       "correct check digit).")
         ) from exc
-    return formatted.replace("-", "").replace("+", "")
+    return century + re.sub(r"\D", "", number)[-10:]
