@@ -94,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     raw_origins = args.origin or [os.environ.get("READER_BRIDGE_ORIGIN") or DEFAULT_ORIGIN]
-    args.origins = [o.strip().rstrip("/") for item in raw_origins for o in item.split(",") if o.strip()]
+    args.origins = [
+        o.strip().rstrip("/") for item in raw_origins for o in item.split(",") if o.strip()
+    ]
     try:
         args.sources = parse_sources(args.sources)
     except ValueError as exc:

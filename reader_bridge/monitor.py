@@ -62,7 +62,8 @@ def _explain(hresult: int) -> tuple[str, str]:
         )
     if hresult in {h & 0xFFFFFFFF for h in _CARD_GONE}:
         return "Kortet togs bort under läsningen.", "The card was removed while being read."
-    if hresult in (scard.SCARD_W_UNSUPPORTED_CARD & 0xFFFFFFFF, scard.SCARD_E_PROTO_MISMATCH & 0xFFFFFFFF):
+    unsupported = (scard.SCARD_W_UNSUPPORTED_CARD, scard.SCARD_E_PROTO_MISMATCH)
+    if hresult in {h & 0xFFFFFFFF for h in unsupported}:
         return "Kortet stöds inte av läsaren.", "The card is not supported by the reader."
     if hresult == scard.SCARD_E_NOT_TRANSACTED & 0xFFFFFFFF:
         return (
@@ -179,7 +180,7 @@ class ReaderMonitor:
             return {
                 "pcsc": self._pcsc_ok,
                 "message": self._pcsc_message,
-                "readers": [r.public() for r in sorted(self._readers.values(), key=lambda r: r.name)],
+                "readers": [r.public() for _, r in sorted(self._readers.items())],
                 "sources": list(self.sources),
             }
 
@@ -198,7 +199,6 @@ class ReaderMonitor:
             try:
                 self._watch()
             except PcscError as exc:
-                log.warning("PC/SC context lost: %s", exc)
                 self._set_unavailable(f"Kontakten med PC/SC-tjänsten bröts: {exc}")
             except Exception:  # never let the monitor die
                 log.exception("unexpected error in reader monitor")
@@ -320,7 +320,9 @@ class ReaderMonitor:
             present = bool(event_state & scard.SCARD_STATE_PRESENT)
             mute = bool(event_state & scard.SCARD_STATE_MUTE)
             counter = (event_state >> 16) & 0xFFFF
-            reinserted = present and state.present and counter != state.counter and state.counter >= 0
+            reinserted = (
+                present and state.present and state.counter >= 0 and counter != state.counter
+            )
             if state.present and (not present or reinserted):
                 state.present = False
                 state.generation += 1
@@ -332,9 +334,8 @@ class ReaderMonitor:
                 state.generation += 1
                 state.atr = bytes(atr or b"").hex().upper() or None
                 if mute:
-                    msg, msg_en = "Kortet svarar inte (inget ATR). Vänd kortet eller prova ett annat.", (
-                        "The card does not answer (no ATR)."
-                    )
+                    msg = "Kortet svarar inte (inget ATR). Vänd kortet eller prova ett annat."
+                    msg_en = "The card does not answer (no ATR)."
                     state.error = msg
                     events.append(("error", {"reader": name, "message": msg, "message_en": msg_en}))
                 else:
@@ -414,7 +415,7 @@ class ReaderMonitor:
             if state is None or not state.reading:
                 return
             state.reading = False
-            msg = "Kortet svarar inte. Ta ut kortet och sätt i det igen, eller prova ett annat kort."
+            msg = "Kortet svarar inte. Ta ut det och sätt i det igen, eller prova ett annat kort."
             state.error = msg
         msg_en = f"The card did not answer within {self.read_timeout:g} s."
         log.warning("card in %s: %s", name, msg_en)
@@ -423,4 +424,3 @@ class ReaderMonitor:
 
     def _emit_status(self) -> None:
         self.emit("status", self.status())
-

@@ -103,7 +103,9 @@ class BridgeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, hub: EventHub, origins: Iterable[str], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int, hub: EventHub, origins: Iterable[str], host: str = "127.0.0.1"
+    ) -> None:
         if host not in ("127.0.0.1", "::1") and not host.startswith("127."):
             raise ValueError("the reader bridge only listens on the loopback interface")
         self.hub = hub
@@ -217,8 +219,8 @@ class BridgeHandler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(message)
                 self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, OSError):
-            pass  # client went away
+        except OSError:
+            pass  # client went away (broken pipe, reset, timeout)
         finally:
             hub.unsubscribe(q)
         self.close_connection = True

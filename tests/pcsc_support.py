@@ -120,8 +120,7 @@ def vpcd_driver() -> str:
         if os.path.exists(path):
             return path
     raise PcscSetupError(
-        "the vpcd PC/SC driver (libifdvpcd.so) is missing: "
-        "apt-get install -y pcscd vsmartcard-vpcd"
+        "the vpcd PC/SC driver (libifdvpcd.so) is missing: apt-get install -y pcscd vsmartcard-vpcd"
     )
 
 
@@ -177,7 +176,9 @@ class Pcscd:
         return self.ports[self.readers.index(reader)]
 
     def _configure(self) -> None:
-        binary = shutil.which("pcscd") or ("/usr/sbin/pcscd" if os.path.exists("/usr/sbin/pcscd") else None)
+        binary = shutil.which("pcscd")
+        if binary is None and os.path.exists("/usr/sbin/pcscd"):
+            binary = "/usr/sbin/pcscd"
         if binary is None:
             raise PcscSetupError("pcscd is not installed: apt-get install -y pcscd vsmartcard-vpcd")
         self.binary = binary
@@ -215,7 +216,7 @@ class Pcscd:
         def ready():
             if self.proc.poll() is not None:
                 raise PcscSetupError(
-                    f"pcscd exited with {self.proc.returncode}; log:\n{self.logfile.read_text(errors='replace')}"
+                    f"pcscd exited with {self.proc.returncode}; log:\n{self.log_text()}"
                 )
             names = list_readers()
             return names if names and len(names) >= VPCD_SLOTS else None
@@ -465,7 +466,8 @@ class SSEStream:
 
         parts = urlsplit(url)
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-        self.conn.request("GET", parts.path or "/", headers={"Accept": "text/event-stream", **(headers or {})})
+        headers = {"Accept": "text/event-stream", **(headers or {})}
+        self.conn.request("GET", parts.path or "/", headers=headers)
         self.response = self.conn.getresponse()
         self.events: queue.Queue = queue.Queue()
         self.seen: list[tuple[str, object]] = []
@@ -511,7 +513,9 @@ class SSEStream:
         try:
             item = self.events.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"no SSE event within {timeout}s; seen so far: {self.seen}") from None
+            raise AssertionError(
+                f"no SSE event within {timeout:.1f}s; seen so far: {self.seen}"
+            ) from None
         self.seen.append(item)
         self.latest[item[0]] = item[1]
         return item
@@ -560,7 +564,16 @@ class BridgeProcess:
         full_env = {**os.environ, "READER_BRIDGE_MAX_BACKOFF": "0.5", **(env or {})}
         full_env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reader_bridge", "--port", str(self.port), "--log-level", "DEBUG", *args],
+            [
+                sys.executable,
+                "-m",
+                "reader_bridge",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "DEBUG",
+                *args,
+            ],
             cwd=PROJECT_ROOT,
             env=full_env,
             stdout=self._log,
@@ -572,14 +585,18 @@ class BridgeProcess:
 
     def _listening(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"reader bridge exited with {self.proc.returncode}:\n{self.log_text()}")
+            raise AssertionError(
+                f"reader bridge exited with {self.proc.returncode}:\n{self.log_text()}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                 return True
         except OSError:
             return False
 
-    def request(self, method: str, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
+    def request(
+        self, method: str, path: str, headers: dict | None = None
+    ) -> http.client.HTTPResponse:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
@@ -623,7 +640,10 @@ def pcscd(tmp_path_factory) -> Iterator[Pcscd]:
     try:
         import smartcard  # noqa: F401
     except ImportError:
-        pytest.fail("pyscard is not installed: pip install -r reader_bridge/requirements.txt", pytrace=False)
+        pytest.fail(
+            "pyscard is not installed: pip install -r reader_bridge/requirements.txt",
+            pytrace=False,
+        )
     daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
     try:
         daemon.start()
@@ -648,12 +668,14 @@ def virtual_cards(pcscd) -> Iterator[Callable[..., VirtualCard]]:
         return card
 
     yield insert
-    for card, reader in inserted:
+    for card, _reader in inserted:
         if card.sock is not None:
             card.remove()
     if pcscd.running:
         for _, reader in inserted:
-            wait_until(lambda r=reader: reader_card_present(r) is False, 10, f"{reader} to be empty")
+            wait_until(
+                lambda r=reader: reader_card_present(r) is False, 10, f"{reader} to be empty"
+            )
 
 
 @pytest.fixture

@@ -21,18 +21,21 @@ from reader_bridge.serial_reader import (
     parse_sources,
     read_serial,
 )
-from tests.pcsc_support import (  # noqa: F401 - fixtures are used by name
+from tests import pcsc_support
+from tests.pcsc_support import (
     GarbageCard,
     GdoCard,
     SilentCard,
     UidCard,
     gdo_content,
-    pcscd,
-    reader_bridge,
     reader_card_present,
-    virtual_cards,
     wait_until,
 )
+
+# the fixtures, whether or not conftest also loads tests.pcsc_support as a plugin
+pcscd = pcsc_support.pcscd
+virtual_cards = pcsc_support.virtual_cards
+reader_bridge = pcsc_support.reader_bridge
 
 ICCID = "8946000000012345678"
 ORIGIN = "http://127.0.0.1:5000"
@@ -57,7 +60,11 @@ def test_bcd_rejects_non_digits(raw):
 
 def test_ber_tlv_parsing():
     data = bytes.fromhex("00 5A 02 1234 FF 5F20 03 414243 70 04 5A 02 5678".replace(" ", ""))
-    assert parse_ber_tlv(data) == [(0x5A, b"\x12\x34"), (0x5F20, b"ABC"), (0x70, bytes.fromhex("5A025678"))]
+    assert parse_ber_tlv(data) == [
+        (0x5A, b"\x12\x34"),
+        (0x5F20, b"ABC"),
+        (0x70, bytes.fromhex("5A025678")),
+    ]
     # long form length
     assert parse_ber_tlv(bytes.fromhex("5A8103010203")) == [(0x5A, b"\x01\x02\x03")]
     assert find_tlv(bytes.fromhex("7004 5A02 5678"), 0x5A) == b"\x56\x78"
@@ -72,7 +79,8 @@ def test_ber_tlv_rejects_malformed(raw):
 
 def test_parse_gdo():
     assert parse_gdo(gdo_content(ICCID)) == ICCID
-    assert parse_gdo(bytes.fromhex("E00C5A0A") + bytes.fromhex("8946000000012345678F") + b"\xff" * 8) == ICCID
+    wrapped = bytes.fromhex("E00C5A0A") + bytes.fromhex("8946000000012345678F") + b"\xff" * 8
+    assert parse_gdo(wrapped) == ICCID
     with pytest.raises(NotSupported):
         parse_gdo(bytes.fromhex("5F200141"))
     with pytest.raises(CardReadError) as exc:
@@ -338,7 +346,9 @@ def test_cors_private_network_and_host(pcscd, reader_bridge):
     assert preflight.getheader("Access-Control-Allow-Private-Network") == "true"
     assert "GET" in preflight.getheader("Access-Control-Allow-Methods")
 
-    plain = bridge.request("OPTIONS", "/events", {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+    plain = bridge.request(
+        "OPTIONS", "/events", {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
+    )
     assert plain.getheader("Access-Control-Allow-Private-Network") is None
 
     denied = bridge.request(
@@ -361,13 +371,126 @@ def test_cors_private_network_and_host(pcscd, reader_bridge):
     assert other.response.getheader("Access-Control-Allow-Origin") is None
 
     # DNS rebinding: a foreign Host name is refused
-    assert bridge.request("GET", "/status", {"Host": "evil.example:%d" % bridge.port}).status == 403
-    assert bridge.request("GET", "/status", {"Host": "localhost:%d" % bridge.port}).status == 200
+    assert bridge.request("GET", "/status", {"Host": f"evil.example:{bridge.port}"}).status == 403
+    assert bridge.request("GET", "/status", {"Host": f"localhost:{bridge.port}"}).status == 200
     assert bridge.request("GET", "/nope").status == 404
 
     # loopback only
     assert bridge.proc.poll() is None
-    listening = [line for line in open("/proc/net/tcp").read().splitlines()[1:] if line.split()[3] == "0A"]
-    port_hex = "%04X" % bridge.port
+    rows = open("/proc/net/tcp").read().splitlines()[1:]
+    listening = [line for line in rows if line.split()[3] == "0A"]
+    port_hex = f"{bridge.port:04X}"
     local = [line.split()[1] for line in listening if line.split()[1].endswith(":" + port_hex)]
     assert local == ["0100007F:" + port_hex]
+
+
+# --------------------------------------------------------------------------
+# the browser side: app/static/js/reader-bridge.js in headless Chromium
+# --------------------------------------------------------------------------
+
+PAGE_PROBE_JS = b"""
+(function () {
+  var last = "", log = [], input = document.getElementById("serial");
+  input.addEventListener("input", function () { log.push("input:" + input.value); });
+  input.addEventListener("change", function () { log.push("change:" + input.value); });
+  input.focus();
+  setInterval(function () {
+    var span = document.querySelector(".reader-bridge-status");
+    var state = JSON.stringify({
+      value: input.value, log: log,
+      status: span ? span.textContent : null, hidden: span ? span.hidden : null
+    });
+    if (state !== last) { last = state; fetch("/probe", { method: "POST", body: state }); }
+  }, 100);
+})();
+"""
+
+
+@pytest.mark.browser
+def test_browser_script_fills_the_field(pcscd, virtual_cards, reader_bridge, tmp_path):
+    import shutil
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("headless Chromium is needed: apt-get install -y chromium", pytrace=False)
+    script = Path(__file__).resolve().parent.parent / "app/static/js/reader-bridge.js"
+    seen: dict = {}
+    bridge_port: list[int] = []
+
+    class Page(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            if self.path == "/form":
+                body = (
+                    '<!doctype html><html><head><meta charset="utf-8"></head>'
+                    f'<body data-reader-bridge-url="http://127.0.0.1:{bridge_port[0]}">'
+                    '<input id="serial" name="serial" data-card-serial>'
+                    '<script src="/reader-bridge.js"></script><script src="/probe.js"></script>'
+                    "</body></html>"
+                ).encode()
+            elif self.path == "/reader-bridge.js":
+                body = script.read_bytes()
+            elif self.path == "/probe.js":
+                body = PAGE_PROBE_JS
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            kind = "text/html" if self.path == "/form" else "text/javascript"
+            self.send_header("Content-Type", kind + "; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # noqa: N802
+            seen.update(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{web.server_address[1]}"
+    bridge = reader_bridge("--origin", origin)
+    bridge_port.append(bridge.port)
+    browser = subprocess.Popen(
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            origin + "/form",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: seen.get("status") == "2 kortläsare anslutna", 30, "reader status")
+        virtual_cards(GdoCard(ICCID), 0)
+        wait_until(lambda: seen.get("value") == ICCID, 15, "the serial in the field")
+        wait_until(lambda: seen.get("status") == f"Kort läst: {ICCID}", 5, "'Kort läst'")
+        assert seen["log"] == [f"input:{ICCID}", f"change:{ICCID}"]
+
+        virtual_cards(GarbageCard(), 1)
+        wait_until(lambda: (seen.get("status") or "").startswith("Kortet kunde inte"), 10, "error")
+
+        bridge.stop()  # no bridge any more: the status disappears quietly
+        wait_until(lambda: seen.get("hidden") is True, 10, "the status to hide")
+        assert seen["value"] == ICCID
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            browser.wait(5)
+        web.shutdown()
+        web.server_close()
