@@ -100,8 +100,31 @@ class Config:
 
     FAB_ROLES = {}  # filled in app/roles.py
 
+    # Security. Database login for development; client certificates (SITHS card) behind a
+    # TLS-terminating proxy in production (AUTH_METHOD=client_cert).
+    CLIENT_CERT_LOGIN = os.environ.get("AUTH_METHOD", "db") == "client_cert"
+    if CLIENT_CERT_LOGIN:
+        AUTH_TYPE = 3  # AUTH_REMOTE_USER: the username is the HSA-id in the certificate
+    TRUSTED_PROXIES = tuple(
+        p for p in os.environ.get("TRUSTED_PROXIES", "127.0.0.1/32,::1/128").split(",") if p
+    )
+    CLIENT_CERT_USER_HEADER = os.environ.get("CLIENT_CERT_USER_HEADER", "X-SSL-Client-HSA-ID")
+    CLIENT_CERT_VERIFY_HEADER = os.environ.get("CLIENT_CERT_VERIFY_HEADER", "X-SSL-Client-Verify")
+    AUTH_RATE_LIMITED = True
+    RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minutes")
+    RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
+    FAB_PASSWORD_COMPLEXITY_ENABLED = True
+    FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.passwords.validate_password"
+    PERMANENT_SESSION_LIFETIME = _env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)  # True behind TLS
+
 
 class TestConfig(Config):
     TESTING = True
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
     WTF_CSRF_ENABLED = False
     SECRET_KEY = "test"

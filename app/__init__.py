@@ -36,9 +36,10 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli
+    from app import cli, web_security
 
     cli.register(flask_app)
+    web_security.install(flask_app)
     _register_hooks(flask_app)
     return flask_app
 

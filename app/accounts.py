@@ -23,7 +23,12 @@ def create_user(username, password, roles, hsa_id=None, email=None, first_name=N
     """Create a login with its roles; link it to the person with `hsa_id` when given."""
     from flask import current_app
 
+    from app.passwords import problems
+
     sm = current_app.appbuilder.sm
+    missing = problems(password)
+    if missing:
+        raise ValueError("password: needs " + ", ".join(missing))
     if sm.find_user(username=username):
         raise ValueError(f"username {username} is taken")
     role_objects = []
