@@ -22,6 +22,12 @@ def _env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+def _install_job_queue(flask_app):
+    from jobs.queue import install
+
+    install(flask_app)
+
+
 class Config:
     APP_NAME = "Reservkort"
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
@@ -99,6 +105,9 @@ class Config:
     MAX_UPLOAD_BYTES = _env_int("MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 
     FAB_ROLES = {}  # filled in app/roles.py
+    RESERVKORT_APP_HOOKS = (_install_job_queue,)
+    OUTBOX_SENDING_LEASE_SECONDS = _env_int("OUTBOX_SENDING_LEASE_SECONDS", 300)
+    SMTP_TIMEOUT_SECONDS = _env_int("SMTP_TIMEOUT_SECONDS", 30)
 
     # Security. Database login for development; client certificates (SITHS card) behind a
     # TLS-terminating proxy in production (AUTH_METHOD=client_cert).
@@ -126,5 +135,6 @@ class TestConfig(Config):
     TESTING = True
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
+    REDIS_URL = ""
     WTF_CSRF_ENABLED = False
     SECRET_KEY = "test"

@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 import psycopg2
 import pytest
+from flask import g
 from sqlalchemy import select
 
 from app import clock, create_app
@@ -131,6 +132,9 @@ def app(database_url, tmp_path, app_config):
         FAB_UPDATE_PERMS=False,
         **app_config,
     )
+    # The fixture keeps one app context open; without this, Flask-Login's cached user of the
+    # first request would leak into the next test client's requests.
+    flask_app.teardown_request(lambda exc: g.pop("_login_user", None))
     with flask_app.app_context():
         yield flask_app
         db.session.remove()

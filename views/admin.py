@@ -1,5 +1,181 @@
-"""(being written)"""
+"""Administration: the health of the job queue and the e-mail outbox (this module), and the audit
+log (views.audit_log, registered from here)."""
+
+import importlib
+
+from flask import abort, flash, redirect, url_for
+from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import permission_name
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app import mailer
+from app.errors import NotFound, RuleViolation
+from app.extensions import db
+from app.roles import MENU
+from models import OutboxMessage, SweepRun
+
+FAILED_SHOWN = 50
+
+
+def _at(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _short_error(text, limit=300) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if len(last) <= limit else last[: limit - 1] + "…"
+
+
+def queue_health() -> dict:
+    """Lengths of the job queue's registries and its failed jobs; `error` if Redis is away."""
+    from redis.exceptions import RedisError
+    from rq.registry import FailedJobRegistry
+
+    from jobs.queue import get_queue
+
+    queue = get_queue()
+    if queue is None:
+        return {"configured": False}
+    try:
+        failed = FailedJobRegistry(queue=queue)
+        jobs = queue.job_class.fetch_many(failed.get_job_ids(0, FAILED_SHOWN - 1),
+                                          connection=queue.connection)
+        return {
+            "configured": True,
+            "counts": {
+                "queued": queue.count,
+                "started": queue.started_job_registry.count,
+                "scheduled": queue.scheduled_job_registry.count,
+                "failed": failed.count,
+            },
+            "failed_jobs": [_failed_job(job) for job in jobs if job is not None],
+        }
+    except RedisError as exc:
+        return {"configured": True, "error": str(exc)}
+
+
+def _failed_job(job) -> dict:
+    result = job.latest_result()
+    error = result.exc_string if result is not None and result.exc_string else ""
+    return {"id": job.id, "func": job.func_name, "ended_at": job.ended_at,
+            "error": _short_error(error)}
+
+
+class JobsView(BaseView):
+    """Queue lengths, failed jobs (requeue), the last sweep, failed e-mail (resend)."""
+
+    route_base = "/admin/jobs"
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    @permission_name("list")
+    def index(self):
+        outbox_counts = dict(db.session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+        failed_mail = db.session.execute(
+            select(OutboxMessage).where(OutboxMessage.status == "failed")
+            .order_by(OutboxMessage.id.desc()).limit(FAILED_SHOWN)
+        ).scalars().all()
+        last_sweep = db.session.execute(
+            select(SweepRun).order_by(SweepRun.started_at.desc(), SweepRun.id.desc()).limit(1)
+        ).scalar()
+        return self.render_template(
+            "admin/jobs.html", health=queue_health(), outbox_counts=outbox_counts,
+            failed_mail=failed_mail, last_sweep=last_sweep, at=_at, short_error=_short_error,
+        )
+
+    @expose("/requeue/<job_id>", methods=["POST"])
+    @has_access
+    @permission_name("requeue")
+    def requeue(self, job_id):
+        from redis.exceptions import RedisError
+        from rq.exceptions import InvalidJobOperation, NoSuchJobError
+        from rq.registry import FailedJobRegistry
+
+        from jobs.queue import get_queue
+
+        queue = get_queue()
+        if queue is None:
+            abort(404)
+        try:
+            FailedJobRegistry(queue=queue).requeue(job_id)
+        except (NoSuchJobError, InvalidJobOperation):
+            flash(_("The job %(id)s is no longer among the failed jobs.", id=job_id), "warning")
+        except RedisError as exc:
+            flash(_("The job queue cannot be reached: %(error)s", error=str(exc)), "danger")
+        else:
+            flash(_("The job %(id)s is queued again.", id=job_id), "success")
+        return redirect(url_for("JobsView.index"))
+
+    @expose("/resend/<int:pk>", methods=["POST"])
+    @has_access
+    @permission_name("resend")
+    def resend(self, pk):
+        try:
+            mailer.resend(pk)
+        except NotFound:
+            abort(404)
+        except RuleViolation as exc:
+            flash(exc.message, "warning")
+        else:
+            flash(_("E-mail %(id)s is queued to be sent again.", id=pk), "success")
+        return redirect(url_for("JobsView.index"))
+
+
+class OutboxView(ModelView):
+    """Every e-mail the system has queued, newest first (read-only)."""
+
+    datamodel = SQLAInterface(OutboxMessage)
+    route_base = "/admin/outbox"
+    include_route_methods = {"list", "show"}
+    can_add = can_edit = can_delete = False
+    base_order = ("id", "desc")
+    list_title = _l("Outbox")
+    show_title = _l("E-mail")
+    list_columns = ["id", "created_at", "template", "to_addrs", "subject", "status", "attempts",
+                    "sent_at"]
+    show_columns = ["id", "created_at", "template", "to_addrs", "subject", "status", "attempts",
+                    "next_attempt_at", "sent_at", "last_error", "issuance_id", "dedupe_key",
+                    "body_text"]
+    search_columns = ["status", "template", "to_addrs", "subject", "created_at"]
+    order_columns = ["id", "created_at", "template", "status", "attempts", "sent_at"]
+    label_columns = {
+        "id": _l("No."),
+        "created_at": _l("Queued (UTC)"),
+        "template": _l("Kind"),
+        "to_addrs": _l("To"),
+        "subject": _l("Subject"),
+        "status": _l("Status"),
+        "attempts": _l("Attempts"),
+        "next_attempt_at": _l("Next attempt (UTC)"),
+        "sent_at": _l("Sent (UTC)"),
+        "last_error": _l("Last error"),
+        "issuance_id": _l("Issuance"),
+        "dedupe_key": _l("Dedupe key"),
+        "body_text": _l("Text"),
+    }
+    formatters_columns = {"created_at": _at, "sent_at": _at, "next_attempt_at": _at}
+    page_size = 50
 
 
 def register(appbuilder) -> None:
-    pass
+    try:
+        audit_log = importlib.import_module("views.audit_log")
+    except ModuleNotFoundError as exc:
+        if exc.name != "views.audit_log":
+            raise
+    else:
+        audit_log.register(appbuilder)
+    appbuilder.add_view(
+        JobsView, MENU["jobs"], label=_l("Jobs and e-mail"), category=MENU["admin"],
+        category_label=_l("Administration"), icon="fa-cogs",
+    )
+    appbuilder.add_view(
+        OutboxView, MENU["outbox"], label=_l("Outbox"), category=MENU["admin"],
+        category_label=_l("Administration"), icon="fa-envelope",
+    )

@@ -1,0 +1,28 @@
+"""The RQ jobs. Each is a thin call into app/; none holds a rule of its own."""
+
+from datetime import datetime
+
+from jobs.context import app_context
+
+
+def run_sweeps(at_iso: str | None = None) -> dict:
+    """Every deadline sweep as of `at_iso` (ISO 8601; default now). Returns name -> count."""
+    with app_context():
+        from app.workflow import sweeps
+
+        return sweeps.run_all(_moment(at_iso), trigger="schedule")
+
+
+def dispatch_outbox(at_iso: str | None = None) -> dict:
+    """Send the e-mail that is due (as of `at_iso`, default now); also the catch-up for
+    anything a lost trigger left behind."""
+    with app_context():
+        from app import mailer
+
+        return mailer.dispatch_due(_moment(at_iso))
+
+
+def _moment(at_iso):
+    from app import clock
+
+    return clock.to_utc_naive(datetime.fromisoformat(at_iso)) if at_iso else clock.now()
