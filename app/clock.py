@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Europe/Stockholm")
-_frozen: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("frozen_now", default=None)
+_frozen: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "frozen_now", default=None
+)
 _global_frozen: list[datetime | None] = [None]
 
 

@@ -22,7 +22,8 @@ PICKUP_POINTS = [
     ("Reception Varbergs sjukhus", "Birger Svenssons väg 1, 432 37 Varberg", 5),
 ]
 
-# name, hsa suffix, personal number, unit index, ordinary card, reserve order, protected, office role
+# name, hsa suffix, personal number, unit index, ordinary card, reserve order, protected,
+# card-office role
 PEOPLE = [
     ("Anna Åkesson", "E000000000001", "198001011231", 0, "active", False, False, None),
     ("Björn Östlund", "E000000000002", "199003151231", 0, "ordered", False, False, None),

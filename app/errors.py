@@ -94,6 +94,10 @@ RULE_MESSAGES = {
     "extension_not_allowed": _l(
         "Only an approved reserve card that is not blocked or returned can be extended."
     ),
+    "card_handler_only": _l(
+        "Only card handlers (Servicecenter or the SITHS organisation) may send a reserve card by "
+        "registered mail."
+    ),
     "checks_incomplete": _l("Every Kobe check must be confirmed before approval: %(missing)s."),
     "transition_not_allowed": _l(
         "The step '%(step)s' is not possible when the issuance is '%(status)s'."

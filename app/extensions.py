@@ -1,11 +1,11 @@
 """The extensions, created once and bound to each app in create_app."""
 
 from flask_appbuilder.models.sqla import Model
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 db = SQLA(model_class=Model)
 migrate = Migrate()

@@ -1,4 +1,4 @@
-"""A record of each sweep run, so Admin sees when the deadlines were last checked and what changed."""
+"""A record of each sweep run: when the deadlines were last checked and what changed."""
 
 from flask_appbuilder import Model
 from sqlalchemy import JSON, Column, DateTime, Integer, String

@@ -20,7 +20,9 @@ from app import clock, create_app
 from app.extensions import db
 from config import TestConfig
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 DEMO_PASSWORD = "Reservkort-demo-2026"
 ROLE_LOGINS = {

@@ -198,7 +198,8 @@ def test_create_user_refuses_unknown_role_and_person(runner):
                                  "Ett-langt-losen-1", "--role", "Kung"])
     assert result.exit_code != 0 and "Kung" in result.output
     result = runner.invoke(args=["reservkort", "create-user", "--username", "y", "--password",
-                                 "Ett-langt-losen-1", "--role", "Chef", "--hsa-id", "SE2321000131-E999"])
+                                 "Ett-langt-losen-1", "--role", "Chef",
+                                 "--hsa-id", "SE2321000131-E999"])
     assert result.exit_code != 0 and "not found" in result.output
 
 

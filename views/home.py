@@ -1,10 +1,119 @@
-"""The start page: each role's own counts."""
+"""The start page: each role's own counts, with a small bar chart drawn by the template (SVG)."""
 
-from flask_appbuilder import IndexView
+from flask import current_app, url_for
+from flask_appbuilder import IndexView, expose
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.routing import BuildError
+
+from app.extensions import db
+from app.security import user_roles
+
+# count key -> (label, endpoint of the screen that lists them, key in queries.dashboard_counts)
+COUNTS = {
+    "awaiting_approval": (_l("Awaiting approval"), "ApprovalQueueView.list",
+                          "awaiting_approval"),
+    "receipts_due_soon": (_l("Receipts due within %(days)s days"), "ReceiptsView.list", None),
+    "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.list", "receipts_overdue"),
+    "cards_out": (_l("Cards out"), "IssuanceView.list", "open_issuances"),
+    "expired_not_returned": (_l("Expired but not returned"), "ReturnsView.list",
+                             "expired_not_returned"),
+    "mail_in_progress": (_l("Registered mail in progress"), "MailFlowView.index",
+                         "mail_in_progress"),
+    "cards_to_restock": (_l("Returned cards to restock"), "ReturnsView.list",
+                         "cards_to_restock"),
+    "open_deviations": (_l("Open deviations"), "DeviationView.list", None),
+}
+# What each role follows; a person with several roles sees the union, in COUNTS order.
+ROLE_COUNTS = {
+    "Admin": set(COUNTS),
+    "Servicecenter": {"receipts_due_soon", "receipts_overdue", "cards_out",
+                      "expired_not_returned", "cards_to_restock", "open_deviations"},
+    "Televäxeln": {"awaiting_approval"},
+    "Korthandläggare": {"mail_in_progress", "cards_out", "expired_not_returned"},
+    "Chef": {"open_deviations"},
+    "Intygsgivare": set(),
+}
+CHART_WIDTH = 320
+
+
+def keys_for(roles) -> list[str]:
+    wanted = set().union(*(ROLE_COUNTS.get(role, set()) for role in roles))
+    return [key for key in COUNTS if key in wanted]
+
+
+def open_deviations(user) -> int:
+    """Open deviations this user may see (a manager: only their own units)."""
+    from app.workflow.deviations import visible_deviations
+
+    visible = visible_deviations(user).subquery()
+    return db.session.execute(
+        select(func.count()).select_from(visible).where(visible.c.status != "closed")
+    ).scalar_one()
+
+
+def receipts_due_soon(days) -> int:
+    """In-person receipts not yet registered whose deadline is today or within `days` days."""
+    from app.workflow.queries import receipts_due
+
+    due = receipts_due().subquery()
+    return db.session.execute(
+        select(func.count()).select_from(due).where(due.c.days_left.between(0, days))
+    ).scalar_one()
+
+
+def _link(endpoint):
+    """The screen behind a count, when it exists and this user may open it."""
+    view, method = endpoint.split(".")
+    if not current_app.appbuilder.sm.has_access(f"can_{method}", view):
+        return None
+    try:
+        return url_for(endpoint)
+    except BuildError:
+        return None
+
+
+def _value(key, counts, user, days):
+    if key == "open_deviations":
+        return open_deviations(user)
+    if key == "receipts_due_soon":
+        return receipts_due_soon(days)
+    return counts.get(COUNTS[key][2], 0)
+
+
+def dashboard(user) -> list[dict]:
+    """The counts this user's roles follow, each with label, number, link and bar width."""
+    from app.workflow import queries
+
+    keys = keys_for(user_roles(user))
+    if not keys:
+        return []
+    counts = queries.dashboard_counts()
+    days = current_app.config["RECEIPT_REMINDER_DAYS_BEFORE"]
+    rows = []
+    for key in keys:
+        label, endpoint, _count_key = COUNTS[key]
+        # A mapping with % leaves labels without placeholders unchanged.
+        rows.append({"key": key, "label": str(label) % {"days": days},
+                     "value": int(_value(key, counts, user, days) or 0),
+                     "link": _link(endpoint)})
+    largest = max(row["value"] for row in rows) or 1
+    for row in rows:
+        row["bar"] = round(CHART_WIDTH * row["value"] / largest)
+    return rows
 
 
 class HomeView(IndexView):
     index_template = "home.html"
+
+    @expose("/")
+    def index(self):
+        self.update_redirect()
+        user = current_user._get_current_object()
+        rows = dashboard(user) if user.is_authenticated else []
+        return self.render_template(self.index_template, appbuilder=self.appbuilder,
+                                    counts=rows, chart_width=CHART_WIDTH)
 
 
 def register(appbuilder) -> None:

@@ -1,5 +1,368 @@
-"""(being written)"""
+"""Issuances for Servicecenter: the list and detail with its history and actions, receipts that
+arrive by post, and cards that come back."""
+
+from datetime import timedelta
+
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import permission_name
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, or_, select
+
+from app import clock
+from app.extensions import db
+from models import AuditEvent, Issuance, Person, ReserveCard
+from views.registers import STEP_ERRORS, flash_refusal, person_label
+from views.stock import active_pickup_points
+
+PAGE_SIZE = 25
+DUE_SOON_DAYS = 2
+STATUS_LABELS = {
+    "awaiting_approval": _l("Awaiting approval"),
+    "approved": _l("Approved"),
+    "extended": _l("Extended"),
+    "expired": _l("Expired"),
+    "prepared": _l("Prepared"),
+    "sent": _l("Sent"),
+    "receipt_received": _l("Receipt received"),
+    "active": _l("Active"),
+    "rejected": _l("Rejected"),
+    "blocked": _l("Blocked"),
+    "returned": _l("Returned"),
+}
+CHANNEL_LABELS = {"in_person": _l("In person"), "registered_mail": _l("Registered mail")}
+ACTIONS = {"receipt": "register_receipt", "block": "block", "extend": "extend",
+           "return": "return_card"}
+
+
+def status_label(status) -> str:
+    return str(STATUS_LABELS.get(status, status))
+
+
+def reason_label(reason) -> str:
+    from app.workflow.application import REASON_LABELS
+
+    return str(REASON_LABELS.get(reason, reason))
+
+
+def channel_label(channel) -> str:
+    return str(CHANNEL_LABELS.get(channel, channel))
+
+
+def uploaded_scan():
+    """(bytes, filename) of an uploaded scan, or (None, None). Reads at most one byte more than
+    allowed, so the workflow can refuse a file that is too large."""
+    upload = request.files.get("scan")
+    if upload is None or not upload.filename:
+        return None, None
+    return upload.read(current_app.config["MAX_UPLOAD_BYTES"] + 1), upload.filename
+
+
+def confirmed() -> bool:
+    if request.form.get("confirm"):
+        return True
+    flash(_("Tick the confirmation box to go ahead."), "warning")
+    return False
+
+
+class SerialOrHsaIdFilter(BaseFilter):
+    """Search by the card serial or the recipient's HSA-id without listing every row."""
+
+    name = _l("Card serial or HSA-id")
+    arg_name = "serial_or_hsa"
+
+    def apply(self, query, value):
+        text = (value or "").strip().upper()
+        return query.filter(or_(
+            Issuance.card_id.in_(select(ReserveCard.id).where(ReserveCard.serial == text)),
+            Issuance.recipient_id.in_(select(Person.id).where(Person.hsa_id == text)),
+        ))
+
+
+class IssuanceView(ModelView):
+    route_base = "/issuances"
+    datamodel = SQLAInterface(Issuance)
+    base_permissions = ["can_list", "can_show", "can_receipt", "can_block", "can_extend",
+                        "can_return"]
+    page_size = PAGE_SIZE
+    list_title = _l("All issuances")
+    show_title = _l("Issuance")
+    list_columns = ["id", "card", "recipient", "reason", "channel", "status", "valid_until",
+                    "receipt_due", "created_at"]
+    show_columns = ["id", "card", "recipient", "reason", "assignment", "channel", "status",
+                    "created_at", "issued_at", "valid_until", "original_days", "receipt_due",
+                    "kobe_reference", "approved_at", "rejection_reason", "block_reason",
+                    "blocked_at", "returned_at", "registered_mail_number", "justification"]
+    search_columns = ["status", "reason", "channel", "created_at", "valid_until", "receipt_due"]
+    order_columns = ["id", "reason", "channel", "status", "valid_until", "receipt_due",
+                     "created_at"]
+    base_order = ("created_at", "desc")
+    label_columns = {
+        "id": _l("No."),
+        "card": _l("Card"),
+        "recipient": _l("Recipient"),
+        "reason": _l("Reason"),
+        "assignment": _l("Assignment"),
+        "channel": _l("Channel"),
+        "status": _l("Status"),
+        "created_at": _l("Created"),
+        "issued_at": _l("Issued"),
+        "valid_until": _l("Valid until"),
+        "original_days": _l("Days"),
+        "receipt_due": _l("Receipt due"),
+        "kobe_reference": _l("Kobe reference"),
+        "approved_at": _l("Approved"),
+        "rejection_reason": _l("Reason for rejection"),
+        "block_reason": _l("Reason for blocking"),
+        "blocked_at": _l("Blocked"),
+        "returned_at": _l("Returned"),
+        "registered_mail_number": _l("Registered mail number"),
+        "justification": _l("Why registered mail"),
+    }
+    formatters_columns = {"recipient": person_label, "reason": reason_label,
+                          "status": status_label, "channel": channel_label}
+    list_template = "backoffice/issuance_list.html"
+    show_template = "backoffice/issuance_show.html"
+
+    def _get_list_widget(self, filters, **kwargs):
+        query = request.args.get("q", "").strip()
+        if query:
+            filters = filters.copy()
+            filters.add_filter("id", SerialOrHsaIdFilter, query)
+        return super()._get_list_widget(filters, **kwargs)
+
+    @expose("/show/<int:pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        widgets = self._show(pk)
+        issuance = db.session.get(Issuance, pk)
+        from app.workflow import lifecycle
+
+        possible = {name: lifecycle.can_transition(issuance.status, step)
+                    for name, step in ACTIONS.items()}
+        return self.render_template(
+            self.show_template, pk=pk, title=self.show_title, widgets=widgets,
+            issuance=issuance, history=issuance_history(pk), allowed=self._allowed(),
+            possible=possible, attesters=[person_label(a.person) for a in issuance.attesters],
+            has_scan=lifecycle.scan_file(issuance) is not None,
+        )
+
+    def _allowed(self) -> dict:
+        sm = self.appbuilder.sm
+        return {name: sm.has_access(f"can_{name}", self.class_permission_name)
+                for name in ACTIONS}
+
+    @expose("/<int:pk>/receipt", methods=["POST"])
+    @has_access
+    @permission_name("receipt")
+    def receipt(self, pk):
+        from app.workflow import lifecycle
+
+        scan, filename = uploaded_scan()
+        return self._step(pk, lifecycle.register_receipt, pk, scan, filename,
+                          success=_("The receipt is registered."))
+
+    @expose("/<int:pk>/scan", methods=["GET"])
+    @has_access
+    @permission_name("receipt")
+    def scan(self, pk):
+        from app.workflow import lifecycle
+
+        issuance = db.session.get(Issuance, pk) or abort(404)
+        path = lifecycle.scan_file(issuance)
+        if path is None or not path.exists():
+            abort(404)
+        return send_file(path, mimetype=issuance.receipt.scan_mime)
+
+    @expose("/<int:pk>/block", methods=["POST"])
+    @has_access
+    @permission_name("block")
+    def block(self, pk):
+        from app.workflow import lifecycle
+
+        if not confirmed():
+            return redirect(url_for("IssuanceView.show", pk=pk))
+        return self._step(pk, lifecycle.block, pk, request.form.get("reason", ""),
+                          success=_("The card is blocked."))
+
+    @expose("/<int:pk>/extend", methods=["POST"])
+    @has_access
+    @permission_name("extend")
+    def extend(self, pk):
+        from app.workflow import lifecycle
+
+        same_reason = bool(request.form.get("same_reason"))
+        return self._step(pk, lifecycle.extend, pk, same_reason,
+                          success=_("The validity is extended."))
+
+    @expose("/<int:pk>/return", methods=["POST"])
+    @has_access
+    @permission_name("return")
+    def return_card(self, pk):
+        from app.workflow import lifecycle
+
+        if not confirmed():
+            return redirect(url_for("IssuanceView.show", pk=pk))
+        then = request.form.get("then") or None
+        return self._step(pk, lifecycle.return_card, pk, then,
+                          success=_("The card is registered as returned."))
+
+    def _step(self, pk, function, *args, success):
+        try:
+            function(*args)
+        except STEP_ERRORS as exc:
+            flash_refusal(exc)
+        else:
+            flash(success, "success")
+        return redirect(url_for("IssuanceView.show", pk=pk))
+
+
+def issuance_history(issuance_id) -> list:
+    """Who did what when to one issuance, from the audit log."""
+    return db.session.execute(
+        select(AuditEvent).where(AuditEvent.entity == "issuance",
+                                 AuditEvent.entity_id == issuance_id)
+        .order_by(AuditEvent.at, AuditEvent.id)
+    ).scalars().all()
+
+
+def _page() -> int:
+    try:
+        return max(int(request.args.get("page", 0)), 0)
+    except ValueError:
+        return 0
+
+
+class ReceiptsView(BaseView):
+    """Register a signed receipt that came by post: scan the card serial, optionally the scan."""
+
+    route_base = "/receipts"
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    @permission_name("list")
+    def index(self):
+        due_soon, overdue = receipts_due_lists()
+        return self.render_template("backoffice/issuance_receipts.html", due_soon=due_soon,
+                                    overdue=overdue, serial=request.args.get("serial", ""),
+                                    person_label=person_label)
+
+    @expose("/", methods=["POST"])
+    @has_access
+    @permission_name("register")
+    def register(self):
+        from app.workflow import lifecycle
+
+        serial = request.form.get("serial", "")
+        scan, filename = uploaded_scan()
+        try:
+            issuance = lifecycle.find_open_issuance_by_serial(serial)
+            lifecycle.register_receipt(issuance.id, scan, filename)
+        except STEP_ERRORS as exc:
+            flash_refusal(exc)
+            return redirect(url_for("ReceiptsView.index", serial=serial.strip()))
+        flash(_("The receipt for card %(serial)s is registered.", serial=issuance.card.serial),
+              "success")
+        return redirect(url_for("ReceiptsView.index"))
+
+
+def receipts_due_lists(limit=200):
+    """(due within DUE_SOON_DAYS, overdue): (issuance, days left or over) pairs."""
+    from app.workflow import queries
+
+    horizon = clock.today() + timedelta(days=DUE_SOON_DAYS)
+    rows = db.session.execute(
+        queries.receipts_due(clock.now()).where(Issuance.receipt_due <= horizon).limit(limit)
+    ).unique().all()
+    due_soon = [(issuance, days) for issuance, days in rows if days >= 0]
+    overdue = [(issuance, -days) for issuance, days in rows if days < 0]
+    return due_soon, overdue
+
+
+class ReturnsView(BaseView):
+    """Cards that come back: register the return by serial; then restock or destroy."""
+
+    route_base = "/returns"
+    default_view = "index"
+
+    @expose("/", methods=["GET"])
+    @has_access
+    @permission_name("list")
+    def index(self):
+        page = _page()
+        returned = select(ReserveCard).where(ReserveCard.status == "returned")
+        count = db.session.execute(
+            select(func.count()).select_from(returned.subquery())).scalar()
+        cards = db.session.execute(
+            returned.order_by(ReserveCard.expires_on, ReserveCard.serial)
+            .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
+        ).scalars().all()
+        return self.render_template(
+            "backoffice/issuance_returns.html", cards=cards, count=count, page=page,
+            page_size=PAGE_SIZE, pickup_points=active_pickup_points(),
+            serial=request.args.get("serial", ""),
+        )
+
+    @expose("/", methods=["POST"])
+    @has_access
+    @permission_name("return")
+    def register_return(self):
+        from app.workflow import lifecycle
+
+        serial = request.form.get("serial", "")
+        then = request.form.get("then") or None
+        try:
+            issuance = lifecycle.find_open_issuance_by_serial(serial)
+            lifecycle.return_card(issuance.id, then)
+        except STEP_ERRORS as exc:
+            flash_refusal(exc)
+            return redirect(url_for("ReturnsView.index", serial=serial.strip()))
+        flash(_("Card %(serial)s is registered as returned.", serial=issuance.card.serial),
+              "success")
+        return redirect(url_for("ReturnsView.index"))
+
+    @expose("/<int:card_id>/restock", methods=["POST"])
+    @has_access
+    @permission_name("restock")
+    def restock(self, card_id):
+        from app.workflow import stock
+
+        card = db.session.get(ReserveCard, card_id) or abort(404)
+        point_id = request.form.get("pickup_point_id", type=int)
+        return self._step(stock.restock, card.serial, point_id,
+                          success=_("Card %(serial)s is back in stock.", serial=card.serial))
+
+    @expose("/<int:card_id>/destroy", methods=["POST"])
+    @has_access
+    @permission_name("destroy")
+    def destroy(self, card_id):
+        from app.workflow import stock
+
+        card = db.session.get(ReserveCard, card_id) or abort(404)
+        if not confirmed():
+            return redirect(url_for("ReturnsView.index"))
+        return self._step(stock.destroy, card.serial, request.form.get("note") or None,
+                          success=_("Card %(serial)s is registered as destroyed.",
+                                    serial=card.serial))
+
+    def _step(self, function, *args, success):
+        try:
+            function(*args)
+        except STEP_ERRORS as exc:
+            flash_refusal(exc)
+        else:
+            flash(success, "success")
+        return redirect(url_for("ReturnsView.index"))
 
 
 def register(appbuilder) -> None:
-    pass
+    appbuilder.add_view(IssuanceView, "All issuances", label=_l("All issuances"),
+                        category="Issuances", category_label=_l("Issuances"), icon="fa-list")
+    appbuilder.add_view(ReceiptsView, "Receipts", label=_l("Receipts"), category="Issuances",
+                        icon="fa-file-text-o")
+    appbuilder.add_view(ReturnsView, "Returns", label=_l("Returns"), category="Issuances",
+                        icon="fa-undo")

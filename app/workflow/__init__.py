@@ -47,3 +47,35 @@ Modules and their public functions:
 - queries: dashboard_counts(now=None) -> dict; approval_queue() -> Select (oldest first);
   receipts_due(now=None) -> Select with days left/over.
 """
+
+from app.workflow import (  # noqa: E402  (the modules, so callers can import them from here)
+    application,
+    approval,
+    deviations,
+    kobe,
+    lifecycle,
+    mail_flow,
+    queries,
+    stock,
+    sweeps,
+)
+from app.workflow._tx import step, transaction  # noqa: E402
+from app.workflow.kobe import KobeImportError  # noqa: E402
+from app.workflow.lifecycle import TRANSITIONS, can_transition  # noqa: E402
+
+__all__ = [
+    "KobeImportError",
+    "TRANSITIONS",
+    "application",
+    "approval",
+    "can_transition",
+    "deviations",
+    "kobe",
+    "lifecycle",
+    "mail_flow",
+    "queries",
+    "step",
+    "stock",
+    "sweeps",
+    "transaction",
+]

@@ -1,0 +1,150 @@
+"""Helpers shared by the workflow steps: the acting user, configuration, audit, e-mail, lookups."""
+
+from flask import current_app, g, has_request_context
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app import audit, outbox
+from app.errors import NotFound, refuse
+from app.extensions import db
+from models import AccountLink, Issuance
+
+SYSTEM = (None, "system")
+
+# The reasons as the routine names them, for e-mails (which are always Swedish).
+REASON_SV = {
+    "forgotten": "Glömt",
+    "lost_stolen_damaged": "Stulet, förlorat, sönder, skadat",
+    "awaiting_new_card": "Väntar på nytt SITHS-kort",
+    "temporary_assignment": "Tillfälligt uppdrag",
+}
+
+
+def current_user():
+    """The logged-in user (browser session or JWT), or None in jobs and commands."""
+    if not has_request_context():
+        return None
+    from flask_login import current_user as login_user
+
+    if getattr(login_user, "is_authenticated", False):
+        return login_user._get_current_object()
+    user = getattr(g, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False):
+        return user
+    return None
+
+
+def actor():
+    user = current_user()
+    return (user.id, user.username) if user is not None else SYSTEM
+
+
+def actor_user_id():
+    return actor()[0]
+
+
+def cfg(key):
+    return current_app.config[key]
+
+
+def record(action, entity, entity_id, before=None, after=None, system=False):
+    """Audit row for the acting user (or the system for sweeps)."""
+    return audit.record(action, entity, entity_id, before, after,
+                        actor=SYSTEM if system else actor())
+
+
+def changes(obj, **values) -> tuple[dict, dict]:
+    """Set attributes and return (before, after) of the fields that were given."""
+    before = {key: getattr(obj, key) for key in values}
+    for key, value in values.items():
+        setattr(obj, key, value)
+    return before, dict(values)
+
+
+def load_issuance(issuance_id, lock=False) -> Issuance:
+    query = select(Issuance).where(Issuance.id == issuance_id)
+    if lock:
+        query = query.with_for_update(of=Issuance)
+    issuance = db.session.execute(
+        query.execution_options(populate_existing=True)
+    ).unique().scalar_one_or_none()
+    if issuance is None:
+        raise NotFound("issuance", issuance_id)
+    return issuance
+
+
+STATUS_LABELS = {
+    "awaiting_approval": _l("Awaiting approval"),
+    "approved": _l("Approved"),
+    "extended": _l("Extended"),
+    "expired": _l("Expired"),
+    "prepared": _l("Prepared"),
+    "sent": _l("Sent"),
+    "receipt_received": _l("Receipt received"),
+    "active": _l("Active"),
+    "rejected": _l("Rejected"),
+    "blocked": _l("Blocked"),
+    "returned": _l("Returned"),
+}
+STEP_LABELS = {
+    "approve": _l("Approve the issuance"),
+    "reject": _l("Reject the issuance"),
+    "register_receipt": _l("Register receipt"),
+    "block": _l("Block the card"),
+    "extend": _l("Extend the validity"),
+    "return_card": _l("Return the card"),
+    "expire": _l("End the validity"),
+    "dispatched": _l("Sent by registered mail"),
+    "receipt_returned": _l("Receipt returned"),
+    "certificate_issued": _l("Certificate issued"),
+    "close": _l("Close the deviation"),
+    "move_card": _l("Move the card"),
+    "mark_lost": _l("Mark the card as lost"),
+    "restock": _l("Put the card back in stock"),
+    "destroy": _l("Destroy the card"),
+}
+CARD_STATUS_LABELS = {
+    "in_stock": _l("In stock"),
+    "issued": _l("Issued"),
+    "lost": _l("Lost"),
+    "destroyed": _l("Destroyed"),
+    "closed": _l("Closed"),
+}
+
+
+def not_allowed(step_name, status):
+    """The transition_not_allowed refusal, naming the step and status in words."""
+    label = STATUS_LABELS.get(status) or CARD_STATUS_LABELS.get(status) or status
+    return refuse("transition_not_allowed", step=str(STEP_LABELS.get(step_name, step_name)),
+                  status=str(label))
+
+
+def require_transition(issuance, step_name):
+    from app.workflow.lifecycle import can_transition
+
+    if not can_transition(issuance.status, step_name):
+        raise not_allowed(step_name, issuance.status)
+
+
+def user_id_for_person(person_id):
+    return db.session.execute(
+        select(AccountLink.user_id).where(AccountLink.person_id == person_id)
+    ).scalar_one_or_none()
+
+
+def people_addresses(issuance, attesters=True) -> list[str]:
+    people = [issuance.recipient]
+    if attesters:
+        people += [link.person for link in issuance.attesters]
+    return [p.email for p in people if p is not None and p.email]
+
+
+def mail(template, to, issuance=None, dedupe_key=None, **context):
+    """Queue an e-mail about an issuance in the current transaction."""
+    if issuance is not None:
+        context.setdefault("issuance", issuance)
+        context.setdefault("card", issuance.card)
+        context.setdefault("recipient", issuance.recipient)
+        context.setdefault("reason_name", REASON_SV.get(issuance.reason, issuance.reason))
+    return outbox.queue_email(template, to, context, dedupe_key=dedupe_key,
+                              issuance_id=issuance.id if issuance is not None else None)

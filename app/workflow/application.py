@@ -1,0 +1,289 @@
+"""The in-person application (reservkortsapplikationen): recipient, card, attesters, validity."""
+
+from datetime import date, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+
+from app import clock, security
+from app.errors import refuse
+from app.extensions import db
+from app.validation import FieldError, card_serial
+from app.validation import hsa_id as valid_hsa_id
+from app.validation import personal_number as valid_personal_number
+from app.workflow._common import (
+    actor_user_id,
+    cfg,
+    current_user,
+    mail,
+    people_addresses,
+    record,
+    user_id_for_person,
+)
+from app.workflow._tx import conflict_params, step
+from models import (
+    CLOSED_FOR_PERSON,
+    REASONS,
+    Issuance,
+    IssuanceAttester,
+    Person,
+    Receipt,
+    ReserveCard,
+)
+
+REASON_LABELS = {
+    "forgotten": _l("Forgotten"),
+    "lost_stolen_damaged": _l("Stolen, lost, broken or damaged"),
+    "awaiting_new_card": _l("Awaiting new SITHS card"),
+    "temporary_assignment": _l("Temporary assignment"),
+}
+
+
+# --- the card ---------------------------------------------------------------------------------
+
+def check_card(serial, recipient=None, lock=False) -> ReserveCard:
+    """The card must be known, sealed in stock, not past its expiry, LOA2 and, with the binding
+    rule, never issued to anyone but this recipient."""
+    serial = card_serial(serial, field="card_serial")
+    query = select(ReserveCard).where(ReserveCard.serial == serial)
+    if lock:
+        query = query.with_for_update(of=ReserveCard)
+    card = db.session.execute(
+        query.execution_options(populate_existing=True)
+    ).unique().scalar_one_or_none()
+    if card is None:
+        raise refuse("card_unknown", field="card_serial", serial=serial)
+    if card.status != "in_stock":
+        raise refuse("card_not_in_stock", field="card_serial", serial=serial)
+    if card.expires_on < clock.today():
+        raise refuse("card_expired", field="card_serial", serial=serial,
+                     expires_on=card.expires_on.isoformat())
+    if card.loa != "LOA2":
+        raise refuse("card_not_loa2", field="card_serial", serial=serial)
+    if (recipient is not None and cfg("CARD_BOUND_TO_FIRST_HOLDER")
+            and card.bound_person_id not in (None, recipient.id)):
+        raise refuse("card_bound_to_other_person", field="card_serial", serial=serial)
+    return card
+
+
+# --- the recipient ----------------------------------------------------------------------------
+
+def find_recipient(query) -> Person:
+    """The person with this HSA-id or Swedish personal identity number."""
+    text = str(query or "").strip()
+    conditions = []
+    try:
+        conditions.append(Person.hsa_id == valid_hsa_id(text, field="recipient_hsa_id"))
+    except FieldError:
+        pass
+    try:
+        number = valid_personal_number(text, field="recipient")
+        if number:
+            conditions.append(Person.personal_number == number)
+    except FieldError:
+        pass
+    person = None
+    if conditions:
+        person = db.session.execute(
+            select(Person).where(or_(*conditions)).limit(1)
+        ).unique().scalar_one_or_none()
+    if person is None:
+        raise refuse("recipient_unknown", field="recipient_hsa_id", hsa_id=text)
+    return person
+
+
+def _open_issuance(person) -> Issuance | None:
+    return db.session.execute(
+        select(Issuance).where(Issuance.recipient_id == person.id,
+                               Issuance.status.not_in(CLOSED_FOR_PERSON)).limit(1)
+    ).unique().scalar_one_or_none()
+
+
+def recipient_facts(person) -> dict:
+    """What the rules need to know about a recipient, from the people and Kobe registers."""
+    kobe = person.kobe
+    open_issuance = _open_issuance(person)
+    return {
+        "person_id": person.id,
+        "name": person.name,
+        "hsa_id": person.hsa_id,
+        "protected_identity": bool(person.protected_identity),
+        "has_personal_number": bool(person.personal_number),
+        "ordinary_card": kobe.ordinary_card if kobe else "none",
+        "reserve_card_order": bool(kobe and kobe.reserve_card_order),
+        "open_issuance_id": open_issuance.id if open_issuance else None,
+        "open_card_serial": open_issuance.card.serial if open_issuance else None,
+        "attesters_required": attesters_required(person),
+    }
+
+
+def check_recipient(person, reason=None) -> dict:
+    """Every rule about the recipient; returns the facts when all hold."""
+    facts = recipient_facts(person)
+    field = "recipient_hsa_id"
+    if facts["protected_identity"]:
+        raise refuse("recipient_protected_identity", field=field)
+    if not facts["has_personal_number"]:
+        raise refuse("recipient_no_personal_number", field=field)
+    if facts["open_issuance_id"]:
+        raise refuse("recipient_has_open_issuance", field=field, name=person.name)
+    has_card = facts["ordinary_card"] in ("active", "ordered")
+    if not has_card and not facts["reserve_card_order"]:
+        raise refuse("recipient_no_card_or_order", field=field, name=person.name)
+    if reason is not None:
+        check_reason(reason)
+    if reason == "awaiting_new_card" and facts["ordinary_card"] != "ordered":
+        raise refuse("new_card_not_ordered", field="reason")
+    if reason == "temporary_assignment" and not facts["reserve_card_order"]:
+        raise refuse("reserve_order_missing", field="reason")
+    return facts
+
+
+# --- reason and validity ----------------------------------------------------------------------
+
+def check_reason(reason) -> str:
+    if reason not in REASONS:
+        raise FieldError("reason", _l("Choose one of the reasons."))
+    return reason
+
+
+def max_valid_until(reason, start=None) -> date:
+    """The latest end date the reason allows, counted from the issue date."""
+    start = start or clock.today()
+    return start + timedelta(days=cfg("REASON_MAX_DAYS")[check_reason(reason)])
+
+
+def check_validity(reason, valid_until, start=None) -> date:
+    """The end date: the maximum when none is given; never later, never before tomorrow."""
+    start = start or clock.today()
+    latest = max_valid_until(reason, start)
+    if valid_until in (None, ""):
+        return latest
+    if not isinstance(valid_until, date):
+        try:
+            valid_until = date.fromisoformat(str(valid_until))
+        except ValueError as exc:
+            raise FieldError("valid_until", _l("Give a date as YYYY-MM-DD.")) from exc
+    if valid_until > latest:
+        raise refuse("validity_too_long", field="valid_until", max_date=latest.isoformat(),
+                     max_days=cfg("REASON_MAX_DAYS")[reason])
+    if valid_until <= start:
+        raise FieldError("valid_until", _l("The end date must be after the issue date."))
+    return valid_until
+
+
+# --- attesters --------------------------------------------------------------------------------
+
+def attesters_required(recipient) -> int:
+    unit = recipient.unit
+    if unit is not None and unit.org_type is not None:
+        return unit.org_type.attesters_required
+    return cfg("DEFAULT_ATTESTERS_REQUIRED")
+
+
+def authenticate_attester(username, password) -> Person:
+    """An attester proves who they are with their own credentials; a typed name is not enough."""
+    user = security.authenticate(username, password)
+    person = security.person_for_user(user) if user else None
+    if person is None:
+        raise refuse("attesters_too_few", field="attesters",
+                     required=cfg("DEFAULT_ATTESTERS_REQUIRED"), given=1)
+    return person
+
+
+def check_attesters(recipient, attester_people) -> list[Person]:
+    required = attesters_required(recipient)
+    people = [p for p in attester_people if p is not None]
+    if len(people) < required:
+        raise refuse("attesters_too_few", field="attesters", required=required, given=len(people))
+    if len({p.id for p in people}) != len(people):
+        raise refuse("attesters_not_distinct", field="attesters")
+    excluded = set(cfg("EXCLUDED_ATTESTER_ROLES"))
+    for person in people:
+        if person.id == recipient.id:
+            raise refuse("attester_is_recipient", field="attesters")
+        if person.kobe is None or person.kobe.ordinary_card != "active":
+            raise refuse("attester_without_valid_card", field="attesters", name=person.name)
+        if person.card_office_role and person.card_office_role in excluded:
+            raise refuse("attester_not_eligible", field="attesters", name=person.name,
+                         role=person.card_office_role)
+    return people
+
+
+def _all_attesters(attester_people) -> list[Person]:
+    """The caller is attester 1; `attester_people` are the others who authenticated."""
+    user = current_user()
+    caller = security.person_for_user(user) if user is not None else None
+    others = list(attester_people or [])
+    if caller is None:
+        return others
+    if len(others) >= 2 and others[0].id == caller.id:
+        others = others[1:]  # the caller passed in as attester 1 as well
+    return [caller, *others]
+
+
+# --- the application --------------------------------------------------------------------------
+
+def _confirmations(recipient_present, envelope_unopened):
+    if recipient_present is not True:
+        raise FieldError("recipient_present", _l(
+            "The recipient must be present; activation without the recipient is not allowed."))
+    if envelope_unopened is not True:
+        raise FieldError("envelope_unopened", _l(
+            "The card must come from an unopened envelope."))
+
+
+@step
+def apply_in_person(card_serial, recipient_hsa_id, reason, attester_people, recipient_present,
+                    envelope_unopened, valid_until=None, assignment=None) -> Issuance:
+    """Complete the application: the issuance waits for Televäxeln, the receipt is due, the card
+    is out. `attester_people` are the attesters besides the logged-in caller (attester 1)."""
+    _confirmations(recipient_present, envelope_unopened)
+    check_reason(reason)
+    recipient = find_recipient(recipient_hsa_id)
+    check_recipient(recipient, reason)
+    attesters = check_attesters(recipient, _all_attesters(attester_people))
+    card = check_card(card_serial, recipient, lock=True)
+    end = check_validity(reason, valid_until)
+    return _create(card, recipient, reason, attesters, end, assignment)
+
+
+def _create(card, recipient, reason, attesters, end, assignment) -> Issuance:
+    now = clock.now()
+    today = clock.today()
+    receipt_due = today + timedelta(days=cfg("RECEIPT_DUE_DAYS"))
+    issuance = Issuance(
+        channel="in_person", status="awaiting_approval", card_id=card.id,
+        recipient_id=recipient.id, reason=reason, assignment=(assignment or None),
+        created_at=now, created_by_user_id=actor_user_id(), issued_at=now, valid_until=end,
+        original_days=(end - today).days, receipt_due=receipt_due,
+    )
+    issuance.card = card
+    issuance.recipient = recipient
+    for position, person in enumerate(attesters, start=1):
+        issuance.attesters.append(IssuanceAttester(
+            person=person, person_id=person.id, user_id=user_id_for_person(person.id),
+            position=position, authenticated_at=now,
+        ))
+    issuance.receipt = Receipt(kind="application", due_on=receipt_due)
+    db.session.add(issuance)
+    conflict_params(serial=card.serial, name=recipient.name)
+    db.session.flush()
+    mark_card_issued(card, recipient)
+    record("issuance.apply", "issuance", issuance.id, None, {
+        "status": issuance.status, "channel": "in_person", "card": card.serial,
+        "recipient": recipient.hsa_id, "reason": reason, "valid_until": end,
+        "receipt_due": receipt_due, "attesters": [p.hsa_id for p in attesters],
+    })
+    mail("application_completed", people_addresses(issuance), issuance)
+    mail("approval_requested", cfg("TELEVAXELN_MAILBOX"), issuance)
+    return issuance
+
+
+def mark_card_issued(card, recipient) -> None:
+    before = {"status": card.status, "bound_person_id": card.bound_person_id}
+    card.status = "issued"
+    if card.bound_person_id is None:
+        card.bound_person_id = recipient.id
+    record("card.issue", "card", card.id, before,
+           {"status": card.status, "bound_person_id": card.bound_person_id})

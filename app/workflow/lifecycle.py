@@ -1,0 +1,197 @@
+"""After the application: receipt, blocking, extension, return, and the transition table."""
+
+import uuid
+from pathlib import Path
+
+import filetype
+from dateutil.relativedelta import relativedelta
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app import clock
+from app.errors import NotFound, refuse
+from app.extensions import db
+from app.validation import FieldError, card_serial
+from app.workflow._common import (
+    actor_user_id,
+    cfg,
+    changes,
+    load_issuance,
+    mail,
+    not_allowed,
+    people_addresses,
+    record,
+    require_transition,
+)
+from app.workflow._tx import step
+from models import ISSUANCE_STATUSES, Extension, Issuance, ReserveCard
+
+_OUT = ("awaiting_approval", "approved", "extended", "expired")
+_MAIL_OUT = ("prepared", "sent", "receipt_received", "active")
+
+# step -> the issuance statuses it may start from. Every step checks here first.
+TRANSITIONS = {
+    "approve": frozenset({"awaiting_approval"}),
+    "reject": frozenset({"awaiting_approval"}),
+    "register_receipt": frozenset({*_OUT, "blocked"}),
+    "block": frozenset({*_OUT, *_MAIL_OUT}),
+    "extend": frozenset({"approved", "active"}),
+    "return_card": frozenset(set(ISSUANCE_STATUSES) - {"returned"}),
+    "expire": frozenset({"approved", "extended", "active"}),
+    "dispatched": frozenset({"prepared"}),
+    "receipt_returned": frozenset({"sent"}),
+    "certificate_issued": frozenset({"receipt_received"}),
+}
+
+SCAN_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
+
+
+def can_transition(status, step_name) -> bool:
+    return status in TRANSITIONS.get(step_name, ())
+
+
+def find_open_issuance_by_serial(serial) -> Issuance:
+    """The issuance a card is out on (the card is scanned at the counter)."""
+    serial = card_serial(serial)
+    issuance = db.session.execute(
+        select(Issuance).join(ReserveCard, Issuance.card_id == ReserveCard.id)
+        .where(ReserveCard.serial == serial, Issuance.status != "returned")
+    ).unique().scalar_one_or_none()
+    if issuance is None:
+        raise NotFound("issuance for card", serial)
+    return issuance
+
+
+# --- receipt ----------------------------------------------------------------------------------
+
+def _sniff_scan(scan_bytes) -> str:
+    if len(scan_bytes) > cfg("MAX_UPLOAD_BYTES"):
+        raise FieldError("scan", _l("The file is too large (at most %(mb)s MB).")
+                         % {"mb": round(cfg("MAX_UPLOAD_BYTES") / 1024 / 1024, 1)})
+    kind = filetype.guess(scan_bytes)
+    if kind is None or kind.mime not in SCAN_TYPES:
+        raise FieldError("scan", _l("The scan must be a PDF, JPEG or PNG file."))
+    return kind.mime
+
+
+def _store_scan(issuance, scan_bytes, mime) -> str:
+    folder = Path(cfg("UPLOAD_DIR")) / "receipts"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{issuance.id}-{uuid.uuid4().hex}.{SCAN_TYPES[mime]}"
+    (folder / name).write_bytes(scan_bytes)
+    return f"receipts/{name}"
+
+
+@step
+def register_receipt(issuance_id, scan_bytes=None, scan_filename=None) -> Issuance:
+    """Servicecenter has the signed receipt (optionally a scan of it)."""
+    issuance = load_issuance(issuance_id, lock=True)
+    require_transition(issuance, "register_receipt")
+    receipt = issuance.receipt
+    if receipt is None or receipt.received_at is not None:
+        raise not_allowed("register_receipt", "receipt_received")
+    mime = _sniff_scan(scan_bytes) if scan_bytes else None
+    values = {"received_at": clock.now(), "registered_by_user_id": actor_user_id()}
+    before, after = changes(receipt, **values)
+    if mime:
+        path = _store_scan(issuance, scan_bytes, mime)
+        receipt.scan_path, receipt.scan_mime = path, mime
+        after.update(scan_path=path, scan_mime=mime, scan_filename=scan_filename)
+    record("receipt.register", "issuance", issuance.id, before, after)
+    return issuance
+
+
+def scan_file(issuance) -> Path | None:
+    """Where a stored scan lives (for the view that serves it to Servicecenter)."""
+    receipt = issuance.receipt
+    if receipt is None or not receipt.scan_path:
+        return None
+    return Path(cfg("UPLOAD_DIR")) / receipt.scan_path
+
+
+# --- block ------------------------------------------------------------------------------------
+
+def block_issuance(issuance, reason, by_user_id, system=False) -> dict:
+    before, after = changes(issuance, status="blocked", block_reason=reason,
+                            blocked_at=clock.now(), blocked_by_user_id=by_user_id)
+    record("issuance.block", "issuance", issuance.id, before, after, system=system)
+    return after
+
+
+@step
+def block(issuance_id, reason) -> Issuance:
+    """The certificate is revoked; the card must still come back."""
+    issuance = load_issuance(issuance_id, lock=True)
+    require_transition(issuance, "block")
+    text = str(reason or "").strip()
+    if not text:
+        raise FieldError("reason", _l("Give the reason for blocking."))
+    block_issuance(issuance, text, actor_user_id())
+    mail("issuance_blocked", people_addresses(issuance, attesters=False), issuance)
+    return issuance
+
+
+# --- extension --------------------------------------------------------------------------------
+
+def extension_last_day(issuance):
+    issued_on = clock.to_local(issuance.issued_at).date()
+    return issued_on + relativedelta(months=cfg("EXTENSION_WINDOW_MONTHS"))
+
+
+def check_extension(issuance, same_reason=True):
+    if issuance.extension is not None:
+        raise refuse("extension_already_used")
+    if not can_transition(issuance.status, "extend"):
+        raise refuse("extension_not_allowed")
+    if same_reason is not True:
+        raise FieldError("same_reason", _l(
+            "An extension is only for the same reason or assignment as the issuance."))
+    last_day = extension_last_day(issuance)
+    if clock.today() > last_day:
+        raise refuse("extension_window_passed", months=cfg("EXTENSION_WINDOW_MONTHS"),
+                     last_day=last_day.isoformat())
+
+
+@step
+def extend(issuance_id, same_reason=True) -> Issuance:
+    """Once, by the original length, for the same reason, within the window after issue."""
+    issuance = load_issuance(issuance_id, lock=True)
+    check_extension(issuance, same_reason)
+    new_end = issuance.valid_until + relativedelta(days=issuance.original_days)
+    db.session.add(Extension(
+        issuance_id=issuance.id, requested_at=clock.now(),
+        previous_valid_until=issuance.valid_until, new_valid_until=new_end,
+        reason=issuance.reason, by_user_id=actor_user_id(),
+    ))
+    status = "extended" if issuance.channel == "in_person" else issuance.status
+    before, after = changes(issuance, status=status, valid_until=new_end,
+                            expiry_reminder_7_at=None, expiry_reminder_3_at=None)
+    record("issuance.extend", "issuance", issuance.id, before, after)
+    mail("issuance_extended", people_addresses(issuance, attesters=False), issuance)
+    db.session.flush()
+    db.session.refresh(issuance, ["extension"])
+    return issuance
+
+
+# --- return -----------------------------------------------------------------------------------
+
+@step
+def return_card(issuance_id, then=None) -> Issuance:
+    """The card is back at Servicecenter; then restock it (still bound) or destroy it."""
+    from app.workflow import stock
+
+    if then not in (None, "", "restock", "destroy"):
+        raise FieldError("then", _l("Choose restock or destroy."))
+    issuance = load_issuance(issuance_id, lock=True)
+    require_transition(issuance, "return_card")
+    before, after = changes(issuance, status="returned", returned_at=clock.now())
+    record("issuance.return", "issuance", issuance.id, before, after)
+    card = issuance.card
+    card_before, card_after = changes(card, status="returned")
+    record("card.return", "card", card.id, card_before, card_after)
+    db.session.flush()
+    if then == "restock":
+        stock.restock(card.serial)
+    elif then == "destroy":
+        stock.destroy(card.serial)
+    return issuance

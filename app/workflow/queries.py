@@ -1,0 +1,90 @@
+"""Read-only questions the screens and the API ask: counts, the approval queue, receipts due."""
+
+from datetime import timedelta
+
+from sqlalchemy import Integer, case, cast, func, literal, select
+from sqlalchemy.orm import selectinload
+
+from app import clock
+from app.extensions import db
+from models import Deviation, Issuance, IssuanceAttester, Receipt, ReserveCard
+
+RECEIPT_STATUSES = ("awaiting_approval", "approved", "extended")
+RUNNING = ("approved", "extended", "active")
+OPEN = ("awaiting_approval", "approved", "extended", "expired", "prepared", "sent",
+        "receipt_received", "active")
+
+
+def _today(now):
+    return clock.to_local(clock.to_utc_naive(now)).date() if now else clock.today()
+
+
+def dashboard_counts(now=None) -> dict:
+    """The numbers on the home page, from one query per table."""
+    today = _today(now)
+    receipt_open = (Issuance.status.in_(RECEIPT_STATUSES) & (Issuance.channel == "in_person")
+                    & Issuance.id.in_(select(Receipt.issuance_id)
+                                      .where(Receipt.received_at.is_(None))))
+
+    def count_if(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    issuance_row = db.session.execute(select(
+        count_if(Issuance.status == "awaiting_approval"),
+        count_if(receipt_open & (Issuance.receipt_due < today)),
+        count_if(receipt_open & (Issuance.receipt_due >= today)),
+        count_if(Issuance.status.in_(RUNNING)
+                 & (Issuance.valid_until <= today + timedelta(days=7))),
+        count_if(Issuance.status.in_(OPEN)),
+        count_if(Issuance.status == "expired"),
+        count_if(Issuance.status.in_(("prepared", "sent", "receipt_received"))),
+    )).one()
+    cards_in_stock = db.session.execute(
+        select(func.count(ReserveCard.id)).where(ReserveCard.status == "in_stock")
+    ).scalar()
+    cards_returned = db.session.execute(
+        select(func.count(ReserveCard.id)).where(ReserveCard.status == "returned")
+    ).scalar()
+    open_deviations = db.session.execute(
+        select(func.count(Deviation.id)).where(Deviation.status != "closed")
+    ).scalar()
+    keys = ("awaiting_approval", "receipts_overdue", "receipts_due", "expiring_soon",
+            "open_issuances", "expired_not_returned", "mail_in_progress")
+    return {
+        **{key: int(value) for key, value in zip(keys, issuance_row, strict=True)},
+        "cards_in_stock": cards_in_stock,
+        "cards_to_restock": cards_returned,
+        "open_deviations": open_deviations,
+    }
+
+
+def approval_queue():
+    """Issuances awaiting Televäxeln, oldest first, with card, recipient and attesters loaded
+    by the same few statements whatever the page size."""
+    return (
+        select(Issuance)
+        .where(Issuance.status == "awaiting_approval")
+        .options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
+        .order_by(Issuance.created_at, Issuance.id)
+    )
+
+
+def _days_between(later, earlier):
+    """later - earlier in whole days, in the running database's dialect."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return later - earlier
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
+def receipts_due(now=None):
+    """In-person issuances whose receipt is not registered, most urgent first, with
+    `days_left` (negative: days overdue)."""
+    today = _today(now)
+    days_left = _days_between(Issuance.receipt_due, literal(today)).label("days_left")
+    return (
+        select(Issuance, days_left)
+        .join(Receipt, Receipt.issuance_id == Issuance.id)
+        .where(Issuance.channel == "in_person", Issuance.status.in_(RECEIPT_STATUSES),
+               Receipt.received_at.is_(None))
+        .order_by(Issuance.receipt_due, Issuance.id)
+    )

@@ -1,0 +1,200 @@
+"""The stock of sealed envelopes: register, move, lose, restock, destroy, and the summary."""
+
+import re
+from datetime import date, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, func, insert, select
+
+from app import clock
+from app.errors import NotFound, refuse
+from app.extensions import db
+from app.validation import FieldError, card_serial
+from app.workflow._common import cfg, changes, not_allowed, record
+from app.workflow._tx import step
+from models import LOA_LEVELS, Issuance, PickupPoint, ReserveCard
+
+MAX_BATCH = 5000
+_SPLIT = re.compile(r"[\s,;]+")
+
+
+def parse_serials(text) -> list[str]:
+    """Serials typed or scanned one per line (or separated by commas); duplicates dropped."""
+    serials = []
+    for token in _SPLIT.split(str(text or "")):
+        if token:
+            serials.append(card_serial(token, field="serials"))
+    if not serials:
+        raise FieldError("serials", _l("Give at least one card serial."))
+    return list(dict.fromkeys(serials))
+
+
+def serial_range(first, last) -> list[str]:
+    """Every serial from `first` to `last`, keeping the width (leading zeros)."""
+    first = card_serial(first, field="first")
+    last = card_serial(last, field="last")
+    if len(first) != len(last) or int(last) < int(first):
+        raise FieldError("last", _l("The last serial must be at least the first, with the "
+                                    "same number of digits."))
+    count = int(last) - int(first) + 1
+    if count > MAX_BATCH:
+        raise FieldError("last", _l("At most %(max)s envelopes at a time.") % {"max": MAX_BATCH})
+    width = len(first)
+    return [str(n).zfill(width) for n in range(int(first), int(last) + 1)]
+
+
+def _pickup_point(pickup_point_id) -> PickupPoint:
+    point = db.session.get(PickupPoint, pickup_point_id) if pickup_point_id else None
+    if point is None:
+        raise NotFound("pickup_point", pickup_point_id)
+    return point
+
+
+def _as_date(value, field) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise FieldError(field, _l("Give a date as YYYY-MM-DD.")) from exc
+
+
+@step
+def register_batch(serials, product_code, loa, expires_on, pickup_point_id) -> int:
+    """Register sealed envelopes; every serial is new or nothing is saved."""
+    if isinstance(serials, str):
+        serials = parse_serials(serials)
+    serials = list(dict.fromkeys(card_serial(s, field="serials") for s in serials))
+    if not serials:
+        raise FieldError("serials", _l("Give at least one card serial."))
+    if len(serials) > MAX_BATCH:
+        raise FieldError("serials", _l("At most %(max)s envelopes at a time.") % {"max": MAX_BATCH})
+    product_code = str(product_code or "").strip()
+    if not product_code:
+        raise FieldError("product_code", _l("Give the card product."))
+    if loa not in LOA_LEVELS:
+        raise FieldError("loa", _l("The level of assurance is LOA2 or LOA3."))
+    expires_on = _as_date(expires_on, "expires_on")
+    if expires_on <= clock.today():
+        raise FieldError("expires_on", _l("The card's expiry date must be in the future."))
+    point = _pickup_point(pickup_point_id)
+    known = db.session.execute(
+        select(ReserveCard.serial).where(ReserveCard.serial.in_(serials))
+    ).scalars().all()
+    if known:
+        raise FieldError("serials", _l("Already in the stock: %(serials)s")
+                         % {"serials": ", ".join(sorted(known)[:20])})
+    now = clock.now()
+    db.session.execute(insert(ReserveCard), [
+        {"serial": s, "product_code": product_code, "loa": loa, "expires_on": expires_on,
+         "status": "in_stock", "pickup_point_id": point.id, "created_at": now}
+        for s in serials
+    ])
+    record("card.register_batch", "pickup_point", point.id, after={
+        "serials": serials, "product_code": product_code, "loa": loa, "expires_on": expires_on,
+    })
+    return len(serials)
+
+
+def find_card(serial, lock=False) -> ReserveCard:
+    query = select(ReserveCard).where(ReserveCard.serial == card_serial(serial))
+    if lock:
+        query = query.with_for_update(of=ReserveCard)
+    card = db.session.execute(
+        query.execution_options(populate_existing=True)
+    ).unique().scalar_one_or_none()
+    if card is None:
+        raise NotFound("card", serial)
+    return card
+
+
+def _card_step(card, step_name, allowed):
+    if card.status not in allowed:
+        raise not_allowed(step_name, card.status)
+
+
+@step
+def move_card(serial, pickup_point_id) -> ReserveCard:
+    card = find_card(serial, lock=True)
+    _card_step(card, "move_card", ("in_stock", "returned"))
+    point = _pickup_point(pickup_point_id)
+    before, after = changes(card, pickup_point_id=point.id)
+    record("card.move", "card", card.id, before, after)
+    return card
+
+
+def _open_issuance(card) -> Issuance | None:
+    return db.session.execute(
+        select(Issuance).where(Issuance.card_id == card.id, Issuance.status != "returned")
+    ).unique().scalar_one_or_none()
+
+
+@step
+def mark_lost(serial, note=None) -> ReserveCard:
+    """A card is lost; when it was out with someone, that is a deviation too."""
+    from app.workflow import deviations
+
+    card = find_card(serial, lock=True)
+    _card_step(card, "mark_lost", ("in_stock", "issued", "returned"))
+    issuance = _open_issuance(card) if card.status == "issued" else None
+    before, after = changes(card, status="lost")
+    record("card.lost", "card", card.id, before, {**after, "note": note})
+    if issuance is not None:
+        deviations.create("card_lost", note or "", issuance_id=issuance.id)
+    return card
+
+
+@step
+def restock(serial, pickup_point_id=None) -> ReserveCard:
+    """A returned card goes back into the stock (still bound to its first holder)."""
+    card = find_card(serial, lock=True)
+    _card_step(card, "restock", ("returned",))
+    if card.expires_on < clock.today():
+        raise refuse("card_expired", serial=card.serial, expires_on=card.expires_on)
+    values = {"status": "in_stock"}
+    if pickup_point_id:
+        values["pickup_point_id"] = _pickup_point(pickup_point_id).id
+    before, after = changes(card, **values)
+    record("card.restock", "card", card.id, before, after)
+    return card
+
+
+@step
+def destroy(serial, note=None) -> ReserveCard:
+    card = find_card(serial, lock=True)
+    _card_step(card, "destroy", ("in_stock", "returned", "lost"))
+    before, after = changes(card, status="destroyed")
+    record("card.destroy", "card", card.id, before, {**after, "note": note})
+    return card
+
+
+def stock_summary() -> list[dict]:
+    """Per pickup point: cards per status, sealed cards near their own expiry, min-stock warning."""
+    warn_before = clock.today() + timedelta(days=cfg("CARD_EXPIRY_WARNING_DAYS"))
+    in_stock = ReserveCard.status == "in_stock"
+    rows = db.session.execute(
+        select(
+            PickupPoint.id, PickupPoint.name, PickupPoint.min_stock, ReserveCard.status,
+            func.count(ReserveCard.id),
+            func.sum(case((in_stock & (ReserveCard.expires_on <= warn_before), 1), else_=0)),
+        )
+        .select_from(PickupPoint)
+        .outerjoin(ReserveCard, ReserveCard.pickup_point_id == PickupPoint.id)
+        .group_by(PickupPoint.id, PickupPoint.name, PickupPoint.min_stock, ReserveCard.status)
+        .order_by(PickupPoint.name)
+    ).all()
+    summary = {}
+    for point_id, name, min_stock, status, count, expiring in rows:
+        entry = summary.setdefault(point_id, {
+            "pickup_point_id": point_id, "pickup_point": name, "min_stock": min_stock,
+            "counts": {}, "in_stock": 0, "expiring_soon": 0,
+        })
+        if status:
+            entry["counts"][status] = count
+        if status == "in_stock":
+            entry["in_stock"] = count
+            entry["expiring_soon"] = int(expiring or 0)
+    for entry in summary.values():
+        entry["below_min_stock"] = entry["in_stock"] < entry["min_stock"]
+    return list(summary.values())
+

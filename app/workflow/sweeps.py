@@ -1,0 +1,251 @@
+"""The deadline sweeps: set-based, idempotent, safe to run twice or side by side.
+
+Each sweep finds what is due with one query and changes it with one guarded statement (an
+UPDATE whose WHERE repeats the condition, or an INSERT ... ON CONFLICT DO NOTHING against the
+deviation index), so a second run, or a concurrent one, finds nothing left to do. Only the rows
+a statement really changed get their audit row and e-mail.
+"""
+
+from datetime import timedelta
+
+from sqlalchemy import and_, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app import clock
+from app.extensions import db
+from app.workflow._common import cfg, mail, people_addresses, record
+from app.workflow._tx import transaction
+from models import Deviation, Issuance, KobeRecord, Person, Receipt, ReserveCard, SweepRun
+
+RECEIPT_STATUSES = ("awaiting_approval", "approved", "extended")
+RUNNING = ("approved", "extended", "active")
+HOLDING = ("awaiting_approval", "approved", "extended", "sent", "receipt_received", "active")
+RETURN_REASONS = ("awaiting_new_card", "lost_stolen_damaged", "forgotten")
+BLOCK_REASON = "Kvittensen kom inte in till Servicecenter i tid (spärrat automatiskt)."
+_CHUNK = 500
+
+
+def _receipt_missing():
+    return Issuance.id.in_(
+        select(Receipt.issuance_id).where(Receipt.received_at.is_(None))
+    )
+
+
+def _due(*conditions) -> dict[int, str]:
+    """id -> status of the issuances matching the conditions (one query)."""
+    return dict(db.session.execute(select(Issuance.id, Issuance.status).where(*conditions)).all())
+
+
+def _guarded_update(ids, values, *conditions) -> list[int]:
+    """UPDATE the given issuances where the conditions still hold; the ids really changed."""
+    changed = []
+    ids = sorted(ids)
+    for start in range(0, len(ids), _CHUNK):
+        statement = (
+            update(Issuance)
+            .where(Issuance.id.in_(ids[start:start + _CHUNK]), *conditions)
+            .values(**values)
+            .returning(Issuance.id)
+            .execution_options(synchronize_session=False)
+        )
+        changed += db.session.execute(statement).scalars().all()
+    return sorted(changed)
+
+
+def _load(ids) -> list[Issuance]:
+    if not ids:
+        return []
+    return db.session.execute(
+        select(Issuance).where(Issuance.id.in_(ids)).order_by(Issuance.id)
+        .execution_options(populate_existing=True)
+    ).unique().scalars().all()
+
+
+def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
+    """INSERT ... SELECT one deviation per matching issuance, skipping those that already have
+    one of this type; returns (deviation id, issuance id) of the rows inserted."""
+    source = (
+        select(
+            literal(kind), literal("open"), Issuance.id, Issuance.recipient_id, Person.unit_id,
+            ReserveCard.serial, literal(description), literal(clock.now()),
+        )
+        .join(Person, Person.id == Issuance.recipient_id)
+        .join(ReserveCard, ReserveCard.id == Issuance.card_id)
+        .where(*conditions)
+    )
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(Deviation)
+        .from_select(["type", "status", "issuance_id", "person_id", "unit_id", "card_serial",
+                      "description", "created_at"], source)
+        .on_conflict_do_nothing(index_elements=["issuance_id", "type"],
+                                index_where=Deviation.type != "manual")
+        .returning(Deviation.id, Deviation.issuance_id)
+    )
+    return sorted(tuple(row) for row in db.session.execute(statement).all())
+
+
+def _audit_deviations(rows, kind):
+    for deviation_id, issuance_id in rows:
+        record("deviation.create", "deviation", deviation_id, None,
+               {"type": kind, "issuance_id": issuance_id}, system=True)
+
+
+# --- the sweeps -------------------------------------------------------------------------------
+
+def block_missing_receipts(today) -> int:
+    """The receipt was not registered by its due date: block, deviation, notice."""
+    conditions = (Issuance.channel == "in_person", Issuance.status.in_(RECEIPT_STATUSES),
+                  Issuance.receipt_due < today, _receipt_missing())
+    due = _due(*conditions)
+    values = {"status": "blocked", "block_reason": BLOCK_REASON, "blocked_at": clock.now(),
+              "blocked_by_user_id": None}
+    blocked = _guarded_update(due, values, *conditions)
+    for issuance in _load(blocked):
+        record("issuance.block", "issuance", issuance.id, {"status": due[issuance.id]},
+               values, system=True)
+        mail("issuance_blocked", people_addresses(issuance), issuance,
+             dedupe_key=f"blocked_receipt:{issuance.id}")
+    if blocked:
+        rows = _insert_deviations(
+            "receipt_missing_blocked",
+            "Reservkortet spärrades automatiskt eftersom kvittensen inte kom in i tid.",
+            Issuance.id.in_(blocked))
+        _audit_deviations(rows, "receipt_missing_blocked")
+    return len(blocked)
+
+
+def remind_receipts(today) -> int:
+    last_day = today + timedelta(days=cfg("RECEIPT_REMINDER_DAYS_BEFORE"))
+    conditions = (Issuance.channel == "in_person", Issuance.status.in_(RECEIPT_STATUSES),
+                  Issuance.receipt_reminder_at.is_(None), Issuance.receipt_due >= today,
+                  Issuance.receipt_due <= last_day, _receipt_missing())
+    values = {"receipt_reminder_at": clock.now()}
+    reminded = _guarded_update(_due(*conditions), values, *conditions)
+    for issuance in _load(reminded):
+        record("issuance.receipt_reminder", "issuance", issuance.id,
+               {"receipt_reminder_at": None}, values, system=True)
+        mail("receipt_reminder", people_addresses(issuance, attesters=False), issuance,
+             dedupe_key=f"receipt_reminder:{issuance.id}")
+    return len(reminded)
+
+
+def _expiry_window(today, which):
+    first, second = cfg("EXPIRY_REMINDER_DAYS_BEFORE")
+    if which == 0:
+        return first, Issuance.expiry_reminder_7_at, (
+            Issuance.valid_until > today + timedelta(days=second),
+            Issuance.valid_until <= today + timedelta(days=first))
+    return second, Issuance.expiry_reminder_3_at, (
+        Issuance.valid_until >= today, Issuance.valid_until <= today + timedelta(days=second))
+
+
+def remind_expiry(today, which) -> int:
+    """The end date is near (7 and 3 days by default): tell the holder once per reminder."""
+    days, column, window = _expiry_window(today, which)
+    conditions = (Issuance.status.in_(RUNNING), column.is_(None), *window)
+    values = {column.key: clock.now()}
+    reminded = _guarded_update(_due(*conditions), values, *conditions)
+    for issuance in _load(reminded):
+        record("issuance.expiry_reminder", "issuance", issuance.id, {column.key: None}, values,
+               system=True)
+        mail("expiry_reminder", people_addresses(issuance, attesters=False), issuance,
+             dedupe_key=f"expiry_reminder:{days}:{issuance.id}:{issuance.valid_until}",
+             days=days)
+    return len(reminded)
+
+
+def expire(today) -> int:
+    """Past the end date: expired, and the holder is asked to return the card."""
+    conditions = (Issuance.status.in_(RUNNING), Issuance.valid_until < today)
+    due = _due(*conditions)
+    now = clock.now()
+    values = {"status": "expired", "expired_at": now,
+              "return_requested_at": func.coalesce(Issuance.return_requested_at, now)}
+    expired = _guarded_update(due, values, *conditions)
+    for issuance in _load(expired):
+        record("issuance.expire", "issuance", issuance.id, {"status": due[issuance.id]},
+               {"status": "expired", "expired_at": now,
+                "return_requested_at": issuance.return_requested_at}, system=True)
+        mail("return_request", people_addresses(issuance, attesters=False), issuance,
+             dedupe_key=f"return_request:expired:{issuance.id}", why="expired")
+    return len(expired)
+
+
+def report_not_returned(today) -> int:
+    """Not back a grace period after the end date: a deviation and a notice to the manager."""
+    last_day = today - timedelta(days=cfg("RETURN_GRACE_DAYS"))
+    rows = _insert_deviations(
+        "not_returned",
+        f"Reservkortet har inte återlämnats inom {cfg('RETURN_GRACE_DAYS')} dagar efter "
+        "giltighetstidens slut.",
+        Issuance.status != "returned", Issuance.valid_until < last_day)
+    _audit_deviations(rows, "not_returned")
+    for issuance in _load([issuance_id for _, issuance_id in rows]):
+        manager = issuance.recipient.manager
+        if manager is not None and manager.email:
+            mail("not_returned_manager", manager.email, issuance,
+                 dedupe_key=f"not_returned:{issuance.id}", manager=manager)
+    return len(rows)
+
+
+def request_return_for_active_card(today) -> int:
+    """Kobe says the ordinary card is active since the issue: the reserve card must come back."""
+    ordinary_active = select(KobeRecord.id).where(
+        KobeRecord.person_id == Issuance.recipient_id,
+        KobeRecord.ordinary_card == "active",
+        KobeRecord.updated_at >= Issuance.issued_at,
+    ).exists()
+    conditions = (Issuance.status.in_(HOLDING), Issuance.reason.in_(RETURN_REASONS),
+                  Issuance.return_requested_at.is_(None), ordinary_active)
+    values = {"return_requested_at": clock.now()}
+    requested = _guarded_update(_due(*conditions), values, *conditions)
+    for issuance in _load(requested):
+        record("issuance.return_request", "issuance", issuance.id,
+               {"return_requested_at": None}, values, system=True)
+        mail("return_request", people_addresses(issuance, attesters=False), issuance,
+             dedupe_key=f"return_request:ordinary_card:{issuance.id}", why="ordinary_card")
+    return len(requested)
+
+
+def report_mail_receipts(today) -> int:
+    """A registered-mail receipt not back in time: a deviation for the card handlers."""
+    overdue = Issuance.id.in_(
+        select(Receipt.issuance_id).where(Receipt.received_at.is_(None), Receipt.due_on < today)
+    )
+    rows = _insert_deviations(
+        "mail_receipt_not_returned",
+        f"Kvittensen för reservkort skickat med rekommenderad post har inte kommit tillbaka "
+        f"inom {cfg('MAIL_RECEIPT_DUE_DAYS')} dagar.",
+        and_(Issuance.channel == "registered_mail", Issuance.status == "sent"), overdue)
+    _audit_deviations(rows, "mail_receipt_not_returned")
+    return len(rows)
+
+
+SWEEPS = (
+    ("receipts_blocked", block_missing_receipts),
+    ("receipt_reminders", remind_receipts),
+    ("expiry_reminders_first", lambda today: remind_expiry(today, 0)),
+    ("expiry_reminders_second", lambda today: remind_expiry(today, 1)),
+    ("expired", expire),
+    ("not_returned", report_not_returned),
+    ("return_requests_ordinary_card", request_return_for_active_card),
+    ("mail_receipts_overdue", report_mail_receipts),
+)
+
+
+def run_all(now=None, trigger="schedule") -> dict:
+    """Run every sweep as of `now` (default the clock), each in its own transaction, and keep
+    a record of the run. Returns sweep name -> rows changed."""
+    started = clock.now()
+    as_of = clock.to_utc_naive(now) if now else started
+    result = {}
+    with clock.frozen_at(as_of):
+        today = clock.today()
+        for name, sweep in SWEEPS:
+            with transaction():
+                result[name] = sweep(today)
+    with transaction():
+        db.session.add(SweepRun(started_at=started, finished_at=clock.now(), as_of=as_of,
+                                trigger=trigger, result=result))
+    return result

@@ -1,0 +1,75 @@
+"""Role × endpoint: without a token every endpoint answers 401; a role without the right gets
+403; a role with it gets past the door (here: 200, 400 or 404, since the ids do not exist).
+Generated from one table, which must list every route of our APIs."""
+
+import pytest
+
+from tests.test_api_flows import Api
+
+SC, TV, KH, CHEF, IG = "Servicecenter", "Televäxeln", "Korthandläggare", "Chef", "Intygsgivare"
+ROLES = ("Admin", SC, TV, KH, CHEF, IG)
+ID = "999999"
+
+# (method, path, roles besides Admin that may call it)
+ENDPOINTS = [
+    ("GET", "/cards/", {SC, KH}),
+    ("GET", f"/cards/{ID}", {SC, KH}),
+    ("POST", "/cards/batch", {SC}),
+    *[(method, path, {SC})
+      for resource in ("people", "pickup-points", "units")
+      for method, path in (("GET", f"/{resource}/"), ("POST", f"/{resource}/"),
+                           ("GET", f"/{resource}/{ID}"),
+                           ("PUT", f"/{resource}/{ID}"))],
+    ("PUT", "/kobe/register", {SC}),
+    ("POST", "/issuances/", {IG}),
+    ("GET", "/issuances/", {SC, TV, KH}),
+    ("GET", f"/issuances/{ID}", {SC, TV, KH}),
+    ("GET", f"/issuances/{ID}/receipt.pdf", {SC, IG}),
+    ("POST", f"/issuances/{ID}/approve", {TV}),
+    ("POST", f"/issuances/{ID}/reject", {TV}),
+    ("POST", f"/issuances/{ID}/receipt", {SC}),
+    ("POST", f"/issuances/{ID}/extend", {SC}),
+    ("POST", f"/issuances/{ID}/return", {SC}),
+    ("POST", f"/issuances/{ID}/block", {SC, KH}),
+    ("POST", "/mail-issuances/", {KH}),
+    ("POST", f"/mail-issuances/{ID}/dispatched", {KH}),
+    ("POST", f"/mail-issuances/{ID}/receipt-returned", {KH}),
+    ("POST", f"/mail-issuances/{ID}/certificate-issued", {KH}),
+    ("GET", "/deviations/", {SC, CHEF}),
+    ("GET", f"/deviations/{ID}", {SC, CHEF}),
+    ("POST", f"/deviations/{ID}/notes", {SC, CHEF}),
+    ("GET", "/reports/deviations", {SC, CHEF}),
+]
+OUR_APIS = {"CardApi", "PersonApi", "PickupPointApi", "UnitApi", "KobeApi", "IssuanceApi",
+            "MailIssuanceApi", "DeviationApi", "ReportApi"}
+
+
+def _call(client, method, path, headers=None):
+    body = {} if method in ("POST", "PUT") else None
+    return client.open(f"/api/v1{path}", method=method, json=body, headers=headers or {})
+
+
+def test_the_table_lists_every_route(app):
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] not in OUR_APIS:
+            continue
+        path = rule.rule.removeprefix("/api/v1").replace("<int:pk>", ID).replace("<pk>", ID)
+        routes |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes == {(method, path) for method, path, _ in ENDPOINTS}
+
+
+def test_without_a_token_every_endpoint_is_401(client):
+    for method, path, _roles in ENDPOINTS:
+        assert _call(client, method, path).status_code == 401, (method, path)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_reaches_exactly_its_endpoints(client, api_headers, role):
+    headers = Api(client, api_headers).headers(role)
+    for method, path, roles in ENDPOINTS:
+        status = _call(client, method, path, headers).status_code
+        if role == "Admin" or role in roles:
+            assert status in (200, 400, 404), (role, method, path, status)
+        else:
+            assert status == 403, (role, method, path, status)

@@ -1,0 +1,108 @@
+"""The start page: each role's own counts, in Swedish, with the chart drawn as inline SVG."""
+
+import re
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+import pytest
+from flask import g
+
+from tests.workflow_support import apply, approve, at
+
+DAY = date(2026, 3, 2)
+
+
+@pytest.fixture
+def as_user(as_user):
+    """The shared fixture, leaving no logged-in user behind in flask.g (the test client's
+    requests share the test's application context)."""
+
+    @contextmanager
+    def _as(who):
+        with as_user(who) as user:
+            yield user
+        g.pop("_login_user", None)
+
+    return _as
+
+
+@pytest.fixture
+def known_setup(as_user, set_now, demo_person):
+    """Two cards out: Anna's awaits approval (receipt due DAY+7, overdue on DAY+8); Björn's is
+    approved (applied DAY+3, receipt due DAY+10: due within 2 days on DAY+8). Two open
+    deviations: one in the Chef's unit, one elsewhere."""
+    from app.workflow import deviations
+
+    set_now(at(DAY))
+    apply(as_user, recipient="Anna")
+    set_now(at(DAY + timedelta(days=3)))
+    bjorn = apply(as_user, recipient="Björn", reason="awaiting_new_card")
+    approve(as_user, bjorn.id)
+    with as_user("Servicecenter"):
+        deviations.create("manual", "Uppföljning", person_hsa_id=demo_person("Anna").hsa_id)
+        deviations.create("card_lost", "Borta", person_hsa_id=demo_person("Cecilia").hsa_id)
+    set_now(at(DAY + timedelta(days=8)))
+
+
+def _counts(page) -> dict:
+    return {key: int(value) for key, value in
+            re.findall(r'data-count="(\w+)" data-value="(\d+)"', page)}
+
+
+def test_servicecenter_counts(login, known_setup):
+    page = login("Servicecenter").get("/").get_data(as_text=True)
+    assert _counts(page) == {"receipts_due_soon": 1, "receipts_overdue": 1, "cards_out": 2,
+                             "expired_not_returned": 0, "cards_to_restock": 0,
+                             "open_deviations": 2}
+    assert "Kvittenser som förfaller inom 2 dagar" in page
+    assert "Försenade kvittenser" in page and "Öppna avvikelser" in page
+
+
+def test_televaxeln_sees_the_approval_queue_count(login, known_setup):
+    page = login("Televäxeln").get("/").get_data(as_text=True)
+    assert _counts(page) == {"awaiting_approval": 1}
+    assert "Väntar på godkännande" in page
+
+
+def test_chef_counts_only_own_units_deviations(login, known_setup):
+    page = login("Chef").get("/").get_data(as_text=True)
+    assert _counts(page) == {"open_deviations": 1}
+    assert 'href="/deviations/list/"' in page
+
+
+def test_korthandlaggare_counts(login, known_setup):
+    page = login("Korthandläggare").get("/").get_data(as_text=True)
+    assert _counts(page) == {"mail_in_progress": 0, "cards_out": 2, "expired_not_returned": 0}
+    assert "Pågående rekommenderad post" in page
+
+
+def test_admin_sees_every_count(login, known_setup):
+    counts = _counts(login("Admin").get("/").get_data(as_text=True))
+    assert counts["awaiting_approval"] == 1 and counts["open_deviations"] == 2
+    assert len(counts) == 8
+
+
+def test_the_chart_is_inline_svg_with_a_bar_per_count(login, known_setup):
+    page = login("Servicecenter").get("/").get_data(as_text=True)
+    svg = re.search(r"<svg.*?</svg>", page, re.S).group(0)
+    assert "<title" in svg and "Dagens läge" in svg
+    bars = re.findall(r'<g class="rk-bar" data-count="(\w+)"', svg)
+    assert bars == ["receipts_due_soon", "receipts_overdue", "cards_out",
+                    "expired_not_returned", "cards_to_restock", "open_deviations"]
+    widths = dict(re.findall(r'data-count="(\w+)">\s*<text[^>]*>[^<]*</text>\s*'
+                             r'<rect[^>]*width="(\d+)"', svg))
+    assert int(widths["cards_out"]) == 320  # the largest count fills the chart
+    assert int(widths["receipts_overdue"]) == 160
+    assert "<script" not in svg
+
+
+def test_intygsgivare_has_no_counts(login, known_setup):
+    page = login("Intygsgivare").get("/").get_data(as_text=True)
+    assert _counts(page) == {} and "<svg" not in page
+    assert "Välkommen, Gustav." in page
+
+
+def test_anonymous_sees_a_login_link(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'href="/login/"' in page and "Logga in" in page
+    assert "data-count" not in page

@@ -1,0 +1,630 @@
+"""Issuances through the API: the in-person application, Televäxeln's approval, Servicecenter's
+steps, the receipt PDF, and the registered-mail flow. Each endpoint is one workflow call."""
+
+from flask import current_app, request
+from flask_appbuilder.api import expose, protect, safe
+from flask_appbuilder.security.decorators import permission_name
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from app.errors import NotFound
+from app.extensions import db
+from app.security import person_for_user
+from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
+from views.api import schemas as s
+from views.api.base import StepApi, api_step, json_body, workflow
+from views.api.privacy import current_user_cleared, person_view
+
+
+def _current_user():
+    return current_app.appbuilder.sm.current_user
+
+
+def _load(issuance_id: int) -> Issuance:
+    issuance = db.session.execute(
+        select(Issuance).where(Issuance.id == issuance_id)
+    ).unique().scalar_one_or_none()
+    if issuance is None:
+        raise NotFound("issuance", issuance_id)
+    return issuance
+
+
+def issuance_view(issuance: Issuance, cleared: bool) -> dict:
+    receipt = issuance.receipt
+    return {
+        **{key: getattr(issuance, key) for key in (
+            "id", "channel", "status", "reason", "assignment", "created_at", "issued_at",
+            "valid_until", "receipt_due", "approved_at", "kobe_reference", "rejection_reason",
+            "blocked_at", "block_reason", "returned_at", "registered_mail_number",
+            "id_method")},
+        "receipt_received_at": receipt.received_at if receipt else None,
+        "card": issuance.card,
+        "recipient": person_view(issuance.recipient, cleared),
+        "attesters": [
+            {"position": a.position, "authenticated_at": a.authenticated_at,
+             **person_view(a.person, cleared)}
+            for a in issuance.attesters
+        ],
+        "extension": issuance.extension,
+    }
+
+
+def history(issuance_id: int) -> list[AuditEvent]:
+    return db.session.execute(
+        select(AuditEvent).where(AuditEvent.entity == "issuance",
+                                 AuditEvent.entity_id == issuance_id)
+        .order_by(AuditEvent.id)
+    ).scalars().all()
+
+
+def step_answer(issuance: Issuance, status=200):
+    return StepApi.response(status, **s.StepResultSchema().dump(issuance))
+
+
+class IssuanceApi(StepApi):
+    resource_name = "issuances"
+    class_permission_name = "IssuanceApi"
+    openapi_spec_tag = "Issuances"
+    openapi_spec_component_schemas = s.COMPONENTS
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("post")
+    @api_step
+    def post(self):
+        """In-person application; the caller is attester 1, the second attester signs in here.
+        ---
+        post:
+          summary: Apply for a reserve card in person (the caller is the first attester)
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ApplicationSchema'
+          responses:
+            201:
+              description: Stored, awaiting approval by Televäxeln
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/CreatedIssuanceSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.ApplicationSchema())
+        second = data["second_attester"]
+        # The workflow takes the caller as attester 1; we hand it the others.
+        application = workflow("application")
+        others = [application.authenticate_attester(second["username"], second["password"])]
+        issuance = application.apply_in_person(
+            data["card_serial"], data["recipient_hsa_id"], data["reason"], others,
+            recipient_present=data["recipient_present"],
+            envelope_unopened=data["envelope_unopened"],
+            valid_until=data["valid_until"], assignment=data["assignment"],
+        )
+        return self.response(201, **s.CreatedIssuanceSchema().dump(issuance))
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @api_step
+    def get_list(self):
+        """Issuances, newest first.
+        ---
+        get:
+          summary: List issuances
+          parameters:
+          - {in: query, name: status, schema: {type: string}}
+          - {in: query, name: channel, schema: {type: string, enum: [in_person, registered_mail]}}
+          - {in: query, name: card_serial, schema: {type: string, pattern: '^[0-9]{6,20}$'}}
+          - {in: query, name: recipient_hsa_id, schema: {type: string}}
+          - {in: query, name: page, schema: {type: integer, minimum: 0, maximum: 100000}}
+          - {in: query, name: page_size, schema: {type: integer, minimum: 1, maximum: 100}}
+          responses:
+            200:
+              description: One page of issuances
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/IssuanceListSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+        """
+        args = s.IssuanceQuerySchema().load(request.args.to_dict())
+        query = _filtered(select(Issuance), args)
+        count = db.session.execute(
+            _filtered(select(func.count(Issuance.id)), args)
+        ).scalar()
+        rows = db.session.execute(
+            query.options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
+            .order_by(Issuance.id.desc())
+            .offset(args["page"] * args["page_size"]).limit(args["page_size"])
+        ).unique().scalars().all()
+        cleared = current_user_cleared()
+        return self.response(200, **s.IssuanceListSchema().dump(
+            {"count": count, "result": [issuance_view(row, cleared) for row in rows]}))
+
+    @expose("/<int:pk>", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @api_step
+    def get(self, pk):
+        """One issuance with its attesters, extension and history.
+        ---
+        get:
+          summary: Get an issuance
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: The issuance
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/IssuanceDetailSchema'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        issuance = _load(pk)
+        view = issuance_view(issuance, current_user_cleared())
+        view["history"] = history(pk)
+        return self.response(200, **s.IssuanceDetailSchema().dump(view))
+
+    @expose("/<int:pk>/receipt.pdf", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("receipt_pdf")
+    @api_step
+    def receipt_pdf(self, pk):
+        """The receipt to print and sign, for the attesters of the issuance and Servicecenter.
+        ---
+        get:
+          summary: The receipt (kvittens) as PDF
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: The receipt
+              content:
+                application/pdf:
+                  schema: {type: string, format: binary}
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        from app import pdf
+
+        issuance = _load(pk)
+        if not _may_print_receipt(issuance):
+            return self.response_403()
+        body = pdf.render_receipt(issuance)
+        response = current_app.response_class(body, mimetype="application/pdf")
+        response.headers["Content-Disposition"] = (
+            f'inline; filename="kvittens-{issuance.card.serial}.pdf"')
+        return response
+
+    @expose("/<int:pk>/approve", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("approve")
+    @api_step
+    def approve(self, pk):
+        """Televäxeln approves after checking Kobe.
+        ---
+        post:
+          summary: Approve (every Kobe check confirmed)
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ApproveSchema'
+          responses:
+            200:
+              description: Approved
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.ApproveSchema())
+        return step_answer(workflow("approval").approve(pk, data["kobe_reference"], data["checks"]))
+
+    @expose("/<int:pk>/reject", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("reject")
+    @api_step
+    def reject(self, pk):
+        """Televäxeln rejects with a reason.
+        ---
+        post:
+          summary: Reject
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ReasonSchema'
+          responses:
+            200:
+              description: Rejected
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.ReasonSchema())
+        workflow("approval").reject(pk, data["reason"])
+        return step_answer(_load(pk))
+
+    @expose("/<int:pk>/receipt", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("receipt")
+    @api_step
+    def receipt(self, pk):
+        """Servicecenter registers the signed receipt.
+        ---
+        post:
+          summary: Register the signed receipt
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: Registered
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        return step_answer(workflow("lifecycle").register_receipt(pk))
+
+    @expose("/<int:pk>/extend", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("extend")
+    @api_step
+    def extend(self, pk):
+        """The one extension, by the original length, for the same reason.
+        ---
+        post:
+          summary: Extend once
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ExtendSchema'
+          responses:
+            200:
+              description: Extended; `valid_until` is the new end date
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.ExtendSchema())
+        return step_answer(workflow("lifecycle").extend(pk, same_reason=data["same_reason"]))
+
+    @expose("/<int:pk>/return", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("return")
+    @api_step
+    def return_card(self, pk):
+        """The card is back at Servicecenter.
+        ---
+        post:
+          summary: Register the return of the card
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: false
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ReturnSchema'
+          responses:
+            200:
+              description: Returned
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = _optional_body(s.ReturnSchema())
+        workflow("lifecycle").return_card(pk, then=data["then"])
+        return step_answer(_load(pk))
+
+    @expose("/<int:pk>/block", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("block")
+    @api_step
+    def block(self, pk):
+        """Block the card (its certificate is revoked).
+        ---
+        post:
+          summary: Block
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ReasonSchema'
+          responses:
+            200:
+              description: Blocked
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.ReasonSchema())
+        workflow("lifecycle").block(pk, data["reason"])
+        return step_answer(_load(pk))
+
+
+def _optional_body(schema):
+    if not request.get_data():
+        return schema.load({})
+    return json_body(schema)
+
+
+def _filtered(query, args):
+    if args["status"]:
+        query = query.where(Issuance.status == args["status"])
+    if args["channel"]:
+        query = query.where(Issuance.channel == args["channel"])
+    if args["card_serial"]:
+        query = query.where(Issuance.card_id.in_(
+            select(ReserveCard.id).where(ReserveCard.serial == args["card_serial"])))
+    if args["recipient_hsa_id"]:
+        query = query.where(Issuance.recipient_id.in_(
+            select(Person.id).where(Person.hsa_id == args["recipient_hsa_id"])))
+    return query
+
+
+def _may_print_receipt(issuance: Issuance) -> bool:
+    """The attesters of this issuance, and Servicecenter (Admin too)."""
+    from app.security import user_roles
+
+    user = _current_user()
+    if user_roles(user) & {"Servicecenter", "Admin"}:
+        return True
+    person = person_for_user(user)
+    return person is not None and any(a.person_id == person.id for a in issuance.attesters)
+
+
+class MailIssuanceApi(StepApi):
+    resource_name = "mail-issuances"
+    class_permission_name = "MailIssuanceApi"
+    openapi_spec_tag = "Registered mail"
+    openapi_spec_component_schemas = s.COMPONENTS
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("post")
+    @api_step
+    def post(self):
+        """A card handler prepares a registered-mail issuance.
+        ---
+        post:
+          summary: Prepare a registered-mail issuance
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/MailPrepareSchema'
+          responses:
+            201:
+              description: Prepared
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.MailPrepareSchema())
+        issuance = workflow("mail_flow").prepare(
+            data["card_serial"], data["recipient_hsa_id"], data["reason"], data["address"],
+            data["justification"], valid_until=data["valid_until"])
+        return step_answer(issuance, 201)
+
+    @expose("/<int:pk>/dispatched", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("dispatched")
+    @api_step
+    def dispatched(self, pk):
+        """The envelope went by registered mail.
+        ---
+        post:
+          summary: Record the dispatch
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/DispatchedSchema'
+          responses:
+            200:
+              description: Sent
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.DispatchedSchema())
+        workflow("mail_flow").dispatched(pk, data["registered_mail_number"])
+        return step_answer(_load(pk))
+
+    @expose("/<int:pk>/receipt-returned", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("receipt_returned")
+    @api_step
+    def receipt_returned(self, pk):
+        """The signed receipt came back.
+        ---
+        post:
+          summary: Record the returned receipt
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: Receipt received
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        workflow("mail_flow").receipt_returned(pk)
+        return step_answer(_load(pk))
+
+    @expose("/<int:pk>/certificate-issued", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("certificate_issued")
+    @api_step
+    def certificate_issued(self, pk):
+        """The certificate was created in the SITHS portal ("Identifierad med rekommenderad post").
+        ---
+        post:
+          summary: Record the issued certificate
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: Active
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        return step_answer(workflow("mail_flow").certificate_issued(pk))

@@ -1,0 +1,366 @@
+"""The registers through the API: cards (with the batch registration of the stock), people,
+pickup points, units, and the Kobe register import."""
+
+from flask import request
+from flask_appbuilder.api import expose, protect, safe
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import permission_name
+from flask_babel import lazy_gettext as _l
+from marshmallow import Schema, fields, validate
+from sqlalchemy import inspect, select
+
+from app import audit
+from app.errors import NotFound
+from app.extensions import db
+from app.validation import FieldError
+from models import ORG_TYPES, OrganisationType, Person, PickupPoint, ReserveCard, Unit
+from views.api import schemas as s
+from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.api.privacy import MASK, current_user_cleared
+
+READ_ONLY = {"get", "get_list"}
+READ_WRITE = READ_ONLY | {"post", "put"}
+
+
+class RegisterWriteApi(RegisterApi):
+    """A register written with a plain schema (400 for a malformed field), one audit row per
+    change, in the same transaction."""
+
+    include_route_methods = READ_WRITE
+    entity = ""
+
+    def __init__(self):
+        super().__init__()
+        # The body schema, described in the OpenAPI document as "<ClassName>.write".
+        name = type(self).__name__
+        described = type(f"{name}Write", (self.write_schema,),
+                         {"__component_name__": f"{name}.write"})
+        self.openapi_spec_component_schemas = (*self.openapi_spec_component_schemas, described)
+
+    def clean(self, data: dict) -> dict:
+        """Normalise values and check references; FieldError names the field."""
+        return data
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("post")
+    @api_step
+    def post(self):
+        """Add an item
+        ---
+        post:
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
+          responses:
+            201:
+              description: Added
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      id: {type: integer}
+                      result:
+                        $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+        """
+        schema = self.write_schema()
+        data = self.clean(json_body(schema))
+        self._check_unique(data, None)
+        item = self.datamodel.obj(**data)
+        db.session.add(item)
+        db.session.flush()
+        audit.record(f"{self.entity}.create", self.entity, item.id, after=data)
+        db.session.commit()
+        return self.response(201, id=item.id, result=schema.dump(item))
+
+    @expose("/<int:pk>", methods=["PUT"])
+    @protect()
+    @safe
+    @permission_name("put")
+    @api_step
+    def put(self, pk):
+        """Change an item (only the fields given)
+        ---
+        put:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
+          responses:
+            200:
+              description: Changed
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      result:
+                        $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        item = db.session.get(self.datamodel.obj, pk)
+        if item is None:
+            raise NotFound(self.entity, pk)
+        schema = self.write_schema()
+        data = self.clean(json_body(schema, partial=True))
+        self._check_unique(data, pk)
+        before = {key: getattr(item, key) for key in data}
+        for key, value in data.items():
+            setattr(item, key, value)
+        audit.record(f"{self.entity}.update", self.entity, item.id, before=before, after=data)
+        db.session.commit()
+        return self.response(200, result=schema.dump(item))
+
+    def _check_unique(self, data, pk):
+        model = self.datamodel.obj
+        for column in inspect(model).columns:
+            value = data.get(column.key)
+            if not column.unique or value is None:
+                continue
+            taken = db.session.execute(
+                select(model.id).where(column == value, model.id != (pk or 0))
+            ).first()
+            if taken:
+                raise FieldError(column.key, _l("Already registered."))
+
+
+def _exists(model, pk, field):
+    if pk is not None and db.session.get(model, pk) is None:
+        raise FieldError(field, _l("No such item."))
+
+
+class PersonWriteSchema(Schema):
+    hsa_id = s.HsaId(required=True)
+    personal_number = s.PersonalNumber(allow_none=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(allow_none=True)
+    unit_id = s.Id(allow_none=True)
+    protected_identity = s.StrictBool(load_default=False)
+
+
+class PickupPointWriteSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    address = fields.String(allow_none=True, validate=validate.Length(max=400))
+    min_stock = fields.Integer(strict=True, validate=validate.Range(min=0, max=100000),
+                               load_default=5)
+    active = s.StrictBool(load_default=True)
+
+
+class UnitWriteSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    hsa_id = s.HsaId(allow_none=True)
+    org_type_code = fields.String(required=True, validate=validate.OneOf(ORG_TYPES))
+    parent_id = s.Id(allow_none=True)
+
+
+class PersonApi(RegisterWriteApi):
+    resource_name = "people"
+    class_permission_name = "PersonApi"
+    openapi_spec_tag = "People"
+    datamodel = SQLAInterface(Person)
+    entity = "person"
+    write_schema = PersonWriteSchema
+    list_columns = ["id", "hsa_id", "personal_number", "name", "email", "unit_id",
+                    "unit.name", "protected_identity"]
+    show_columns = list_columns
+    search_columns = ["hsa_id", "name", "personal_number", "protected_identity"]
+    order_columns = ["id", "hsa_id", "name"]
+    base_order = ("name", "asc")
+
+    def clean(self, data):
+        _exists(Unit, data.get("unit_id"), "unit_id")
+        return data
+
+    def pre_get_list(self, data):
+        _mask(data.get("result", []))
+
+    def pre_get(self, data):
+        _mask([data.get("result", {})])
+
+
+def _mask(rows):
+    """Name, number and e-mail of protected people only for cleared staff."""
+    if current_user_cleared():
+        return
+    for row in rows:
+        if row.get("protected_identity"):
+            for key in ("name", "personal_number", "email"):
+                if key in row:
+                    row[key] = str(MASK) if key == "name" else None
+
+
+class PickupPointApi(RegisterWriteApi):
+    resource_name = "pickup-points"
+    class_permission_name = "PickupPointApi"
+    openapi_spec_tag = "Pickup points"
+    datamodel = SQLAInterface(PickupPoint)
+    entity = "pickup_point"
+    write_schema = PickupPointWriteSchema
+    list_columns = ["id", "name", "address", "min_stock", "active"]
+    show_columns = list_columns
+    search_columns = ["name", "active"]
+    order_columns = ["id", "name"]
+
+
+class UnitApi(RegisterWriteApi):
+    resource_name = "units"
+    class_permission_name = "UnitApi"
+    openapi_spec_tag = "Units"
+    datamodel = SQLAInterface(Unit)
+    entity = "unit"
+    write_schema = UnitWriteSchema
+    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
+    show_columns = list_columns
+    search_columns = ["name", "hsa_id", "org_type_code"]
+    order_columns = ["id", "name"]
+
+    def clean(self, data):
+        _exists(Unit, data.get("parent_id"), "parent_id")
+        if data.get("org_type_code") and db.session.get(
+                OrganisationType, data["org_type_code"]) is None:
+            raise FieldError("org_type_code", _l("No such item."))
+        return data
+
+
+class CardApi(RegisterApi):
+    resource_name = "cards"
+    class_permission_name = "CardApi"
+    openapi_spec_tag = "Cards"
+    datamodel = SQLAInterface(ReserveCard)
+    include_route_methods = READ_ONLY | {"batch"}
+    list_columns = ["id", "serial", "product_code", "loa", "expires_on", "status",
+                    "pickup_point_id", "pickup_point.name"]
+    show_columns = list_columns
+    search_columns = ["serial", "product_code", "loa", "expires_on", "status"]
+    order_columns = ["id", "serial", "expires_on", "status"]
+    base_order = ("expires_on", "asc")
+    openapi_spec_component_schemas = s.COMPONENTS
+
+    @expose("/batch", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("batch")
+    @api_step
+    def batch(self):
+        """Register a batch of sealed envelopes: all or none.
+        ---
+        post:
+          summary: Register sealed envelopes in the stock
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/CardBatchSchema'
+          responses:
+            201:
+              description: Every serial registered
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/CardBatchResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        data = json_body(s.CardBatchSchema())
+        created = workflow("stock").register_batch(
+            data["serials"], data["product_code"], data["loa"], data["expires_on"],
+            data["pickup_point_id"])
+        return self.response(201, created=created)
+
+
+class KobeApi(StepApi):
+    resource_name = "kobe"
+    class_permission_name = "KobeApi"
+    openapi_spec_tag = "Kobe register"
+    openapi_spec_component_schemas = s.COMPONENTS
+
+    @expose("/register", methods=["PUT"])
+    @protect()
+    @safe
+    @permission_name("put")
+    @api_step
+    def register(self):
+        """Import rows of the Kobe register: all or nothing.
+        ---
+        put:
+          summary: Import the Kobe register (JSON rows or CSV)
+          description: >-
+            A JSON array of rows (or an object with `rows`), or CSV (`text/csv`) with the
+            header `hsa_id,ordinary_card,reserve_card_order`. Nothing is saved when a row is
+            wrong; the answer then lists every wrong row (400, `errors.rows`).
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  oneOf:
+                  - type: array
+                    items:
+                      $ref: '#/components/schemas/KobeRowSchema'
+                  - $ref: '#/components/schemas/KobeImportSchema'
+              text/csv:
+                schema:
+                  type: string
+          responses:
+            200:
+              description: Every row saved
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/UpdatedSchema'
+            400:
+              description: A malformed body, or rows that are wrong (nothing saved)
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/KobeImportErrorSchema'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+        """
+        result = workflow("kobe").import_rows(_kobe_rows())
+        return self.response(200, updated=int(result["updated"]))
+
+
+def _kobe_rows() -> list:
+    if request.mimetype in ("text/csv", "text/plain"):
+        return workflow("kobe").parse_csv(request.get_data(as_text=True))
+    body = request.get_json(silent=True)
+    if isinstance(body, dict):
+        body = s.KobeImportSchema().load(body)["rows"]
+    if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
+        raise FieldError("_body", _l("Send a JSON array of rows (objects) or CSV."))
+    return [{key: row.get(key) for key in KOBE_COLUMNS} for row in body]
+
+
+KOBE_COLUMNS = ("hsa_id", "ordinary_card", "reserve_card_order")

@@ -1,0 +1,123 @@
+"""Administration: the audit log (read-only, newest first, with the chain check on top) and the
+organisation types with the number of attesters each requires."""
+
+import json
+
+from flask import flash, redirect
+from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder.exceptions import FABException
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import inspect
+from wtforms.validators import NumberRange
+
+from app import audit
+from app.roles import MENU
+from models import AuditEvent, OrganisationType
+
+
+def _as_json(value) -> str:
+    if value in (None, {}, []):
+        return ""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1, default=str)
+
+
+def _at(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+class AuditLogView(ModelView):
+    datamodel = SQLAInterface(AuditEvent)
+    route_base = "/audit-log"
+    include_route_methods = {"list", "show"}
+    can_add = can_edit = can_delete = False
+    base_order = ("id", "desc")
+    list_title = _l("Audit log")
+    show_title = _l("Audit event")
+    list_template = "backoffice_b/audit_list.html"
+    list_columns = ["id", "at", "actor", "action", "entity", "entity_id"]
+    show_columns = ["id", "at", "actor", "actor_user_id", "action", "entity", "entity_id",
+                    "before", "after", "prev_hash", "hash"]
+    search_columns = ["action", "entity", "entity_id", "actor", "at"]
+    order_columns = ["id", "at", "actor", "action", "entity"]
+    label_columns = {
+        "id": _l("No."),
+        "at": _l("Time (UTC)"),
+        "actor": _l("Who"),
+        "actor_user_id": _l("User id"),
+        "action": _l("Action"),
+        "entity": _l("Entity"),
+        "entity_id": _l("Entity id"),
+        "before": _l("Before"),
+        "after": _l("After"),
+        "prev_hash": _l("Previous hash"),
+        "hash": _l("Hash"),
+    }
+    formatters_columns = {"before": _as_json, "after": _as_json, "at": _at}
+    page_size = 50
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        self.update_redirect()
+        try:
+            widgets = self._list()
+        except FABException as exc:
+            flash(str(exc), "warning")
+            return redirect(self.get_redirect())
+        ok, first_bad_id, explanation = audit.verify()
+        return self.render_template(
+            self.list_template, title=self.list_title, widgets=widgets,
+            verify_ok=ok, verify_bad_id=first_bad_id, verify_explanation=explanation,
+        )
+
+
+class OrgTypeView(ModelView):
+    """The attester count per organisation type (the routine allows fewer for some)."""
+
+    datamodel = SQLAInterface(OrganisationType)
+    route_base = "/organisation-types"
+    include_route_methods = {"list", "show", "edit"}
+    list_title = _l("Organisation types")
+    show_title = _l("Organisation type")
+    edit_title = _l("Edit organisation type")
+    list_columns = ["name", "code", "attesters_required"]
+    show_columns = ["name", "code", "attesters_required"]
+    edit_columns = ["name", "attesters_required"]
+    label_columns = {
+        "name": _l("Name"),
+        "code": _l("Code"),
+        "attesters_required": _l("Attesters required"),
+    }
+    description_columns = {"attesters_required": _l("Between 1 and 5; the routine's default is 2.")}
+
+    validators_columns = {"attesters_required": [NumberRange(min=1, max=5)]}
+
+    def pre_update(self, item):
+        # The form has filled the item; its audit row joins the edit's own commit.
+        audit.record("org_type.update", "organisation_type", None,
+                     before={"code": item.code, **_previous(item, "name", "attesters_required")},
+                     after={"code": item.code, "name": item.name,
+                            "attesters_required": item.attesters_required})
+
+
+def _previous(item, *names) -> dict:
+    """The values the columns had before the form changed them."""
+    state = inspect(item)
+    before = {}
+    for name in names:
+        history = state.attrs[name].history
+        before[name] = history.deleted[0] if history.deleted else getattr(item, name)
+    return before
+
+
+def register(appbuilder) -> None:
+    """Called from the Administration screens' registration."""
+    appbuilder.add_view(
+        AuditLogView, MENU["audit"], label=_l("Audit log"), category=MENU["admin"],
+        category_label=_l("Administration"), icon="fa-list-alt",
+    )
+    appbuilder.add_view(
+        OrgTypeView, MENU["org_types"], label=_l("Organisation types"),
+        category=MENU["registers"], category_label=_l("Registers"), icon="fa-sitemap",
+    )
