@@ -202,6 +202,8 @@ def as_user(app):
         with app.test_request_context():
             login_user(user)
             yield user
+        # Test-client requests share the test's app context: leave no logged-in user behind.
+        g.pop("_login_user", None)
 
     return _as
 
