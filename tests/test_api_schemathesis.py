@@ -67,4 +67,7 @@ def test_swagger_ui_is_served_from_local_assets_for_admin(login):
     html = page.get_data(as_text=True)
     assert "swagger-ui-bundle.js" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)
+
+
+def test_swagger_ui_is_for_admin_only(login):
     assert login("Servicecenter").get("/swagger/v1").status_code in (302, 403)

@@ -108,7 +108,7 @@ def test_a_step_out_of_order_is_a_message(login, in_stock_card, demo_person):
     answer = client.post(f"/mail-flow/issuance/{issuance.id}/certificate-issued",
                          data={"confirm": "yes"}, follow_redirects=True)
     assert answer.status_code == 200
-    assert "Steget ”certificate_issued” är inte möjligt" in answer.get_data(as_text=True)
+    assert "är inte möjligt när utgivningen har status" in answer.get_data(as_text=True)
     assert _status(issuance.id) == "prepared"
 
 

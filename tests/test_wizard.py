@@ -205,6 +205,7 @@ def test_card_refused_on_card_step(login, session):
     for serial, rule in refusals:
         response = wizard.card(serial)
         assert_refused_on(response, "card", rule_message(rule, serial=serial))
+        assert "The card" not in page_text(response)  # the message is shown in Swedish
         # The wizard did not move on.
         assert wizard.get("recipient").headers["Location"].endswith("/kort")
 
@@ -390,3 +391,16 @@ def test_forms_carry_a_csrf_token_when_csrf_is_on(app, login, in_stock_card):
     assert wizard.post("card", serial=serial).status_code == 400
     accepted = wizard.post("card", serial=serial, csrf_token=token)
     assert accepted.headers["Location"].endswith("/mottagare")
+
+
+def test_a_wizard_belongs_to_the_user_who_started_it(app, login, in_stock_card):
+    first = login("Intygsgivare")
+    wizard = Wizard(first)
+    wizard.card(in_stock_card().serial)
+    with first.session_transaction() as stored:
+        wizards = dict(stored["application_wizards"])
+    other = login("intygsgivare2")
+    with other.session_transaction() as stored:
+        stored["application_wizards"] = wizards  # the same browser session, another login
+    response = other.get(f"/ansokan/{wizard.wid}/mottagare")
+    assert response.headers["Location"].endswith("/ansokan/")

@@ -183,6 +183,8 @@ class ApplicationWizardView(BaseView):
     def _state_or_restart(self, wid):
         """The wizard's state, or a redirect to a new wizard when it expired or is unknown."""
         state = _open_wizards().get(wid)
+        if state is not None and state.get("user_id") != current_user.id:
+            state = None  # a wizard belongs to the attester who started it
         if state is None:
             flash(_("The application was idle for more than %(minutes)s minutes and was "
                     "abandoned; nothing was saved. Start again.",
@@ -218,7 +220,7 @@ class ApplicationWizardView(BaseView):
     @has_access
     def start(self):
         wid = secrets.token_urlsafe(9)
-        _save(wid, {"created": clock.now().isoformat(), "attesters": []})
+        _save(wid, {"user_id": current_user.id, "attesters": []})
         return redirect(url_for(".card", wid=wid))
 
     @expose("/<wid>/kort", methods=["GET", "POST"])

@@ -151,6 +151,13 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
 
     page_size = 25
 
+    def get_headless(self, pk, **kwargs):
+        try:
+            return super().get_headless(pk, **kwargs)
+        except (OverflowError, DataError):  # an id beyond what the database can hold
+            db.session.rollback()
+            return self.response_404()
+
     def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
         super().operation_helper(path=path, operations=operations, methods=methods, func=func,
                                  **kwargs)
