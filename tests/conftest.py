@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 import psycopg2
 import pytest
-from flask import g
+from flask import g, request_started
 from sqlalchemy import select
 
 from app import clock, create_app
@@ -122,6 +122,11 @@ def app_config():
     return {}
 
 
+def _forget_cached_user(sender, **extra):
+    g.pop("_login_user", None)
+    g.pop("user", None)
+
+
 @pytest.fixture
 def app(database_url, tmp_path, app_config):
     instance = tmp_path / "instance"
@@ -136,7 +141,7 @@ def app(database_url, tmp_path, app_config):
     )
     # The fixture keeps one app context open; without this, Flask-Login's cached user of the
     # first request would leak into the next test client's requests.
-    flask_app.teardown_request(lambda exc: g.pop("_login_user", None))
+    request_started.connect(_forget_cached_user, flask_app)
     with flask_app.app_context():
         yield flask_app
         db.session.remove()

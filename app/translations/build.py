@@ -4,6 +4,8 @@
 Run `python -m app.translations.build`; `make` and the test session do it before starting.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -22,10 +24,11 @@ def build(locale: str = "sv") -> Path:
                     merged[message.id] = message
     out_dir = HERE / locale / "LC_MESSAGES"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "messages.po").open("wb") as handle:
-        write_po(handle, merged)
-    with (out_dir / "messages.mo").open("wb") as handle:
-        write_mo(handle, merged)
+    # Write beside and rename, so a process reading the catalog never sees half a file.
+    for name, writer in (("messages.po", write_po), ("messages.mo", write_mo)):
+        with tempfile.NamedTemporaryFile("wb", dir=out_dir, delete=False) as handle:
+            writer(handle, merged)
+        os.replace(handle.name, out_dir / name)
     return out_dir / "messages.mo"
 
 

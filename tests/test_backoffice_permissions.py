@@ -1,0 +1,115 @@
+"""The role × screen × action matrix, generated from one table, and CSRF on every form."""
+
+import re
+
+import pytest
+
+SC, TV, KH, CHEF, IG, ADMIN = (
+    "Servicecenter", "Televäxeln", "Korthandläggare", "Chef", "Intygsgivare", "Admin")
+ROLES = (SC, TV, KH, CHEF, IG, ADMIN)
+
+# (method, url, roles allowed). Every other role must get 403.
+MATRIX = [
+    ("GET", "/stock/cards/list/", {SC, ADMIN}),
+    ("GET", "/stock/register/", {SC, ADMIN}),
+    ("GET", "/stock/pickup-points/list/", {SC, ADMIN}),
+    ("GET", "/issuances/list/", {SC, KH, ADMIN}),
+    ("GET", "/receipts/", {SC, ADMIN}),
+    ("GET", "/returns/", {SC, ADMIN}),
+    ("GET", "/approval/", {TV, ADMIN}),
+    ("GET", "/registers/people/list/", {SC, ADMIN}),
+    ("GET", "/registers/units/list/", {SC, ADMIN}),
+    ("GET", "/registers/kobe/list/", {SC, ADMIN}),
+    ("GET", "/registers/kobe-import/", {SC, ADMIN}),
+    ("GET", "/deviations/list/", {SC, CHEF, ADMIN}),
+    ("GET", "/deviations/report/", {SC, CHEF, ADMIN}),
+    ("GET", "/mail-flow/", {KH, ADMIN}),
+    ("GET", "/audit-log/list/", {ADMIN}),
+    ("GET", "/organisation-types/list/", {ADMIN}),
+    ("GET", "/admin/jobs/", {ADMIN}),
+    ("GET", "/admin/outbox/list/", {ADMIN}),
+    ("GET", "/users/list/", {ADMIN}),
+    ("GET", "/ansokan/", {IG, ADMIN}),
+    ("POST", "/stock/cards/1/move", {SC, ADMIN}),
+    ("POST", "/stock/cards/1/lost", {SC, ADMIN}),
+    ("POST", "/stock/register/", {SC, ADMIN}),
+    ("POST", "/issuances/1/extend", {SC, ADMIN}),
+    ("POST", "/issuances/1/return", {SC, ADMIN}),
+    ("POST", "/issuances/1/receipt", {SC, ADMIN}),
+    ("POST", "/issuances/1/block", {SC, KH, ADMIN}),
+    ("POST", "/receipts/", {SC, ADMIN}),
+    ("POST", "/returns/", {SC, ADMIN}),
+    ("POST", "/approval/1/approve", {TV, ADMIN}),
+    ("POST", "/approval/1/reject", {TV, ADMIN}),
+    ("POST", "/mail-flow/prepare", {KH, ADMIN}),
+    ("POST", "/mail-flow/issuance/1/dispatched", {KH, ADMIN}),
+    ("POST", "/deviations/note/1", {SC, CHEF, ADMIN}),
+    ("POST", "/deviations/close/1", {SC, CHEF, ADMIN}),
+    ("POST", "/admin/jobs/resend/1", {ADMIN}),
+]
+
+
+@pytest.fixture
+def clients(login):
+    return {role: login(role) for role in ROLES}
+
+
+def test_role_screen_action_matrix(clients):
+    wrong = []
+    for method, url, allowed in MATRIX:
+        for role in ROLES:
+            response = clients[role].open(url, method=method, data={})
+            status = response.status_code
+            if role in allowed:
+                if status in (403, 500) or (status in (301, 302) and "/login" in
+                                            response.headers.get("Location", "")):
+                    wrong.append(f"{role} {method} {url}: {status}, expected access")
+            elif status != 403:
+                wrong.append(f"{role} {method} {url}: {status}, expected 403")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_back_office_url_is_in_the_matrix(app):
+    """A new screen must get a row in the table above (or be FAB's own)."""
+    covered = {re.sub(r"/1(/|$)", "/<>\\1", url) for _, url, _ in MATRIX}
+    prefixes = {u.split("/")[1] for u in covered}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<[^>]+>", "<>", rule.rule)
+        top = path.split("/")[1]
+        if top in prefixes and path.endswith("/") and "<>" not in path and path not in covered:
+            if "GET" in rule.methods and not path.startswith("/api/"):
+                missing.append(path)
+    allowed_extra = {"/stock/cards/", "/issuances/", "/deviations/", "/registers/",
+                     "/users/userinfo/"}
+    assert not [m for m in missing if m not in allowed_extra and not m.endswith(("/add/",))]
+
+
+class TestCsrf:
+    @pytest.fixture
+    def app_config(self):
+        return {"WTF_CSRF_ENABLED": True}
+
+    def test_every_state_changing_form_refuses_a_post_without_token(self, app, login):
+        test_client = app.test_client()
+        # Log in with the token, as a browser would.
+        page = test_client.get("/login/").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        test_client.post("/login/", data={"username": "admin", "password":
+                                          "Reservkort-demo-2026", "csrf_token": token})
+        assert test_client.get("/api/v1/menu/").status_code == 200
+        checked = 0
+        for rule in app.url_map.iter_rules():
+            if "POST" not in rule.methods or rule.rule.startswith(("/api/", "/login")):
+                continue
+            url = re.sub(r"<(int:)?[^>]+>", "1", rule.rule)
+            response = test_client.post(url, data={"confirm": "yes", "reason": "x"})
+            assert response.status_code == 400, f"{url} accepted a POST without CSRF token"
+            checked += 1
+        assert checked >= 25
+
+    def test_login_without_token_does_not_log_in(self, app):
+        test_client = app.test_client()
+        test_client.post("/login/", data={"username": "admin",
+                                          "password": "Reservkort-demo-2026"})
+        assert test_client.get("/api/v1/menu/").status_code == 401
