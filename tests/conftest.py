@@ -101,19 +101,57 @@ def database_template(dialect, tmp_path_factory):
     admin.close()
 
 
-@pytest.fixture
-def database_url(dialect, database_template, tmp_path):
+@pytest.fixture(scope="session")
+def test_database(dialect, database_template, tmp_path_factory):
+    """One database per session and dialect, restored from the template before each test, so
+    that one app can serve every test that needs no configuration of its own."""
     if dialect == "sqlite":
-        path = tmp_path / "test.db"
+        path = tmp_path_factory.mktemp("db-sqlite") / "test.db"
         shutil.copy(database_template, path)
-        yield f"sqlite:///{path}"
+        yield {"url": f"sqlite:///{path}", "restore": lambda: shutil.copy(database_template, path)}
         return
     name = f"rk_test_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
-    admin.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
-    yield PG_URL.format(name=name)
+
+    def restore():
+        cursor = admin.cursor()
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+
+    restore()  # the shared app connects while it is being created
+    yield {"url": PG_URL.format(name=name), "restore": restore}
     admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+def _make_app(database_url, instance, overrides):
+    flask_app = create_app(
+        TestConfig,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        INSTANCE_DIR=str(instance),
+        MAIL_DIR=str(instance / "mail"),
+        UPLOAD_DIR=str(instance / "uploads"),
+        FAB_UPDATE_PERMS=False,
+        **overrides,
+    )
+    # Test-client requests may share the test's app context: never reuse a cached user.
+    request_started.connect(_forget_cached_user, flask_app)
+    return flask_app
+
+
+@pytest.fixture(scope="session")
+def shared_app(test_database, tmp_path_factory):
+    return _make_app(test_database["url"], tmp_path_factory.mktemp("shared-instance"), {})
+
+
+@pytest.fixture
+def database_url(test_database, shared_app):
+    """A fresh copy of the migrated demo database for this test."""
+    with shared_app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    test_database["restore"]()
+    return test_database["url"]
 
 
 @pytest.fixture
@@ -128,25 +166,26 @@ def _forget_cached_user(sender, **extra):
 
 
 @pytest.fixture
-def app(database_url, tmp_path, app_config):
+def app(database_url, tmp_path, app_config, shared_app):
     instance = tmp_path / "instance"
-    flask_app = create_app(
-        TestConfig,
-        SQLALCHEMY_DATABASE_URI=database_url,
-        INSTANCE_DIR=str(instance),
-        MAIL_DIR=str(instance / "mail"),
-        UPLOAD_DIR=str(instance / "uploads"),
-        FAB_UPDATE_PERMS=False,
-        **app_config,
-    )
-    # The fixture keeps one app context open; without this, Flask-Login's cached user of the
-    # first request would leak into the next test client's requests.
-    request_started.connect(_forget_cached_user, flask_app)
-    with flask_app.app_context():
-        yield flask_app
-        db.session.remove()
-        db.engine.dispose()
-    clock.set_now(None)
+    if app_config:
+        flask_app = _make_app(database_url, instance, app_config)
+    else:
+        flask_app = shared_app
+    saved_config = dict(flask_app.config)
+    flask_app.config.update(INSTANCE_DIR=str(instance), MAIL_DIR=str(instance / "mail"),
+                            UPLOAD_DIR=str(instance / "uploads"))
+    for key in ("MAIL_DIR", "UPLOAD_DIR"):
+        os.makedirs(flask_app.config[key], exist_ok=True)
+    try:
+        with flask_app.app_context():
+            yield flask_app
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        flask_app.config.clear()
+        flask_app.config.update(saved_config)
+        clock.set_now(None)
 
 
 @pytest.fixture
