@@ -2,7 +2,7 @@
 extension and returns."""
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from app import clock
 from app.extensions import db
 from models import AuditEvent, Issuance, PickupPoint, ReserveCard
 from tests.workflow_support import apply, approve, count, free_cards
+from views.stock import expiry_with_warning
 
 
 @pytest.fixture
@@ -156,7 +157,7 @@ def test_issuance_list_search_and_detail_history(login, as_user):
     assert serial not in page.text
     page = client.get(f"/issuances/show/{issuance.id}")
     assert page.status_code == 200
-    assert "issuance.apply" in page.text and "intygsgivare1" in page.text  # history
+    assert "Ansökan registrerad" in page.text and "intygsgivare1" in page.text  # history
 
 
 def test_receipts_due_soon_and_overdue_are_listed(login, as_user, set_now):
@@ -271,10 +272,45 @@ def test_list_pages_do_not_run_a_query_per_row(login, as_user):
             event.remove(db.engine, "before_cursor_execute", _count)
         return len(statements)
 
+    def warm_statements_for(url):
+        # The first request after a workflow call loads the user and clearance once; only the
+        # statements that follow the rows count here.
+        statements_for(url)
+        return statements_for(url)
+
     apply(as_user)
-    one = statements_for("/issuances/list/")
+    one = warm_statements_for("/issuances/list/")
     for name, reason in (("Björn", "awaiting_new_card"), ("Cecilia", "temporary_assignment"),
                          ("Helena", "forgotten")):
         apply(as_user, recipient=name, reason=reason, attesters=("Nils",))
-    assert statements_for("/issuances/list/") == one
+    assert warm_statements_for("/issuances/list/") == one
     assert statements_for("/stock/cards/list/") < 15
+
+
+def test_issuance_page_reads_as_swedish_local_time_and_words(login, as_user, set_now):
+    set_now(datetime(2026, 3, 2, 8, 5, 30, 123456))  # UTC; 09:05 in Stockholm
+    issuance = apply(as_user)
+    approve(as_user, issuance.id)
+    client = login("Servicecenter")
+    page = client.get(f"/issuances/show/{issuance.id}").text
+    table = page.split("issuance-history")[0]
+    assert ">None<" not in table and "–" in table  # e.g. no block reason yet
+    assert "2026-03-02 09:05" in page and "08:05" not in page and "123456" not in page
+    history = page.split("issuance-history")[1]
+    assert "Ansökan registrerad" in history and "Utgivning godkänd" in history
+    assert "issuance.apply" not in history and "checks_confirmed" not in history
+    assert "Mottagarens identitet ✓" in history and "Godkänd" in history
+    receipt_form = f'action="/issuances/{issuance.id}/receipt"'
+    assert receipt_form in page
+    client.post(f"/issuances/{issuance.id}/receipt")
+    page = client.get(f"/issuances/show/{issuance.id}").text
+    assert receipt_form not in page and "Kvittens registrerad" in page
+
+
+def test_a_card_past_its_own_expiry_reads_expired(app):
+    today = clock.today()
+    with app.test_request_context():
+        past = str(expiry_with_warning(today - timedelta(days=1)))
+        soon = str(expiry_with_warning(today + timedelta(days=1)))
+    assert "utgånget" in past and "rk-danger" in past and "går snart ut" not in past
+    assert "går snart ut" in soon and "rk-danger" not in soon

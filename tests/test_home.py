@@ -106,3 +106,26 @@ def test_anonymous_sees_a_login_link(client):
     page = client.get("/").get_data(as_text=True)
     assert 'href="/login/"' in page and "Logga in" in page
     assert "data-count" not in page
+
+
+def _links(page) -> dict:
+    """count key -> link, for the count panels whose number is a link."""
+    return dict(re.findall(r'data-count="(\w+)" data-value="\d+">\s*'
+                           r'<div class="panel-heading">[^<]*</div>\s*'
+                           r'<div class="panel-body">\s*<a href="([^"]+)"', page))
+
+
+def test_servicecenter_counts_link_to_their_screens(login, known_setup):
+    page = login("Servicecenter").get("/").get_data(as_text=True)
+    links = _links(page)
+    assert len(links) == 6
+    assert links["receipts_overdue"] == "/receipts/" and links["receipts_due_soon"] == "/receipts/"
+    assert links["cards_to_restock"] == "/returns/"
+    assert links["expired_not_returned"] == "/returns/"
+    assert links["cards_out"] == "/issuances/list/"
+    assert links["open_deviations"] == "/deviations/list/"
+
+
+def test_televaxeln_count_links_to_the_approval_queue(login, known_setup):
+    page = login("Televäxeln").get("/").get_data(as_text=True)
+    assert _links(page) == {"awaiting_approval": "/approval/"}

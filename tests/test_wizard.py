@@ -404,3 +404,14 @@ def test_a_wizard_belongs_to_the_user_who_started_it(app, login, in_stock_card):
         stored["application_wizards"] = wizards  # the same browser session, another login
     response = other.get(f"/ansokan/{wizard.wid}/mottagare")
     assert response.headers["Location"].endswith("/ansokan/")
+
+
+def test_step_indicator_numbers_each_step_once_and_marks_the_current(login):
+    wizard = Wizard(login("Intygsgivare"))
+    text = page_text(wizard.client.get(wizard.url("card")))
+    steps = re.search(r'<ol class="rk-wizard-steps">(.*?)</ol>', text, re.S).group(1)
+    assert not re.search(r"\d\.\s", steps)  # the <ol> numbers them (CSS), not the labels
+    items = re.findall(r'<li class="(\w+)"\s*(aria-current="step")?', steps)
+    assert [cls for cls, _ in items] == ["active", "todo", "todo", "todo", "todo"]
+    assert items[0][1] == 'aria-current="step"'
+    assert "css/reservkort.css" in text

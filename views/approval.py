@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from app.display import install as install_display
 from app.extensions import db
 from models import Issuance
 from views.issuances import reason_label, status_label
@@ -121,6 +122,7 @@ class ApprovalQueueView(BaseView):
 
 
 def register(appbuilder) -> None:
+    install_display()
     appbuilder.add_view(ApprovalQueueView, "Approval queue", label=_l("Approval queue"),
                         category="Issuances", category_label=_l("Issuances"),
                         icon="fa-check-square-o")

@@ -22,6 +22,8 @@ from sqlalchemy import select
 from wtforms import SelectField
 
 from app import clock
+from app.display import install as install_display
+from app.display import local_time
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
@@ -107,11 +109,6 @@ def person_label(person) -> str:
     return f"{person.name} ({number})" if number else person.name
 
 
-def local_time(value) -> str:
-    """A stored (UTC) moment as Swedish wall-clock time."""
-    return clock.to_local(value).strftime("%Y-%m-%d %H:%M") if value else ""
-
-
 def type_label(value) -> str:
     return str(TYPE_LABELS.get(value, value or ""))
 
@@ -181,7 +178,7 @@ class DeviationView(ModelView):
         self.update_redirect()
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets,
-            deviation=deviation, notes=deviation.notes, local_time=local_time,
+            deviation=deviation, notes=deviation.notes,
         )
 
     @expose("/note/<int:pk>", methods=["POST"])
@@ -401,6 +398,7 @@ class DeviationReportView(BaseView):
 
 
 def register(appbuilder) -> None:
+    install_display()
     appbuilder.add_view(
         DeviationView, MENU["deviations"], label=_l("Deviation list"),
         category=MENU["deviations_cat"], category_label=_l("Deviations"),

@@ -7,23 +7,28 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
+from app.display import install as install_display
 from app.extensions import db
 from app.security import user_roles
 
-# count key -> (label, endpoint of the screen that lists them, key in queries.dashboard_counts)
+# count key -> (label, screen endpoint, permission that opens it, key in
+# queries.dashboard_counts). The permission is separate: the list screens of BaseViews are
+# `index` methods guarded by `can_list`.
 COUNTS = {
-    "awaiting_approval": (_l("Awaiting approval"), "ApprovalQueueView.list",
+    "awaiting_approval": (_l("Awaiting approval"), "ApprovalQueueView.index", "can_list",
                           "awaiting_approval"),
-    "receipts_due_soon": (_l("Receipts due within %(days)s days"), "ReceiptsView.list", None),
-    "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.list", "receipts_overdue"),
-    "cards_out": (_l("Cards out"), "IssuanceView.list", "open_issuances"),
-    "expired_not_returned": (_l("Expired but not returned"), "ReturnsView.list",
+    "receipts_due_soon": (_l("Receipts due within %(days)s days"), "ReceiptsView.index",
+                          "can_list", None),
+    "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.index", "can_list",
+                         "receipts_overdue"),
+    "cards_out": (_l("Cards out"), "IssuanceView.list", "can_list", "open_issuances"),
+    "expired_not_returned": (_l("Expired but not returned"), "ReturnsView.index", "can_list",
                              "expired_not_returned"),
-    "mail_in_progress": (_l("Registered mail in progress"), "MailFlowView.index",
+    "mail_in_progress": (_l("Registered mail in progress"), "MailFlowView.index", "can_index",
                          "mail_in_progress"),
-    "cards_to_restock": (_l("Returned cards to restock"), "ReturnsView.list",
+    "cards_to_restock": (_l("Returned cards to restock"), "ReturnsView.index", "can_list",
                          "cards_to_restock"),
-    "open_deviations": (_l("Open deviations"), "DeviationView.list", None),
+    "open_deviations": (_l("Open deviations"), "DeviationView.list", "can_list", None),
 }
 # What each role follows; a person with several roles sees the union, in COUNTS order.
 ROLE_COUNTS = {
@@ -63,10 +68,10 @@ def receipts_due_soon(days) -> int:
     ).scalar_one()
 
 
-def _link(endpoint):
+def _link(endpoint, permission):
     """The screen behind a count, when it exists and this user may open it."""
-    view, method = endpoint.split(".")
-    if not current_app.appbuilder.sm.has_access(f"can_{method}", view):
+    view = endpoint.split(".")[0]
+    if not current_app.appbuilder.sm.has_access(permission, view):
         return None
     try:
         return url_for(endpoint)
@@ -79,7 +84,7 @@ def _value(key, counts, user, days):
         return open_deviations(user)
     if key == "receipts_due_soon":
         return receipts_due_soon(days)
-    return counts.get(COUNTS[key][2], 0)
+    return counts.get(COUNTS[key][3], 0)
 
 
 def dashboard(user) -> list[dict]:
@@ -93,11 +98,11 @@ def dashboard(user) -> list[dict]:
     days = current_app.config["RECEIPT_REMINDER_DAYS_BEFORE"]
     rows = []
     for key in keys:
-        label, endpoint, _count_key = COUNTS[key]
+        label, endpoint, permission, _count_key = COUNTS[key]
         # A mapping with % leaves labels without placeholders unchanged.
         rows.append({"key": key, "label": str(label) % {"days": days},
                      "value": int(_value(key, counts, user, days) or 0),
-                     "link": _link(endpoint)})
+                     "link": _link(endpoint, permission)})
     largest = max(row["value"] for row in rows) or 1
     for row in rows:
         row["bar"] = round(CHART_WIDTH * row["value"] / largest)
@@ -117,4 +122,6 @@ class HomeView(IndexView):
 
 
 def register(appbuilder) -> None:
-    """The index view is registered by AppBuilder itself (FAB_INDEX_VIEW)."""
+    """The index view is registered by AppBuilder itself (FAB_INDEX_VIEW); the display
+    filters are installed here, the first screen module to register."""
+    install_display()

@@ -12,7 +12,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from app import clock
+from app import clock, display
+from app.display import channel_label, status_label, with_dash
 from app.extensions import db
 from models import AuditEvent, Issuance, Person, ReserveCard
 from views.registers import STEP_ERRORS, flash_refusal, person_label
@@ -20,36 +21,14 @@ from views.stock import active_pickup_points
 
 PAGE_SIZE = 25
 DUE_SOON_DAYS = 2
-STATUS_LABELS = {
-    "awaiting_approval": _l("Awaiting approval"),
-    "approved": _l("Approved"),
-    "extended": _l("Extended"),
-    "expired": _l("Expired"),
-    "prepared": _l("Prepared"),
-    "sent": _l("Sent"),
-    "receipt_received": _l("Receipt received"),
-    "active": _l("Active"),
-    "rejected": _l("Rejected"),
-    "blocked": _l("Blocked"),
-    "returned": _l("Returned"),
-}
-CHANNEL_LABELS = {"in_person": _l("In person"), "registered_mail": _l("Registered mail")}
 ACTIONS = {"receipt": "register_receipt", "block": "block", "extend": "extend",
            "return": "return_card"}
-
-
-def status_label(status) -> str:
-    return str(STATUS_LABELS.get(status, status))
 
 
 def reason_label(reason) -> str:
     from app.workflow.application import REASON_LABELS
 
     return str(REASON_LABELS.get(reason, reason))
-
-
-def channel_label(channel) -> str:
-    return str(CHANNEL_LABELS.get(channel, channel))
 
 
 def uploaded_scan():
@@ -80,6 +59,9 @@ class SerialOrHsaIdFilter(BaseFilter):
             Issuance.card_id.in_(select(ReserveCard.id).where(ReserveCard.serial == text)),
             Issuance.recipient_id.in_(select(Person.id).where(Person.hsa_id == text)),
         ))
+
+
+TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returned_at")
 
 
 class IssuanceView(ModelView):
@@ -122,8 +104,13 @@ class IssuanceView(ModelView):
         "registered_mail_number": _l("Registered mail number"),
         "justification": _l("Why registered mail"),
     }
-    formatters_columns = {"recipient": person_label, "reason": reason_label,
-                          "status": status_label, "channel": channel_label}
+    # Every column gets a formatter, so an empty value reads "–", never "None".
+    formatters_columns = {
+        **{column: display.dash for column in show_columns},
+        **{column: display.local_time for column in TIME_COLUMNS},
+        "recipient": with_dash(person_label), "reason": with_dash(reason_label),
+        "status": status_label, "channel": channel_label,
+    }
     list_template = "backoffice/issuance_list.html"
     show_template = "backoffice/issuance_show.html"
 
@@ -143,6 +130,7 @@ class IssuanceView(ModelView):
 
         possible = {name: lifecycle.can_transition(issuance.status, step)
                     for name, step in ACTIONS.items()}
+        possible["receipt"] = possible["receipt"] and receipt_pending(issuance)
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets,
             issuance=issuance, history=issuance_history(pk), allowed=self._allowed(),
@@ -218,6 +206,11 @@ class IssuanceView(ModelView):
         else:
             flash(success, "success")
         return redirect(url_for("IssuanceView.show", pk=pk))
+
+
+def receipt_pending(issuance) -> bool:
+    """A receipt is expected and not yet registered (the status alone does not say so)."""
+    return issuance.receipt is not None and issuance.receipt.received_at is None
 
 
 def issuance_history(issuance_id) -> list:
@@ -360,6 +353,7 @@ class ReturnsView(BaseView):
 
 
 def register(appbuilder) -> None:
+    display.install()
     appbuilder.add_view(IssuanceView, "All issuances", label=_l("All issuances"),
                         category="Issuances", category_label=_l("Issuances"), icon="fa-list")
     appbuilder.add_view(ReceiptsView, "Receipts", label=_l("Receipts"), category="Issuances",

@@ -10,12 +10,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.display import install as install_display
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
 from models import REASONS, Issuance
-from views.deviations import flash_refusal, local_time, person_label
+from views.deviations import flash_refusal, person_label
 
 OPEN_STATUSES = ("prepared", "sent", "receipt_received", "active")
 RECENT_CLOSED = 20
@@ -63,7 +64,7 @@ class MailFlowView(BaseView):
         return self.render_template(
             "backoffice_b/mail_flow.html", title=_("Registered mail"), form=request.form,
             groups=self._groups(), reasons=[(code, REASON_LABELS[code]) for code in REASONS],
-            status_labels=STATUS_LABELS, person_label=person_label, local_time=local_time,
+            status_labels=STATUS_LABELS, person_label=person_label,
         )
 
     def _groups(self):
@@ -109,7 +110,7 @@ class MailFlowView(BaseView):
         return self.render_template(
             "backoffice_b/mail_issuance.html", title=_("Registered mail"), issuance=item,
             steps=steps, status_labels=STATUS_LABELS, reason_labels=REASON_LABELS,
-            person_label=person_label, local_time=local_time,
+            person_label=person_label,
         )
 
     @expose("/issuance/<int:issuance_id>/letter.pdf")
@@ -171,6 +172,7 @@ class MailFlowView(BaseView):
 
 
 def register(appbuilder) -> None:
+    install_display()
     appbuilder.add_view(
         MailFlowView, MENU["mail_flow"], label=_l("Registered mail"),
         category=MENU["issuances_cat"], category_label=_l("Issuances"), icon="fa-envelope",

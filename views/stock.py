@@ -14,6 +14,7 @@ from wtforms import BooleanField
 from wtforms.validators import NumberRange
 
 from app import clock
+from app.display import install as install_display
 from app.extensions import db
 from models import LOA_LEVELS, PickupPoint, ReserveCard
 from views.registers import STEP_ERRORS, AuditedModelView, flash_refusal
@@ -42,8 +43,14 @@ def expires_soon(expires_on) -> bool:
 
 
 def expiry_with_warning(expires_on):
+    """The expiry date; past it marked expired, near it marked expires soon."""
     if not expires_soon(expires_on):
         return expires_on
+    if expires_on < clock.today():
+        return Markup('<span class="text-danger rk-danger card-expired" title="{t}">'
+                      '<i class="fa fa-ban"></i> {d} ({label})</span>').format(
+            t=_("The card is past its own expiry date"), d=escape(expires_on),
+            label=_("expired"))
     title = _("Expires within %(days)s days", days=current_app.config["CARD_EXPIRY_WARNING_DAYS"])
     return Markup('<span class="text-warning card-expiry-warning" title="{t}">'
                   '<i class="fa fa-exclamation-triangle"></i> {d} ({label})</span>').format(
@@ -291,6 +298,7 @@ class PickupPointView(AuditedModelView):
 
 
 def register(appbuilder) -> None:
+    install_display()
     appbuilder.add_view(CardView, "Cards", label=_l("Cards"), category="Stock",
                         category_label=_l("Stock"), icon="fa-credit-card")
     appbuilder.add_view(CardBatchView, "Register envelopes", label=_l("Register envelopes"),
