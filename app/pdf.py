@@ -14,9 +14,10 @@ from flask import current_app, render_template
 from PIL import Image, ImageDraw
 from reportlab.graphics.barcode.code128 import Code128
 from xhtml2pdf import pisa
+from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 from app import clock
-from app.workflow._common import REASON_SV
+from app.workflow.application import REASON_LABELS_SV
 
 FONT_DIR = Path(reportlab.__file__).resolve().parent / "fonts"
 FONTS = {"regular": FONT_DIR / "Vera.ttf", "bold": FONT_DIR / "VeraBd.ttf"}
@@ -77,7 +78,7 @@ def _context(issuance) -> dict:
         "card": issuance.card,
         "recipient": issuance.recipient,
         "attesters": [link.person for link in issuance.attesters],
-        "reason_name": REASON_SV.get(issuance.reason, issuance.reason),
+        "reason_name": REASON_LABELS_SV.get(issuance.reason, issuance.reason),
         "issued_on": clock.to_local(issued_at).date(),
         "barcode_uri": _data_uri(code128_png(issuance.card.serial)),
         "fonts": {name: path.as_uri() for name, path in FONTS.items()},
@@ -85,10 +86,14 @@ def _context(issuance) -> dict:
     }
 
 
+# The templates read only the bundled fonts, wherever the packages are installed; nothing remote.
+_POLICY = ResourceAccessPolicy(allow_remote=False, base_dir=FONT_DIR, extra_roots=(FONT_DIR,))
+
+
 def _render(template: str, issuance) -> bytes:
     html = render_template(template, **_context(issuance))
     out = io.BytesIO()
-    result = pisa.CreatePDF(html, dest=out, encoding="utf-8")
+    result = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=_POLICY)
     if result.err:
         raise PdfError(f"{template}: {result.err} rendering error(s)")
     return out.getvalue()

@@ -1,6 +1,9 @@
-"""The security manager: FAB's database login, plus the link from a login to its person."""
+"""The security manager: FAB's database login, plus the link from a login to its person, and
+the REST API's answer when the access token is missing or wrong."""
 
+from flask import jsonify
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.extensions import db
@@ -8,6 +11,11 @@ from models import AccountLink, Person
 
 
 class ReservkortSecurityManager(SecurityManager):
+    def create_jwt_manager(self, app):
+        jwt_manager = super().create_jwt_manager(app)
+        answer_401_with_message(jwt_manager)
+        return jwt_manager
+
     def person_for_user(self, user) -> Person | None:
         if user is None or not getattr(user, "id", None):
             return None
@@ -35,3 +43,20 @@ def authenticate(username: str, password: str):
     if not username or not password:
         return None
     return current_app.appbuilder.sm.auth_user_db(username, password)
+
+
+def _unauthorized(message):
+    return jsonify({"message": str(message)}), 401
+
+
+def answer_401_with_message(jwt_manager) -> None:
+    """Without a valid access token the API answers 401 {"message": ...} like its other errors
+    (flask_jwt_extended's own answer is {"msg": ...}, and 422 for a malformed token)."""
+    missing = _l("Not logged in: send an access token (Authorization: Bearer <token>).")
+    invalid = _l("The access token is not valid; log in again.")
+    expired = _l("The access token has expired; log in again.")
+    jwt_manager.unauthorized_loader(lambda _reason: _unauthorized(missing))
+    jwt_manager.invalid_token_loader(lambda _reason: _unauthorized(invalid))
+    jwt_manager.expired_token_loader(lambda _header, _data: _unauthorized(expired))
+    jwt_manager.revoked_token_loader(lambda _header, _data: _unauthorized(invalid))
+    jwt_manager.user_lookup_error_loader(lambda _header, _data: _unauthorized(invalid))

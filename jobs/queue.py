@@ -1,40 +1,21 @@
-"""The Redis connection, the queue, and starting dispatch right after a commit that queued mail.
+"""Enqueueing the jobs, and starting dispatch right after a commit that queued mail (the Redis
+connection and the queue itself are in app.queues).
 
 Redis holds only work in flight. When it cannot be reached the enqueue is skipped (and logged):
 the request that queued the mail still succeeds, and the periodic catch-up sends the mail.
 """
 
 from flask import current_app
-from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Retry
 
-QUEUE_NAME = "reservkort"
+from app.queues import EXTENSION_KEY, QUEUE_NAME, get_queue, redis_connection
+
 DISPATCH_JOB = "jobs.tasks.dispatch_outbox"
 SWEEP_JOB = "jobs.tasks.run_sweeps"
-EXTENSION_KEY = "reservkort_redis"  # app.extensions key for a connection given by the runner
 
-_by_url: dict[str, Redis] = {}
-
-
-def redis_connection(flask_app=None) -> Redis | None:
-    """The app's Redis connection, or None when none is configured."""
-    flask_app = flask_app or current_app
-    given = flask_app.extensions.get(EXTENSION_KEY)
-    if given is not None:
-        return given
-    url = flask_app.config.get("REDIS_URL")
-    if not url:
-        return None
-    if url not in _by_url:
-        # Short timeouts: a request must never hang on a Redis that is down.
-        _by_url[url] = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-    return _by_url[url]
-
-
-def get_queue(flask_app=None) -> Queue | None:
-    connection = redis_connection(flask_app)
-    return Queue(QUEUE_NAME, connection=connection) if connection is not None else None
+__all__ = ["DISPATCH_JOB", "EXTENSION_KEY", "QUEUE_NAME", "SWEEP_JOB", "enqueue_dispatch",
+           "get_queue", "install", "redis_connection"]
 
 
 def enqueue_dispatch():

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from app import mailer
+from app import mailer, queues
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
@@ -31,38 +31,11 @@ def _short_error(text, limit=300) -> str:
 
 
 def queue_health() -> dict:
-    """Lengths of the job queue's registries and its failed jobs; `error` if Redis is away."""
-    from redis.exceptions import RedisError
-    from rq.registry import FailedJobRegistry
-
-    from jobs.queue import get_queue
-
-    queue = get_queue()
-    if queue is None:
-        return {"configured": False}
-    try:
-        failed = FailedJobRegistry(queue=queue)
-        jobs = queue.job_class.fetch_many(failed.get_job_ids(0, FAILED_SHOWN - 1),
-                                          connection=queue.connection)
-        return {
-            "configured": True,
-            "counts": {
-                "queued": queue.count,
-                "started": queue.started_job_registry.count,
-                "scheduled": queue.scheduled_job_registry.count,
-                "failed": failed.count,
-            },
-            "failed_jobs": [_failed_job(job) for job in jobs if job is not None],
-        }
-    except RedisError as exc:
-        return {"configured": True, "error": str(exc)}
-
-
-def _failed_job(job) -> dict:
-    result = job.latest_result()
-    error = result.exc_string if result is not None and result.exc_string else ""
-    return {"id": job.id, "func": job.func_name, "ended_at": job.ended_at,
-            "error": _short_error(error)}
+    """The queue's health with each failed job's error cut to its last line."""
+    health = queues.queue_health(FAILED_SHOWN)
+    for job in health.get("failed_jobs", []):
+        job["error"] = _short_error(job["error"])
+    return health
 
 
 class JobsView(BaseView):
@@ -93,23 +66,18 @@ class JobsView(BaseView):
     @has_access
     @permission_name("requeue")
     def requeue(self, job_id):
-        from redis.exceptions import RedisError
-        from rq.exceptions import InvalidJobOperation, NoSuchJobError
-        from rq.registry import FailedJobRegistry
-
-        from jobs.queue import get_queue
-
-        queue = get_queue()
-        if queue is None:
-            abort(404)
         try:
-            FailedJobRegistry(queue=queue).requeue(job_id)
-        except (NoSuchJobError, InvalidJobOperation):
-            flash(_("The job %(id)s is no longer among the failed jobs.", id=job_id), "warning")
-        except RedisError as exc:
+            requeued = queues.requeue_failed(job_id)
+        except queues.QueueUnavailable as exc:
+            if not exc.configured:
+                abort(404)
             flash(_("The job queue cannot be reached: %(error)s", error=str(exc)), "danger")
         else:
-            flash(_("The job %(id)s is queued again.", id=job_id), "success")
+            if requeued:
+                flash(_("The job %(id)s is queued again.", id=job_id), "success")
+            else:
+                flash(_("The job %(id)s is no longer among the failed jobs.", id=job_id),
+                      "warning")
         return redirect(url_for("JobsView.index"))
 
     @expose("/resend/<int:pk>", methods=["POST"])

@@ -8,12 +8,12 @@ from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.exceptions import FABException
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import inspect
-from wtforms.validators import NumberRange
 
 from app import audit
 from app.roles import MENU
+from app.workflow import registers
 from models import AuditEvent, OrganisationType
+from views.registers import AuditedModelView
 
 
 def _as_json(value) -> str:
@@ -72,8 +72,9 @@ class AuditLogView(ModelView):
         )
 
 
-class OrgTypeView(ModelView):
-    """The attester count per organisation type (the routine allows fewer for some)."""
+class OrgTypeView(AuditedModelView):
+    """The attester count per organisation type (the routine allows fewer for some); saved by
+    the workflow, which checks the range and writes the audit row."""
 
     datamodel = SQLAInterface(OrganisationType)
     route_base = "/organisation-types"
@@ -91,24 +92,9 @@ class OrgTypeView(ModelView):
     }
     description_columns = {"attesters_required": _l("Between 1 and 5; the routine's default is 2.")}
 
-    validators_columns = {"attesters_required": [NumberRange(min=1, max=5)]}
-
-    def pre_update(self, item):
-        # The form has filled the item; its audit row joins the edit's own commit.
-        audit.record("org_type.update", "organisation_type", None,
-                     before={"code": item.code, **_previous(item, "name", "attesters_required")},
-                     after={"code": item.code, "name": item.name,
-                            "attesters_required": item.attesters_required})
-
-
-def _previous(item, *names) -> dict:
-    """The values the columns had before the form changed them."""
-    state = inspect(item)
-    before = {}
-    for name in names:
-        history = state.attrs[name].history
-        before[name] = history.deleted[0] if history.deleted else getattr(item, name)
-    return before
+    def save(self, values, pk=None):
+        return registers.set_attesters_required(pk, values.get("attesters_required"),
+                                                name=values.get("name"))
 
 
 def register(appbuilder) -> None:

@@ -2,30 +2,27 @@
 turning a refused workflow step into a flash message, masking people with protected identity,
 and loading a list page's relations with the page's own query."""
 
-import re
-
-from flask import flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
+from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
-from app import audit, validation
+from app import privacy, validation
 from app.errors import NotFound, RuleViolation
-from app.extensions import db
 from app.validation import FieldError
-from models import AccountLink, KobeRecord, Person, Unit
+from models import KobeRecord, Person, Unit
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
-MASKED_PERSON_FIELDS = ("name", "personal_number", "email")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NOT_FOUND_WHAT = {
     "issuance": _l("issuance"),
     "issuance for card": _l("open issuance for the card"),
@@ -64,22 +61,21 @@ class EagerInterface(SQLAInterface):
 # --- protected identity ---------------------------------------------------------------------
 
 def can_see_protected_identity() -> bool:
-    """Whether the logged-in user is cleared to see people with protected identity."""
+    """Whether the logged-in user is cleared to see people with protected identity (asked once
+    per request)."""
     if not getattr(current_user, "is_authenticated", False):
         return False
     cached = g.get("protected_identity_clearance")
     if cached is None or cached[0] != current_user.id:
-        cleared = bool(db.session.execute(
-            select(AccountLink.protected_identity_clearance)
-            .where(AccountLink.user_id == current_user.id)
-        ).scalar())
-        cached = g.protected_identity_clearance = (current_user.id, cleared)
+        cached = g.protected_identity_clearance = (current_user.id,
+                                                   privacy.has_clearance(current_user))
     return cached[1]
 
 
 def is_masked(person) -> bool:
+    # The clearance is looked up only when a protected person is shown.
     return bool(person is not None and person.protected_identity
-                and not can_see_protected_identity())
+                and privacy.hidden(person, can_see_protected_identity()))
 
 
 def person_label(person) -> str:
@@ -87,13 +83,13 @@ def person_label(person) -> str:
     if person is None:
         return ""
     if is_masked(person):
-        return f"{_('Protected identity')} ({person.hsa_id})"
+        return f"{str(privacy.MASK)} ({person.hsa_id})"
     return f"{person.name} ({person.hsa_id})"
 
 
 def masked_value(person, field, value):
-    if field in MASKED_PERSON_FIELDS and is_masked(person):
-        return _("Protected identity")
+    if field in privacy.MASKED_PERSON_FIELDS and is_masked(person):
+        return str(privacy.MASK)
     return value
 
 
@@ -103,53 +99,102 @@ class PersonInterface(EagerInterface):
         return masked_value(item, col, value)
 
 
-# --- audited CRUD ---------------------------------------------------------------------------
+# --- registers saved by the workflow ---------------------------------------------------------
 
-def snapshot(item) -> dict:
-    return {attr.key: getattr(item, attr.key) for attr in inspect(item).mapper.column_attrs}
+def _save_steps() -> dict:
+    from app.workflow import registers
 
-
-def committed_values(item) -> dict:
-    state = inspect(item)
-    before = {}
-    for attr in state.mapper.column_attrs:
-        history = state.attrs[attr.key].history
-        if history.has_changes():
-            before[attr.key] = history.deleted[0] if history.deleted else None
-    return before
+    return {"person": registers.save_person, "unit": registers.save_unit,
+            "pickup_point": registers.save_pickup_point}
 
 
 class AuditedModelView(ModelView):
-    """A register screen whose additions and edits write their audit row in the same
-    transaction (FAB commits after pre_add / pre_update)."""
+    """A register screen whose additions and edits are workflow steps (app.workflow.registers):
+    checked, saved and audited in one transaction. A value the step refuses is shown at its
+    field and the form is kept."""
 
     audit_entity = ""
     page_size = 25
 
-    def normalise(self, item) -> None:
-        """Bring entered values to their stored form; raise ValueError to refuse."""
+    def save(self, values: dict, pk=None):
+        """Run the workflow step that saves this register."""
+        return _save_steps()[self.audit_entity](values, pk)
 
-    def pre_add(self, item):
-        self.normalise(item)
-        self._flush(item)
-        audit.record(f"{self.audit_entity}.create", self.audit_entity, item.id,
-                     after=snapshot(item))
+    def _add(self):
+        if request.method != "POST":
+            return super()._add()
+        form = self.add_form.refresh()
+        if form.validate() and self._saved(form, None):
+            flash(as_unicode(self.add_row_message), "success")
+            return None
+        return self._get_add_widget(form=form)
 
-    def pre_update(self, item):
-        self.normalise(item)
-        before = committed_values(item)
-        self._flush(item)
-        audit.record(f"{self.audit_entity}.update", self.audit_entity, item.id, before=before,
-                     after={key: getattr(item, key) for key in before})
+    def _edit(self, pk):
+        if request.method != "POST":
+            return super()._edit(pk)
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            abort(404)
+        pk = self.datamodel.get_pk_value(item)
+        form = self.edit_form.refresh(request.form)
+        form._id = pk
+        if form.validate() and self._saved(form, pk):
+            flash(as_unicode(self.edit_row_message), "success")
+            return None
+        widgets = self._get_edit_widget(form=form)
+        return self._get_related_views_widgets(
+            item, filters={}, orders=get_order_args(), pages=get_page_args(),
+            page_sizes=get_page_size_args(), widgets=widgets)
 
-    def _flush(self, item):
+    def _saved(self, form, pk) -> bool:
         try:
-            db.session.add(item)
-            db.session.flush()
-        except IntegrityError as exc:
-            db.session.rollback()
-            raise ValueError(_("Not saved: a value that must be unique is already used "
-                               "(HSA-id, personal number or name).")) from exc
+            self.save(form_values(form, self.datamodel.obj), pk)
+        except FieldError as exc:
+            _show_at_field(form, self.datamodel.obj, exc)
+            return False
+        except STEP_ERRORS as exc:
+            flash_refusal(exc)
+            return False
+        except IntegrityError:
+            # Two people saving the same unique value at the same moment.
+            flash(_("Not saved: a value that must be unique is already used "
+                    "(HSA-id, personal number or name)."), "danger")
+            return False
+        return True
+
+
+def _relations(model) -> dict:
+    """{form field of a relation: (its column, the related key)}, e.g. unit -> unit_id."""
+    pairs = {}
+    for relation in inspect(model).relationships:
+        if relation.direction.name == "MANYTOONE" and len(relation.local_remote_pairs) == 1:
+            local, remote = relation.local_remote_pairs[0]
+            pairs[relation.key] = (local.key, remote.key)
+    return pairs
+
+
+def form_values(form, model) -> dict:
+    """The form's values named as the workflow names them (a chosen unit as its unit_id)."""
+    relations = _relations(model)
+    values = {}
+    for name, value in form.data.items():
+        if name == "csrf_token":
+            continue
+        if name in relations:
+            column, key = relations[name]
+            values[column] = getattr(value, key) if value is not None else None
+        else:
+            values[name] = value
+    return values
+
+
+def _show_at_field(form, model, exc) -> None:
+    by_column = {column: name for name, (column, _key) in _relations(model).items()}
+    field = form._fields.get(by_column.get(exc.field, exc.field))
+    if field is None:
+        flash(f"{exc.field}: {exc.message}", "danger")
+        return
+    field.errors = [*field.errors, f"{field.label.text}: {exc.message}"]
 
 
 # --- form validators naming their field -----------------------------------------------------
@@ -165,27 +210,6 @@ class FieldFormat:
             self.check(field.data, field=field.name)
         except FieldError as exc:
             raise ValidationError(f"{field.label.text}: {exc.message}") from exc
-
-
-def email_format(form, field):
-    if field.data and not EMAIL_RE.match(field.data.strip()):
-        raise ValidationError(_("%(field)s: not an e-mail address.", field=field.label.text))
-
-
-def manager_exists(form, field):
-    if not field.data:
-        return
-    try:
-        hsa_id = validation.hsa_id(field.data, field=field.name)
-    except FieldError as exc:
-        raise ValidationError(f"{field.label.text}: {exc.message}") from exc
-    if not db.session.execute(select(Person.id).where(Person.hsa_id == hsa_id)).first():
-        raise ValidationError(_("%(field)s: no person with HSA-id %(hsa_id)s.",
-                                field=field.label.text, hsa_id=hsa_id))
-
-
-def _optional_hsa_id(value, field):
-    return validation.hsa_id(value, field=field) if value else None
 
 
 # --- the screens ----------------------------------------------------------------------------
@@ -222,7 +246,6 @@ class PersonView(AuditedModelView):
     description_columns = {
         "card_office_role": _l("RA, ORA, KRA or LRA: such a person may not attest."),
     }
-    validators_columns = {"email": [email_format]}
     # Own fields: the entered formats are longer than the stored ones, and an unticked flag
     # is a valid answer.
     add_form_extra_fields = edit_form_extra_fields = {
@@ -234,20 +257,9 @@ class PersonView(AuditedModelView):
             validators=[Optional(), FieldFormat(validation.personal_number)]),
         "protected_identity": BooleanField(_l("Protected identity")),
         "manager_hsa_id": StringField(_l("Manager (HSA-id)"),
-                                      validators=[Optional(), manager_exists]),
+                                      validators=[Optional(), FieldFormat(validation.hsa_id)]),
     }
     formatters_columns = {"manager": person_label}
-
-    def normalise(self, item):
-        item.hsa_id = validation.hsa_id(item.hsa_id)
-        item.personal_number = validation.personal_number(item.personal_number)
-        item.email = (item.email or "").strip() or None
-        item.card_office_role = (item.card_office_role or "").strip().upper() or None
-        manager_hsa_id = _optional_hsa_id(getattr(item, "manager_hsa_id", None),
-                                          "manager_hsa_id")
-        item.manager = db.session.execute(
-            select(Person).where(Person.hsa_id == manager_hsa_id)
-        ).scalar_one_or_none() if manager_hsa_id else None
 
     def prefill_form(self, form, pk):
         item = self.datamodel.get(pk)
@@ -287,9 +299,6 @@ class UnitView(AuditedModelView):
         "hsa_id": StringField(_l("HSA-id"), validators=[Optional(),
                                                        FieldFormat(validation.hsa_id)]),
     }
-
-    def normalise(self, item):
-        item.hsa_id = _optional_hsa_id(item.hsa_id, "hsa_id")
 
 
 def _ordinary_card_label(value):
@@ -399,18 +408,7 @@ def _preview_errors(rows) -> dict:
     """{row number: [messages]} without saving anything."""
     from app.workflow import kobe
 
-    validate_rows = getattr(kobe, "validate_rows", None)
-    if validate_rows is not None:
-        return _by_row(validate_rows(rows))
-    # Until the workflow offers a dry run, its own row check is used directly.
-    hsa_ids = {str(r.get("hsa_id") or "").strip().upper() for r in rows}
-    people = dict(db.session.execute(
-        select(Person.hsa_id, Person.id).where(Person.hsa_id.in_(hsa_ids))
-    ).all())
-    errors = []
-    for index, row in enumerate(rows, start=1):
-        errors += kobe._validate(index, row, people)[1]
-    return _by_row(errors)
+    return _by_row(kobe.validate_rows(rows))
 
 
 KOBE_FIELD_LABELS = {

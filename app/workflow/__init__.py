@@ -39,9 +39,13 @@ Modules and their public functions:
   add_note(deviation_id, text); close(deviation_id); visible_deviations(user) -> Select
   (row-level: a Chef sees only their own units); report_rows(user, filters) -> iterator of
   dicts for the CSV/XLSX export.
-- kobe: parse_csv(text) -> list[dict]; import_rows(rows) -> {"updated": n} or raises
-  KobeImportError with per-row errors (nothing saved); set_record(hsa_id, ordinary_card,
-  reserve_card_order).
+- registers: save_person(data, person_id=None); save_unit(data, unit_id=None);
+  save_pickup_point(data, pickup_point_id=None); set_attesters_required(code, n, name=None);
+  each checks fields (FieldError names the field), writes its audit row, saves nothing when a
+  value is wrong.
+- kobe: validate_rows(rows) -> list of {row, field, message} (no saving);
+  parse_csv(text) -> list[dict]; import_rows(rows) -> {"updated": n} or raises KobeImportError
+  with per-row errors (nothing saved); set_record(hsa_id, ordinary_card, reserve_card_order).
 - sweeps: run_all(now, trigger="schedule") -> dict name -> count; each sweep is set-based and
   idempotent.
 - queries: dashboard_counts(now=None) -> dict; approval_queue() -> Select (oldest first);
@@ -56,6 +60,7 @@ from app.workflow import (  # noqa: E402  (the modules, so callers can import th
     lifecycle,
     mail_flow,
     queries,
+    registers,
     stock,
     sweeps,
 )
@@ -74,6 +79,7 @@ __all__ = [
     "lifecycle",
     "mail_flow",
     "queries",
+    "registers",
     "step",
     "stock",
     "sweeps",

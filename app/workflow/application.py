@@ -12,6 +12,7 @@ from app.validation import FieldError, card_serial
 from app.validation import hsa_id as valid_hsa_id
 from app.validation import personal_number as valid_personal_number
 from app.workflow._common import (
+    REASON_SV,
     actor_user_id,
     cfg,
     current_user,
@@ -37,6 +38,9 @@ REASON_LABELS = {
     "awaiting_new_card": _l("Awaiting new SITHS card"),
     "temporary_assignment": _l("Temporary assignment"),
 }
+# The reasons in the routine's own Swedish words, for paper documents and e-mails (always
+# Swedish, whatever the reader's language).
+REASON_LABELS_SV = REASON_SV
 
 
 # --- the card ---------------------------------------------------------------------------------

@@ -100,10 +100,8 @@ def _validate(index, row, people) -> tuple[dict | None, list[dict]]:
             "reserve_card_order": order}, []
 
 
-@step
-def import_rows(rows) -> dict:
-    """Update the register from rows; every row is valid or nothing is saved."""
-    rows = list(rows or [])
+def _checked(rows) -> tuple[list[dict], list[dict]]:
+    """(the rows' values ready to save, every error as {row, field, message})."""
     hsa_ids = {str(r.get("hsa_id") or "").strip().upper() for r in rows}
     people = dict(db.session.execute(
         select(Person.hsa_id, Person.id).where(Person.hsa_id.in_(hsa_ids))
@@ -114,6 +112,18 @@ def import_rows(rows) -> dict:
         errors.extend(row_errors)
         if values:
             valid.append(values)
+    return valid, errors
+
+
+def validate_rows(rows) -> list[dict]:
+    """Every error of the rows as {row, field, message}, saving nothing (the import preview)."""
+    return _checked(list(rows or []))[1]
+
+
+@step
+def import_rows(rows) -> dict:
+    """Update the register from rows; every row is valid or nothing is saved."""
+    valid, errors = _checked(list(rows or []))
     if errors:
         raise KobeImportError(errors)
     changed = _apply(valid)

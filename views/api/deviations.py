@@ -16,10 +16,10 @@ from sqlalchemy import select
 from app import clock
 from app.errors import NotFound
 from app.extensions import db
+from app.privacy import MASK, current_user_cleared
 from models import Deviation
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
-from views.api.privacy import MASK, current_user_cleared
 
 
 def _user():

@@ -9,11 +9,11 @@ from sqlalchemy.orm import selectinload
 
 from app.errors import NotFound
 from app.extensions import db
+from app.privacy import current_user_cleared, person_view
 from app.security import person_for_user
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
 from views.api.base import StepApi, api_step, json_body, workflow
-from views.api.privacy import current_user_cleared, person_view
 
 
 def _current_user():

@@ -7,27 +7,23 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
-from sqlalchemy import inspect, select
 
-from app import audit
-from app.errors import NotFound
-from app.extensions import db
+from app.privacy import current_user_cleared, mask_rows
 from app.validation import FieldError
-from models import ORG_TYPES, OrganisationType, Person, PickupPoint, ReserveCard, Unit
+from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
-from views.api.privacy import MASK, current_user_cleared
 
 READ_ONLY = {"get", "get_list"}
 READ_WRITE = READ_ONLY | {"post", "put"}
 
 
 class RegisterWriteApi(RegisterApi):
-    """A register written with a plain schema (400 for a malformed field), one audit row per
-    change, in the same transaction."""
+    """A register written with a plain schema (400 for a malformed field) through its workflow
+    step (app.workflow.registers), which checks references and unique values and audits."""
 
     include_route_methods = READ_WRITE
-    entity = ""
+    save_step = ""
 
     def __init__(self):
         super().__init__()
@@ -36,10 +32,6 @@ class RegisterWriteApi(RegisterApi):
         described = type(f"{name}Write", (self.write_schema,),
                          {"__component_name__": f"{name}.write"})
         self.openapi_spec_component_schemas = (*self.openapi_spec_component_schemas, described)
-
-    def clean(self, data: dict) -> dict:
-        """Normalise values and check references; FieldError names the field."""
-        return data
 
     @expose("/", methods=["POST"])
     @protect()
@@ -75,13 +67,7 @@ class RegisterWriteApi(RegisterApi):
               $ref: '#/components/responses/403'
         """
         schema = self.write_schema()
-        data = self.clean(json_body(schema))
-        self._check_unique(data, None)
-        item = self.datamodel.obj(**data)
-        db.session.add(item)
-        db.session.flush()
-        audit.record(f"{self.entity}.create", self.entity, item.id, after=data)
-        db.session.commit()
+        item = self.save(json_body(schema), None)
         return self.response(201, id=item.id, result=schema.dump(item))
 
     @expose("/<int:pk>", methods=["PUT"])
@@ -120,35 +106,13 @@ class RegisterWriteApi(RegisterApi):
             404:
               $ref: '#/components/responses/404'
         """
-        item = db.session.get(self.datamodel.obj, pk)
-        if item is None:
-            raise NotFound(self.entity, pk)
         schema = self.write_schema()
-        data = self.clean(json_body(schema, partial=True))
-        self._check_unique(data, pk)
-        before = {key: getattr(item, key) for key in data}
-        for key, value in data.items():
-            setattr(item, key, value)
-        audit.record(f"{self.entity}.update", self.entity, item.id, before=before, after=data)
-        db.session.commit()
+        item = self.save(json_body(schema, partial=True), pk)
         return self.response(200, result=schema.dump(item))
 
-    def _check_unique(self, data, pk):
-        model = self.datamodel.obj
-        for column in inspect(model).columns:
-            value = data.get(column.key)
-            if not column.unique or value is None:
-                continue
-            taken = db.session.execute(
-                select(model.id).where(column == value, model.id != (pk or 0))
-            ).first()
-            if taken:
-                raise FieldError(column.key, _l("Already registered."))
-
-
-def _exists(model, pk, field):
-    if pk is not None and db.session.get(model, pk) is None:
-        raise FieldError(field, _l("No such item."))
+    def save(self, data: dict, pk):
+        """The workflow step that checks, saves and audits the register's item."""
+        return getattr(workflow("registers"), self.save_step)(data, pk)
 
 
 class PersonWriteSchema(Schema):
@@ -180,7 +144,7 @@ class PersonApi(RegisterWriteApi):
     class_permission_name = "PersonApi"
     openapi_spec_tag = "People"
     datamodel = SQLAInterface(Person)
-    entity = "person"
+    save_step = "save_person"
     write_schema = PersonWriteSchema
     list_columns = ["id", "hsa_id", "personal_number", "name", "email", "unit_id",
                     "unit.name", "protected_identity"]
@@ -189,26 +153,11 @@ class PersonApi(RegisterWriteApi):
     order_columns = ["id", "hsa_id", "name"]
     base_order = ("name", "asc")
 
-    def clean(self, data):
-        _exists(Unit, data.get("unit_id"), "unit_id")
-        return data
-
     def pre_get_list(self, data):
-        _mask(data.get("result", []))
+        mask_rows(data.get("result", []), current_user_cleared())
 
     def pre_get(self, data):
-        _mask([data.get("result", {})])
-
-
-def _mask(rows):
-    """Name, number and e-mail of protected people only for cleared staff."""
-    if current_user_cleared():
-        return
-    for row in rows:
-        if row.get("protected_identity"):
-            for key in ("name", "personal_number", "email"):
-                if key in row:
-                    row[key] = str(MASK) if key == "name" else None
+        mask_rows([data.get("result", {})], current_user_cleared())
 
 
 class PickupPointApi(RegisterWriteApi):
@@ -216,7 +165,7 @@ class PickupPointApi(RegisterWriteApi):
     class_permission_name = "PickupPointApi"
     openapi_spec_tag = "Pickup points"
     datamodel = SQLAInterface(PickupPoint)
-    entity = "pickup_point"
+    save_step = "save_pickup_point"
     write_schema = PickupPointWriteSchema
     list_columns = ["id", "name", "address", "min_stock", "active"]
     show_columns = list_columns
@@ -229,19 +178,12 @@ class UnitApi(RegisterWriteApi):
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
     datamodel = SQLAInterface(Unit)
-    entity = "unit"
+    save_step = "save_unit"
     write_schema = UnitWriteSchema
     list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
     show_columns = list_columns
     search_columns = ["name", "hsa_id", "org_type_code"]
     order_columns = ["id", "name"]
-
-    def clean(self, data):
-        _exists(Unit, data.get("parent_id"), "parent_id")
-        if data.get("org_type_code") and db.session.get(
-                OrganisationType, data["org_type_code"]) is None:
-            raise FieldError("org_type_code", _l("No such item."))
-        return data
 
 
 class CardApi(RegisterApi):
