@@ -12,7 +12,7 @@ run: deps translations migrate  ## serve the back office with the jobs running i
 	$(BIN)/python run.py
 
 test: dev-deps translations  ## install what the tests need and run the whole suite
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3"; exit 1; }
