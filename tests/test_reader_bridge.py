@@ -494,3 +494,46 @@ def test_browser_script_fills_the_field(pcscd, virtual_cards, reader_bridge, tmp
             browser.wait(5)
         web.shutdown()
         web.server_close()
+
+
+@pytest.mark.browser
+def test_wizard_serial_field_fills_itself_from_the_reader(pcscd, virtual_cards, reader_bridge,
+                                                          app, in_stock_card):
+    """The real back office in headless Chromium: a card put in the reader lands in the
+    wizard's serial field, and the wizard moves on to the recipient step by itself."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    serial = in_stock_card("LOA2").serial
+    web = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{web.server_port}"
+    bridge = reader_bridge("--origin", origin)
+    app.config["READER_BRIDGE_URL"] = f"http://127.0.0.1:{bridge.port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(origin + "/login/")
+            page.fill("input[name=username]", "intygsgivare1")
+            page.fill("input[name=password]", "Reservkort-demo-2026")
+            page.locator("input[type=submit], button[type=submit]").first.click()
+            page.wait_for_load_state()
+            page.goto(origin + "/ansokan/")
+            field = page.locator("input[data-card-serial]")
+            assert field.input_value() == ""
+            page.wait_for_function(
+                "() => /ansluten|anslutna/.test("
+                "(document.querySelector('.reader-bridge-status') || {}).textContent || '')",
+                timeout=30_000)
+            virtual_cards(GdoCard(serial), 0)
+            page.wait_for_url("**/mottagare", timeout=20_000)
+            assert serial in page.content()
+            browser.close()
+    finally:
+        web.shutdown()
