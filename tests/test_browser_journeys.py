@@ -180,8 +180,8 @@ def test_servicecenter_registers_receipt_extends_and_takes_the_return(
     expect(page.locator(f"form[action$='/issuances/{issuance_id}/extend']")).to_have_count(0)
     # Extended once by the original length (10 days for a forgotten card).
     extended_to = date.fromisoformat(earlier(journey, "in_person_end")) + timedelta(days=10)
-    history = page.locator("table.issuance-history tr", has_text="issuance.extend")
-    expect(history).to_contain_text(f"valid_until: {extended_to.isoformat()}")
+    history = page.locator("table.issuance-history tr", has_text="Giltighetstiden förlängd")
+    expect(history).to_contain_text(f"Giltig till: {extended_to.isoformat()}")
 
     open_from_menu(page, "/returns/")
     page.fill("#serial", WIZARD_SERIAL)
