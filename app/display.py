@@ -9,22 +9,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import clock
+from app.workflow._common import STATUS_LABELS as ISSUANCE_STATUS_LABELS
 
 DASH = "–"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 STATUS_LABELS = {
-    "awaiting_approval": _l("Awaiting approval"),
-    "approved": _l("Approved"),
-    "extended": _l("Extended"),
-    "expired": _l("Expired"),
-    "prepared": _l("Prepared"),
-    "sent": _l("Sent"),
-    "receipt_received": _l("Receipt received"),
-    "active": _l("Active"),
-    "rejected": _l("Rejected"),
-    "blocked": _l("Blocked"),
-    "returned": _l("Returned"),
+    **ISSUANCE_STATUS_LABELS,
     # cards
     "in_stock": _l("In stock"),
     "issued": _l("Issued"),
