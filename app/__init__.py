@@ -1,5 +1,6 @@
 """The application factory."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,10 @@ from app.extensions import csrf, db, migrate
 
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE.parent / "migrations"
+
+
+# FAB warns about its own security tables' filters on every start; nothing to act on.
+logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
 
 
 def create_app(config=None, **overrides) -> Flask:
