@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app:create_app
 PORT ?= 5000
-SYSTEM_PACKAGES := pcscd vsmartcard-vpcd swig libpcsclite-dev chromium fonts-dejavu-core
+SYSTEM_PACKAGES := pcscd vsmartcard-vpcd swig libpcsclite-dev chromium
 
 .PHONY: run test venv deps dev-deps system-deps translations migrate lint bench clean
 
