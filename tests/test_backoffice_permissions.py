@@ -36,6 +36,7 @@ MATRIX = [
     ("POST", "/issuances/1/extend", {SC, ADMIN}),
     ("POST", "/issuances/1/return", {SC, ADMIN}),
     ("POST", "/issuances/1/receipt", {SC, ADMIN}),
+    ("GET", "/issuances/1/scan", {SC, ADMIN}),  # the scanned receipt
     ("POST", "/issuances/1/block", {SC, KH, ADMIN}),
     ("POST", "/receipts/", {SC, ADMIN}),
     ("POST", "/returns/", {SC, ADMIN}),
