@@ -1,11 +1,14 @@
 """Login accounts and their link to a person."""
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app import audit
 from app.errors import NotFound
 from app.extensions import db
+from app.validation import FieldError
 from app.validation import hsa_id as valid_hsa_id
+from app.workflow._tx import step
 from models import AccountLink, Person
 
 
@@ -72,3 +75,58 @@ def link_user(user, person, protected_identity_clearance=False) -> AccountLink:
     link.protected_identity_clearance = protected_identity_clearance
     db.session.flush()
     return link
+
+
+def _user(user_id):
+    from flask import current_app
+
+    user = db.session.get(current_app.appbuilder.sm.user_model, user_id) if user_id else None
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+def _current_link(user_id) -> AccountLink | None:
+    return db.session.execute(
+        select(AccountLink).where(AccountLink.user_id == user_id)
+    ).scalar_one_or_none()
+
+
+def _link_state(link: AccountLink | None) -> dict | None:
+    if link is None:
+        return None
+    return {"hsa_id": link.person.hsa_id,
+            "protected_identity_clearance": bool(link.protected_identity_clearance)}
+
+
+@step
+def set_link(user_id, hsa_id, protected_identity_clearance=False) -> AccountLink:
+    """Link a login account to the person with `hsa_id` (or change its link or clearance)."""
+    user = _user(user_id)
+    person = find_person(hsa_id)
+    taken_by = db.session.execute(
+        select(AccountLink.user_id).where(AccountLink.person_id == person.id,
+                                          AccountLink.user_id != user.id)
+    ).scalar()
+    if taken_by is not None:
+        raise FieldError("hsa_id", _l(
+            "%(hsa_id)s is already linked to another login account; remove that link first."
+        ) % {"hsa_id": person.hsa_id})
+    before = _link_state(_current_link(user.id))
+    link = link_user(user, person, bool(protected_identity_clearance))
+    db.session.refresh(link)
+    audit.record("user.link", "user", user.id, before=before, after=_link_state(link))
+    return link
+
+
+@step
+def remove_link(user_id) -> None:
+    """Remove the link from a login account to its person."""
+    user = _user(user_id)
+    link = _current_link(user.id)
+    if link is None:
+        raise FieldError("hsa_id", _l("The login account is not linked to a person."))
+    before = _link_state(link)
+    db.session.delete(link)
+    db.session.flush()
+    audit.record("user.unlink", "user", user.id, before=before, after=None)

@@ -29,6 +29,7 @@ MENU = {
     "audit": "Audit log",
     "jobs": "Jobs and e-mail",
     "outbox": "Outbox",
+    "user_links": "User links",
 }
 
 ANY = "^can_.*$"

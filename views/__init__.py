@@ -13,6 +13,7 @@ MODULES = (
     "views.deviations",
     "views.registers",
     "views.admin",
+    "views.accounts",
     "views.api",
 )
 
