@@ -130,7 +130,7 @@ class IssuanceView(ModelView):
 
         possible = {name: lifecycle.can_transition(issuance.status, step)
                     for name, step in ACTIONS.items()}
-        possible["receipt"] = possible["receipt"] and receipt_pending(issuance)
+        possible["receipt"] = possible["receipt"] and lifecycle.receipt_pending(issuance)
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets,
             issuance=issuance, history=issuance_history(pk), allowed=self._allowed(),
@@ -206,11 +206,6 @@ class IssuanceView(ModelView):
         else:
             flash(success, "success")
         return redirect(url_for("IssuanceView.show", pk=pk))
-
-
-def receipt_pending(issuance) -> bool:
-    """A receipt is expected and not yet registered (the status alone does not say so)."""
-    return issuance.receipt is not None and issuance.receipt.received_at is None
 
 
 def issuance_history(issuance_id) -> list:

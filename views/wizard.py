@@ -26,7 +26,7 @@ from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.security import person_for_user
 from app.validation import FieldError
-from app.workflow import application
+from app.workflow import application, lifecycle
 from models import Issuance, Person
 
 SESSION_KEY = "application_wizards"
@@ -419,8 +419,7 @@ class ApplicationWizardView(BaseView):
         ).unique().scalar_one_or_none()
         if issuance is None:
             abort(404)
-        me = _me()
-        if me is None or me.id not in {link.person_id for link in issuance.attesters}:
+        if not lifecycle.is_attester_of(current_user, issuance):
             abort(403)
         return issuance
 

@@ -82,14 +82,33 @@ def _store_scan(issuance, scan_bytes, mime) -> str:
     return f"receipts/{name}"
 
 
+def receipt_pending(issuance) -> bool:
+    """A receipt is expected and not yet registered (the status alone does not say so)."""
+    return issuance.receipt is not None and issuance.receipt.received_at is None
+
+
+def is_attester_of(user, issuance) -> bool:
+    from app.security import person_for_user
+
+    person = person_for_user(user)
+    return person is not None and any(a.person_id == person.id for a in issuance.attesters)
+
+
+def may_print_receipt(user, issuance) -> bool:
+    """The receipt is for the issuance's own attesters, and for Servicecenter (and Admin)."""
+    from app.security import user_roles
+
+    return bool(user_roles(user) & {"Servicecenter", "Admin"}) or is_attester_of(user, issuance)
+
+
 @step
 def register_receipt(issuance_id, scan_bytes=None, scan_filename=None) -> Issuance:
     """Servicecenter has the signed receipt (optionally a scan of it)."""
     issuance = load_issuance(issuance_id, lock=True)
     require_transition(issuance, "register_receipt")
-    receipt = issuance.receipt
-    if receipt is None or receipt.received_at is not None:
+    if not receipt_pending(issuance):
         raise not_allowed("register_receipt", "receipt_received")
+    receipt = issuance.receipt
     mime = _sniff_scan(scan_bytes) if scan_bytes else None
     values = {"received_at": clock.now(), "registered_by_user_id": actor_user_id()}
     before, after = changes(receipt, **values)

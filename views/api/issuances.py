@@ -10,7 +10,6 @@ from sqlalchemy.orm import selectinload
 from app.errors import NotFound
 from app.extensions import db
 from app.privacy import current_user_cleared, person_view
-from app.security import person_for_user
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
 from views.api.base import StepApi, api_step, json_body, workflow
@@ -216,7 +215,7 @@ class IssuanceApi(StepApi):
         from app import pdf
 
         issuance = _load(pk)
-        if not _may_print_receipt(issuance):
+        if not workflow("lifecycle").may_print_receipt(_current_user(), issuance):
             return self.response_403()
         body = pdf.render_receipt(issuance)
         response = current_app.response_class(body, mimetype="application/pdf")
@@ -471,17 +470,6 @@ def _filtered(query, args):
         query = query.where(Issuance.recipient_id.in_(
             select(Person.id).where(Person.hsa_id == args["recipient_hsa_id"])))
     return query
-
-
-def _may_print_receipt(issuance: Issuance) -> bool:
-    """The attesters of this issuance, and Servicecenter (Admin too)."""
-    from app.security import user_roles
-
-    user = _current_user()
-    if user_roles(user) & {"Servicecenter", "Admin"}:
-        return True
-    person = person_for_user(user)
-    return person is not None and any(a.person_id == person.id for a in issuance.attesters)
 
 
 class MailIssuanceApi(StepApi):
