@@ -1,6 +1,5 @@
 """Televäxeln's approval queue through the screens, and what the role can and cannot reach."""
 
-import pytest
 
 from app.extensions import db
 from models import Issuance
@@ -8,22 +7,6 @@ from tests.workflow_support import apply, mails
 
 ALL_CHECKS = {f"check_{key}": "1" for key in ("identity", "reason", "card", "attesters",
                                                "card_or_order", "reserve_order")}
-
-
-@pytest.fixture
-def as_user(as_user):
-    """The shared fixture, leaving no logged-in user behind for the test client's requests."""
-    from contextlib import contextmanager
-
-    from flask import g
-
-    @contextmanager
-    def _as(who):
-        with as_user(who) as user:
-            yield user
-        g.pop("_login_user", None)
-
-    return _as
 
 
 def _status(issuance_id):

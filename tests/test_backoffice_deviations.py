@@ -16,23 +16,6 @@ OTHER_UNIT = "Capio Vårdcentral Laholm"
 
 
 @pytest.fixture
-def as_user(as_user):
-    """The shared fixture, leaving no logged-in user behind in flask.g (the test client's
-    requests share the test's application context)."""
-    from contextlib import contextmanager
-
-    from flask import g
-
-    @contextmanager
-    def _as(who):
-        with as_user(who) as user:
-            yield user
-        g.pop("_login_user", None)
-
-    return _as
-
-
-@pytest.fixture
 def deviations(as_user, demo_person):
     """Three deviations: Anna and Eva (protected identity) in the Chef's unit, Cecilia not."""
     from app.workflow import deviations as workflow

@@ -4,7 +4,6 @@ extension and returns."""
 import io
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from app import clock
@@ -12,24 +11,6 @@ from app.extensions import db
 from models import AuditEvent, Issuance, PickupPoint, ReserveCard
 from tests.workflow_support import apply, approve, count, free_cards
 from views.stock import expiry_with_warning
-
-
-@pytest.fixture
-def as_user(as_user):
-    """The shared fixture, leaving no logged-in user behind for the test client's requests
-    (they share the test's application context, and with it flask.g)."""
-    from contextlib import contextmanager
-
-    from flask import g
-
-    @contextmanager
-    def _as(who):
-        with as_user(who) as user:
-            yield user
-        g.pop("_login_user", None)
-
-    return _as
-
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 

@@ -5,7 +5,6 @@ from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
-from flask import g, request_started
 from sqlalchemy import select
 
 from app import mailer
@@ -49,18 +48,6 @@ def smtp_server():
 def app_config(smtp_server):
     return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_server.port,
             "SERVICECENTER_ADDRESS": SERVICECENTER}
-
-
-@pytest.fixture(autouse=True)
-def fresh_user_per_request(app):
-    """Forget Flask-Login's cached user between requests (tests share one app context)."""
-
-    def forget_user(sender, **extra):
-        g.pop("_login_user", None)
-
-    request_started.connect(forget_user, app)
-    yield
-    request_started.disconnect(forget_user, app)
 
 
 def completion_mails(envelopes):

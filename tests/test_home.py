@@ -1,29 +1,13 @@
 """The start page: each role's own counts, in Swedish, with the chart drawn as inline SVG."""
 
 import re
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from flask import g
 
 from tests.workflow_support import apply, approve, at
 
 DAY = date(2026, 3, 2)
-
-
-@pytest.fixture
-def as_user(as_user):
-    """The shared fixture, leaving no logged-in user behind in flask.g (the test client's
-    requests share the test's application context)."""
-
-    @contextmanager
-    def _as(who):
-        with as_user(who) as user:
-            yield user
-        g.pop("_login_user", None)
-
-    return _as
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from flask import g, request_started
 from pypdf import PdfReader
 from reportlab.graphics.barcode.code128 import _patterns
 
@@ -20,19 +19,6 @@ A4 = (595.28, 841.89)
 LATE_RULE = ("Om inte kvittensen inkommer till Servicecenter inom 7 dagar från aktivering, "
              "kommer reservkortet att spärras.")
 CODE128_BY_PATTERN = {pattern: value for value, pattern in _patterns.items()}
-
-
-@pytest.fixture(autouse=True)
-def fresh_user_per_request(app):
-    """Tests hold one app context, so `g` (where Flask-Login caches the user) would outlive a
-    request; forget the cached user at the start of each request so every client is itself."""
-
-    def forget_user(sender, **extra):
-        g.pop("_login_user", None)
-
-    request_started.connect(forget_user, app)
-    yield
-    request_started.disconnect(forget_user, app)
 
 
 @pytest.fixture

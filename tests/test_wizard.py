@@ -4,8 +4,7 @@ import html
 import re
 from datetime import timedelta
 
-import pytest
-from flask import current_app, g, request_started
+from flask import current_app
 from sqlalchemy import func, select
 
 from app import clock
@@ -19,19 +18,6 @@ HELENA = "SE2321000131-E000000000008"  # Helena Håkansson, the person of login 
 CECILIA = "SE2321000131-E000000000003"
 STEP_PATHS = {"card": "kort", "recipient": "mottagare", "reason": "orsak",
               "attesters": "intygsgivare", "summary": "sammanfattning"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_user_per_request(app):
-    """Tests hold one app context, so `g` (where Flask-Login caches the user) would outlive a
-    request; forget the cached user at the start of each request so every client is itself."""
-
-    def forget_user(sender, **extra):
-        g.pop("_login_user", None)
-
-    request_started.connect(forget_user, app)
-    yield
-    request_started.disconnect(forget_user, app)
 
 
 def page_text(response) -> str:
