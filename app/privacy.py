@@ -1,7 +1,7 @@
 """Protected identity: only staff cleared for it see such a person's name, personal identity
 number and e-mail address; everyone else sees the HSA-id and a mask."""
 
-from flask import current_app
+from flask import current_app, g
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -22,8 +22,14 @@ def has_clearance(user) -> bool:
 
 
 def current_user_cleared() -> bool:
-    """The clearance of the logged-in user (browser session or API token)."""
-    return has_clearance(current_app.appbuilder.sm.current_user)
+    """The clearance of the logged-in user (browser session or API token), looked up once per
+    request."""
+    user = current_app.appbuilder.sm.current_user
+    user_id = getattr(user, "id", None)
+    cached = g.get("protected_identity_clearance")
+    if cached is None or cached[0] != user_id:
+        cached = g.protected_identity_clearance = (user_id, has_clearance(user))
+    return cached[1]
 
 
 def hidden(person, cleared: bool) -> bool:

@@ -161,8 +161,10 @@ def app_config():
 
 
 def _forget_cached_user(sender, **extra):
-    g.pop("_login_user", None)
-    g.pop("user", None)
+    # A test keeps one app context, so flask.g would outlive each request; clear what a request
+    # caches there, as a real request's fresh context would.
+    for key in ("_login_user", "user", "protected_identity_clearance"):
+        g.pop(key, None)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 turning a refused workflow step into a flash message, masking people with protected identity,
 and loading a list page's relations with the page's own query."""
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -10,7 +10,6 @@ from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -61,15 +60,8 @@ class EagerInterface(SQLAInterface):
 # --- protected identity ---------------------------------------------------------------------
 
 def can_see_protected_identity() -> bool:
-    """Whether the logged-in user is cleared to see people with protected identity (asked once
-    per request)."""
-    if not getattr(current_user, "is_authenticated", False):
-        return False
-    cached = g.get("protected_identity_clearance")
-    if cached is None or cached[0] != current_user.id:
-        cached = g.protected_identity_clearance = (current_user.id,
-                                                   privacy.has_clearance(current_user))
-    return cached[1]
+    """Whether the logged-in user is cleared to see people with protected identity."""
+    return privacy.current_user_cleared()
 
 
 def is_masked(person) -> bool:
