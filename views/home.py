@@ -4,11 +4,9 @@ from flask import current_app, url_for
 from flask_appbuilder import IndexView, expose
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
 from app.display import install as install_display
-from app.extensions import db
 from app.security import user_roles
 
 # count key -> (label, screen endpoint, permission that opens it, key in
@@ -18,7 +16,7 @@ COUNTS = {
     "awaiting_approval": (_l("Awaiting approval"), "ApprovalQueueView.index", "can_list",
                           "awaiting_approval"),
     "receipts_due_soon": (_l("Receipts due within %(days)s days"), "ReceiptsView.index",
-                          "can_list", None),
+                          "can_list", "receipts_due_soon"),
     "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.index", "can_list",
                          "receipts_overdue"),
     "cards_out": (_l("Cards out"), "IssuanceView.list", "can_list", "open_issuances"),
@@ -28,7 +26,8 @@ COUNTS = {
                          "mail_in_progress"),
     "cards_to_restock": (_l("Returned cards to restock"), "ReturnsView.index", "can_list",
                          "cards_to_restock"),
-    "open_deviations": (_l("Open deviations"), "DeviationView.list", "can_list", None),
+    "open_deviations": (_l("Open deviations"), "DeviationView.list", "can_list",
+                        "open_deviations"),
 }
 # What each role follows; a person with several roles sees the union, in COUNTS order.
 ROLE_COUNTS = {
@@ -48,26 +47,6 @@ def keys_for(roles) -> list[str]:
     return [key for key in COUNTS if key in wanted]
 
 
-def open_deviations(user) -> int:
-    """Open deviations this user may see (a manager: only their own units)."""
-    from app.workflow.deviations import visible_deviations
-
-    visible = visible_deviations(user).subquery()
-    return db.session.execute(
-        select(func.count()).select_from(visible).where(visible.c.status != "closed")
-    ).scalar_one()
-
-
-def receipts_due_soon(days) -> int:
-    """In-person receipts not yet registered whose deadline is today or within `days` days."""
-    from app.workflow.queries import receipts_due
-
-    due = receipts_due().subquery()
-    return db.session.execute(
-        select(func.count()).select_from(due).where(due.c.days_left.between(0, days))
-    ).scalar_one()
-
-
 def _link(endpoint, permission):
     """The screen behind a count, when it exists and this user may open it."""
     view = endpoint.split(".")[0]
@@ -79,14 +58,6 @@ def _link(endpoint, permission):
         return None
 
 
-def _value(key, counts, user, days):
-    if key == "open_deviations":
-        return open_deviations(user)
-    if key == "receipts_due_soon":
-        return receipts_due_soon(days)
-    return counts.get(COUNTS[key][3], 0)
-
-
 def dashboard(user) -> list[dict]:
     """The counts this user's roles follow, each with label, number, link and bar width."""
     from app.workflow import queries
@@ -94,14 +65,14 @@ def dashboard(user) -> list[dict]:
     keys = keys_for(user_roles(user))
     if not keys:
         return []
-    counts = queries.dashboard_counts()
     days = current_app.config["RECEIPT_REMINDER_DAYS_BEFORE"]
+    counts = queries.dashboard_counts(user=user, due_soon_days=days)
     rows = []
     for key in keys:
         label, endpoint, permission, _count_key = COUNTS[key]
         # A mapping with % leaves labels without placeholders unchanged.
         rows.append({"key": key, "label": str(label) % {"days": days},
-                     "value": int(_value(key, counts, user, days) or 0),
+                     "value": int(counts.get(COUNTS[key][3]) or 0),
                      "link": _link(endpoint, permission)})
     largest = max(row["value"] for row in rows) or 1
     for row in rows:

@@ -48,8 +48,8 @@ Modules and their public functions:
   with per-row errors (nothing saved); set_record(hsa_id, ordinary_card, reserve_card_order).
 - sweeps: run_all(now, trigger="schedule") -> dict name -> count; each sweep is set-based and
   idempotent.
-- queries: dashboard_counts(now=None) -> dict; approval_queue() -> Select (oldest first);
-  receipts_due(now=None) -> Select with days left/over.
+- queries: dashboard_counts(now=None, user=None, due_soon_days=None) -> dict;
+  approval_queue() -> Select (oldest first); receipts_due(now=None) -> Select with days left/over.
 """
 
 from app.workflow import (  # noqa: E402  (the modules, so callers can import them from here)

@@ -19,8 +19,10 @@ def _today(now):
     return clock.to_local(clock.to_utc_naive(now)).date() if now else clock.today()
 
 
-def dashboard_counts(now=None) -> dict:
-    """The numbers on the home page, from one query per table."""
+def dashboard_counts(now=None, user=None, due_soon_days=None) -> dict:
+    """The numbers on the home page, from one query per table. With `user`, open deviations
+    are only those the user may see (a manager: own units); with `due_soon_days`, also the
+    receipts due within that many days (`receipts_due_soon`)."""
     today = _today(now)
     receipt_open = (Issuance.status.in_(RECEIPT_STATUSES) & (Issuance.channel == "in_person")
                     & Issuance.id.in_(select(Receipt.issuance_id)
@@ -45,9 +47,7 @@ def dashboard_counts(now=None) -> dict:
     cards_returned = db.session.execute(
         select(func.count(ReserveCard.id)).where(ReserveCard.status == "returned")
     ).scalar()
-    open_deviations = db.session.execute(
-        select(func.count(Deviation.id)).where(Deviation.status != "closed")
-    ).scalar()
+    open_deviations = _open_deviations(user)
     keys = ("awaiting_approval", "receipts_overdue", "receipts_due", "expiring_soon",
             "open_issuances", "expired_not_returned", "mail_in_progress")
     return {
@@ -55,7 +55,29 @@ def dashboard_counts(now=None) -> dict:
         "cards_in_stock": cards_in_stock,
         "cards_to_restock": cards_returned,
         "open_deviations": open_deviations,
+        **({"receipts_due_soon": _receipts_due_soon(now, due_soon_days)}
+           if due_soon_days is not None else {}),
     }
+
+
+def _open_deviations(user) -> int:
+    if user is None:
+        return db.session.execute(
+            select(func.count(Deviation.id)).where(Deviation.status != "closed")).scalar()
+    from app.workflow.deviations import visible_deviations
+
+    visible = visible_deviations(user).subquery()
+    return db.session.execute(
+        select(func.count()).select_from(visible).where(visible.c.status != "closed")
+    ).scalar_one()
+
+
+def _receipts_due_soon(now, days) -> int:
+    """In-person receipts not yet registered whose deadline is today or within `days` days."""
+    due = receipts_due(now).subquery()
+    return db.session.execute(
+        select(func.count()).select_from(due).where(due.c.days_left.between(0, days))
+    ).scalar_one()
 
 
 def approval_queue():
