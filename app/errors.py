@@ -99,6 +99,10 @@ RULE_MESSAGES = {
         "registered mail."
     ),
     "checks_incomplete": _l("Every Kobe check must be confirmed before approval: %(missing)s."),
+    "protected_identity_clearance_required": _l(
+        "The person has protected identity: only a login cleared for protected identity may "
+        "change their details or lift the protection."
+    ),
     "transition_not_allowed": _l(
         "The step '%(step)s' is not possible when the issuance is '%(status)s'."
     ),

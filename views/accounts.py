@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from app import accounts, privacy
+from app import access, accounts
 from app.errors import NotFound
 from app.extensions import db
 from app.roles import MENU
@@ -47,12 +47,6 @@ def user_rows(search: str):
     return rows
 
 
-def _person_name(name, protected, cleared) -> str:
-    if name is None:
-        return ""
-    return str(privacy.MASK) if protected and not cleared else name
-
-
 class AccountLinkView(BaseView):
     route_base = "/admin/user-links"
     default_view = "index"
@@ -69,10 +63,9 @@ class AccountLinkView(BaseView):
             rows.options(selectinload(user_model.roles)).order_by(user_model.username)
             .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
         ).all()
-        cleared = privacy.current_user_cleared()
         users = [
             {"user": user, "roles": ", ".join(sorted(role.name for role in user.roles)),
-             "person_name": _person_name(name, protected, cleared), "hsa_id": hsa_id,
+             "person_name": access.shown_name(name, protected), "hsa_id": hsa_id,
              "clearance": bool(clearance)}
             for user, name, hsa_id, protected, clearance in page_rows
         ]

@@ -7,11 +7,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from app.access import person_label
 from app.display import install as install_display
 from app.extensions import db
 from models import Issuance
 from views.issuances import reason_label, status_label
-from views.registers import STEP_ERRORS, flash_refusal, person_label
+from views.registers import STEP_ERRORS, flash_refusal
 
 PAGE_SIZE = 25
 

@@ -6,10 +6,10 @@ import json
 from flask import flash, redirect
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.exceptions import FABException
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _l
 
 from app import audit
+from app.access import AccessInterface
 from app.roles import MENU
 from app.workflow import registers
 from models import AuditEvent, OrganisationType
@@ -27,7 +27,7 @@ def _at(value) -> str:
 
 
 class AuditLogView(ModelView):
-    datamodel = SQLAInterface(AuditEvent)
+    datamodel = AccessInterface(AuditEvent)
     route_base = "/audit-log"
     include_route_methods = {"list", "show"}
     can_add = can_edit = can_delete = False
@@ -76,7 +76,7 @@ class OrgTypeView(AuditedModelView):
     """The attester count per organisation type (the routine allows fewer for some); saved by
     the workflow, which checks the range and writes the audit row."""
 
-    datamodel = SQLAInterface(OrganisationType)
+    datamodel = AccessInterface(OrganisationType)
     route_base = "/organisation-types"
     include_route_methods = {"list", "show", "edit"}
     list_title = _l("Organisation types")

@@ -11,25 +11,23 @@ import itertools
 from datetime import date
 from tempfile import SpooledTemporaryFile
 
-from flask import Response, abort, flash, g, redirect, request, stream_with_context, url_for
+from flask import Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.filters import FilterInFunction
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 from sqlalchemy import select
 from wtforms import SelectField
 
-from app import clock
+from app import access, clock
 from app.display import install as install_display
 from app.display import local_time
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
-from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Person, Unit
-from views.api.privacy import MASK, current_user_cleared
+from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Unit
 
 TYPE_LABELS = {
     "not_returned": _l("Card not returned"),
@@ -87,28 +85,6 @@ def visible_unit_ids():
     return select(visible.c.unit_id).where(visible.c.unit_id.is_not(None)).distinct()
 
 
-def viewer_cleared() -> bool:
-    if "rk_cleared" not in g:
-        g.rk_cleared = current_user_cleared()
-    return g.rk_cleared
-
-
-def format_personal_number(number) -> str:
-    if not number:
-        return ""
-    return f"{number[:8]}-{number[8:]}" if len(number) == 12 else number
-
-
-def person_label(person) -> str:
-    """Name and personal number, masked for a protected identity unless the viewer is cleared."""
-    if person is None:
-        return ""
-    if person.protected_identity and not viewer_cleared():
-        return str(MASK)
-    number = format_personal_number(person.personal_number)
-    return f"{person.name} ({number})" if number else person.name
-
-
 def type_label(value) -> str:
     return str(TYPE_LABELS.get(value, value or ""))
 
@@ -127,7 +103,7 @@ def flash_refusal(exc) -> None:
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
 class DeviationView(ModelView):
-    datamodel = SQLAInterface(Deviation)
+    datamodel = access.AccessInterface(Deviation)
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.
     include_route_methods = {"list", "show", "note", "close", "create"}
@@ -160,7 +136,8 @@ class DeviationView(ModelView):
         "issuance": _l("Issuance"),
         "description": _l("Description"),
     }
-    formatters_columns = {"type": type_label, "status": status_label, "person": person_label,
+    formatters_columns = {"type": type_label, "status": status_label,
+                          "person": access.person_label_with_number,
                           "created_at": local_time, "closed_at": local_time}
     page_size = 50
 
@@ -275,22 +252,10 @@ def _cell(value):
     return value
 
 
-def protected_hsa_ids() -> set[str]:
-    """People with protected identity (few), so the export can mask them row by row."""
-    if viewer_cleared():
-        return set()
-    return set(db.session.execute(
-        select(Person.hsa_id).where(Person.protected_identity.is_(True))
-    ).scalars())
-
-
-def report_values(row: dict, hidden: set[str]) -> list:
-    """One report row as cells in column order: Swedish words for type and status, and a
-    protected identity's name masked for a viewer who is not cleared (the HSA-id stays, as in
-    the REST API, so the case can be followed up)."""
+def report_values(row: dict) -> list:
+    """One report row as cells in column order, with Swedish words for type and status (the
+    workflow's rows already show each person as the reader may see them)."""
     values = dict(row)
-    if values.get("hsa_id") in hidden:
-        values["person"] = str(MASK)
     values["type"] = type_label(values.get("type"))
     values["status"] = status_label(values.get("status"))
     return [_cell(values.get(key)) for key, _label in REPORT_COLUMNS]
@@ -306,9 +271,8 @@ def csv_chunks(rows):
     writer = csv.writer(buffer, delimiter=";")
     buffer.write("\ufeff")
     writer.writerow(report_headers())
-    hidden = protected_hsa_ids()
     for row in rows:
-        writer.writerow(report_values(row, hidden))
+        writer.writerow(report_values(row))
         if buffer.tell() >= CHUNK_BYTES:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -322,9 +286,8 @@ def xlsx_chunks(rows):
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=str(_l("Deviations"))[:31])
     sheet.append(report_headers())
-    hidden = protected_hsa_ids()
     for row in rows:
-        sheet.append([_xlsx_cell(value) for value in report_values(row, hidden)])
+        sheet.append([_xlsx_cell(value) for value in report_values(row)])
     with SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
         workbook.save(spool)
         spool.seek(0)

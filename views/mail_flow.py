@@ -10,13 +10,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.access import person_label_with_number as person_label
 from app.display import install as install_display
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
 from models import REASONS, Issuance
-from views.deviations import flash_refusal, person_label
+from views.deviations import flash_refusal
 
 OPEN_STATUSES = ("prepared", "sent", "receipt_received", "active")
 RECENT_CLOSED = 20

@@ -1,11 +1,10 @@
 """Registers: people, units and the Kobe register, plus what every back-office screen shares:
-turning a refused workflow step into a flash message, masking people with protected identity,
-and loading a list page's relations with the page's own query."""
+turning a refused workflow step into a flash message, and loading a list page's relations with
+the page's own query. Who sees what of a person is the access policy's (app.access)."""
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
 from flask_babel import gettext as _
@@ -16,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
-from app import privacy, validation
+from app import access, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
@@ -45,50 +44,9 @@ def flash_refusal(exc) -> None:
     flash(step_message(exc), "danger")
 
 
-class EagerInterface(SQLAInterface):
-    """SQLAInterface that loads the named relations with each list page (no query per row)."""
-
-    def __init__(self, obj, *load_options, session=None):
-        super().__init__(obj, session=session)
-        self.load_options = load_options
-
-    def apply_all(self, query, *args, **kwargs):
-        query = super().apply_all(query, *args, **kwargs)
-        return query.options(*self.load_options) if self.load_options else query
-
-
-# --- protected identity ---------------------------------------------------------------------
-
-def can_see_protected_identity() -> bool:
-    """Whether the logged-in user is cleared to see people with protected identity."""
-    return privacy.current_user_cleared()
-
-
-def is_masked(person) -> bool:
-    # The clearance is looked up only when a protected person is shown.
-    return bool(person is not None and person.protected_identity
-                and privacy.hidden(person, can_see_protected_identity()))
-
-
-def person_label(person) -> str:
-    """Name and HSA-id, or only the HSA-id for a protected identity the user may not see."""
-    if person is None:
-        return ""
-    if is_masked(person):
-        return f"{str(privacy.MASK)} ({person.hsa_id})"
-    return f"{person.name} ({person.hsa_id})"
-
-
-def masked_value(person, field, value):
-    if field in privacy.MASKED_PERSON_FIELDS and is_masked(person):
-        return str(privacy.MASK)
-    return value
-
-
-class PersonInterface(EagerInterface):
-    def _get_attr_value(self, item, col):
-        value = super()._get_attr_value(item, col)
-        return masked_value(item, col, value)
+# Every model screen reads through the access policy's interface (search, order, masking),
+# with the named relations loaded by the page's own query.
+EagerInterface = access.AccessInterface
 
 
 # --- registers saved by the workflow ---------------------------------------------------------
@@ -208,7 +166,7 @@ class FieldFormat:
 
 class PersonView(AuditedModelView):
     route_base = "/registers/people"
-    datamodel = PersonInterface(Person)
+    datamodel = EagerInterface(Person)
     audit_entity = "person"
     base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
     list_title = _l("People")
@@ -251,7 +209,7 @@ class PersonView(AuditedModelView):
         "manager_hsa_id": StringField(_l("Manager (HSA-id)"),
                                       validators=[Optional(), FieldFormat(validation.hsa_id)]),
     }
-    formatters_columns = {"manager": person_label}
+    formatters_columns = {"manager": access.person_label}
 
     def prefill_form(self, form, pk):
         item = self.datamodel.get(pk)
@@ -260,7 +218,7 @@ class PersonView(AuditedModelView):
 
     def _edit(self, pk):
         item = self.datamodel.get(pk)
-        if is_masked(item):
+        if item is not None and not access.may_edit_person(item):
             flash(_("This person has protected identity; you are not cleared to see or change "
                     "their details."), "danger")
             return None
@@ -317,7 +275,7 @@ class KobeView(ModelView):
         "updated_at": _l("Updated"),
         "updated_by": _l("Updated by"),
     }
-    formatters_columns = {"person": person_label, "ordinary_card": _ordinary_card_label}
+    formatters_columns = {"person": access.person_label, "ordinary_card": _ordinary_card_label}
     list_template = "backoffice/registers_kobe_list.html"
 
 

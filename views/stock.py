@@ -4,7 +4,6 @@ from datetime import date, timedelta
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -14,6 +13,7 @@ from wtforms import BooleanField
 from wtforms.validators import NumberRange
 
 from app import clock
+from app.access import AccessInterface
 from app.display import install as install_display
 from app.extensions import db
 from models import LOA_LEVELS, PickupPoint, ReserveCard
@@ -82,7 +82,7 @@ class CardView(ModelView):
     per pickup point against its minimum stock."""
 
     route_base = "/stock/cards"
-    datamodel = SQLAInterface(ReserveCard)
+    datamodel = AccessInterface(ReserveCard)
     base_permissions = ["can_list", "can_show", "can_move", "can_lost", "can_restock",
                         "can_destroy"]
     page_size = 25
@@ -270,7 +270,7 @@ def _date_field(value, field, label):
 
 class PickupPointView(AuditedModelView):
     route_base = "/stock/pickup-points"
-    datamodel = SQLAInterface(PickupPoint)
+    datamodel = AccessInterface(PickupPoint)
     audit_entity = "pickup_point"
     base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
     list_title = _l("Pickup points")

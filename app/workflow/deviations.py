@@ -3,7 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import false, select
 
-from app import clock, security
+from app import access, clock, security
 from app.errors import NotFound
 from app.extensions import db
 from app.validation import FieldError
@@ -154,7 +154,8 @@ def report_rows(user, filters=None, batch_size=500):
     query = (
         select(visible.c.id, visible.c.created_at, visible.c.type, visible.c.status,
                Person.name, Person.hsa_id, Unit.name, visible.c.card_serial,
-               Issuance.valid_until, visible.c.description, visible.c.closed_at)
+               Issuance.valid_until, visible.c.description, visible.c.closed_at,
+               Person.protected_identity)
         .select_from(visible)
         .outerjoin(Person, Person.id == visible.c.person_id)
         .outerjoin(Unit, Unit.id == visible.c.unit_id)
@@ -162,8 +163,12 @@ def report_rows(user, filters=None, batch_size=500):
         .order_by(visible.c.created_at, visible.c.id)
         .execution_options(yield_per=batch_size)
     )
-    for row in db.session.execute(query):
+    cleared = access.current_user_cleared()
+    for *row, protected in db.session.execute(query):
         values = dict(zip(REPORT_COLUMNS, row, strict=True))
+        # A protected person's name as the reader may see it (the HSA-id stays, so the case
+        # can be followed up).
+        values["person"] = access.shown_name(values["person"], protected, cleared) or None
         values["created_at"] = clock.isoformat(values["created_at"])
         values["closed_at"] = clock.isoformat(values["closed_at"])
         values["type_name"] = TYPE_SV.get(values["type"], values["type"])

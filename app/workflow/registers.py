@@ -11,7 +11,7 @@ import re
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select
 
-from app import clock, validation
+from app import access, clock, validation
 from app.errors import NotFound
 from app.extensions import db
 from app.validation import FieldError
@@ -34,6 +34,8 @@ def save_person(data, person_id=None) -> Person:
     (empty for none), protected_identity, card_office_role (RA, ORA, KRA or LRA).
     """
     person = _load(Person, person_id, "person")
+    # Only a login with clearance may change a protected person or lift the protection.
+    access.check_person_edit(person)
     values = _person_values(data, creating=person is None)
     _check_unique(Person, person_id, values, ("hsa_id", "personal_number"))
     if person is not None and values.get("manager_id") == person.id:

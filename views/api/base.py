@@ -13,6 +13,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import BadRequest
 
+from app import access
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.validation import FieldError
@@ -147,9 +148,12 @@ class StepApi(ReservkortApiMixin, BaseApi):
 
 
 class RegisterApi(ReservkortApiMixin, ModelRestApi):
-    """FAB's model API for the registers (list, get, info; writes are overridden per class)."""
+    """FAB's model API for the registers (list, get, info; writes are overridden per class).
+    Every serialised row, whatever columns the client chose, goes through the access policy;
+    the datamodel of each is an `access.AccessInterface` (searches, order)."""
 
     page_size = 25
+    model2schemaconverter = access.MaskingSchemaConverter
 
     def get_headless(self, pk, **kwargs):
         try:

@@ -9,14 +9,12 @@ import tempfile
 from flask import current_app, request, stream_with_context
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from sqlalchemy import select
 
-from app import clock
+from app import access, clock
 from app.errors import NotFound
 from app.extensions import db
-from app.privacy import MASK, current_user_cleared
 from models import Deviation
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
@@ -45,7 +43,7 @@ class DeviationApi(RegisterApi):
     resource_name = "deviations"
     class_permission_name = "DeviationApi"
     openapi_spec_tag = "Deviations"
-    datamodel = SQLAInterface(Deviation)
+    datamodel = access.AccessInterface(Deviation)
     include_route_methods = {"get", "get_list", "note"}
     base_filters = [["id", VisibleToUser, None]]
     list_columns = ["id", "type", "status", "created_at", "card_serial", "description",
@@ -56,12 +54,6 @@ class DeviationApi(RegisterApi):
     order_columns = ["id", "created_at", "type", "status"]
     base_order = ("created_at", "desc")
     openapi_spec_component_schemas = s.COMPONENTS
-
-    def pre_get_list(self, data):
-        _mask(data.get("result", []))
-
-    def pre_get(self, data):
-        _mask([data.get("result", {})])
 
     @expose("/<int:pk>/notes", methods=["POST"])
     @protect()
@@ -109,15 +101,6 @@ class DeviationApi(RegisterApi):
         deviation = db.session.get(Deviation, pk)
         db.session.refresh(deviation)
         return self.response(201, id=pk, notes=len(deviation.notes))
-
-
-def _mask(rows):
-    if current_user_cleared():
-        return
-    for row in rows:
-        person = row.get("person") or {}
-        if person.get("protected_identity"):
-            person["name"] = str(MASK)
 
 
 class ReportApi(StepApi):

@@ -7,9 +7,9 @@ from flask_appbuilder.security.decorators import permission_name
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from app.access import current_user_cleared, person_view
 from app.errors import NotFound
 from app.extensions import db
-from app.privacy import current_user_cleared, person_view
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
 from views.api.base import StepApi, api_step, json_body, workflow

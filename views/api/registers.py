@@ -3,12 +3,11 @@ pickup points, units, and the Kobe register import."""
 
 from flask import request
 from flask_appbuilder.api import expose, protect, safe
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
-from app.privacy import current_user_cleared, mask_rows
+from app import access
 from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
@@ -68,7 +67,7 @@ class RegisterWriteApi(RegisterApi):
         """
         schema = self.write_schema()
         item = self.save(json_body(schema), None)
-        return self.response(201, id=item.id, result=schema.dump(item))
+        return self.response(201, id=item.id, result=access.masked_dump(item, schema.dump(item)))
 
     @expose("/<int:pk>", methods=["PUT"])
     @protect()
@@ -108,7 +107,7 @@ class RegisterWriteApi(RegisterApi):
         """
         schema = self.write_schema()
         item = self.save(json_body(schema, partial=True), pk)
-        return self.response(200, result=schema.dump(item))
+        return self.response(200, result=access.masked_dump(item, schema.dump(item)))
 
     def save(self, data: dict, pk):
         """The workflow step that checks, saves and audits the register's item."""
@@ -143,7 +142,7 @@ class PersonApi(RegisterWriteApi):
     resource_name = "people"
     class_permission_name = "PersonApi"
     openapi_spec_tag = "People"
-    datamodel = SQLAInterface(Person)
+    datamodel = access.AccessInterface(Person)
     save_step = "save_person"
     write_schema = PersonWriteSchema
     list_columns = ["id", "hsa_id", "personal_number", "name", "email", "unit_id",
@@ -153,18 +152,12 @@ class PersonApi(RegisterWriteApi):
     order_columns = ["id", "hsa_id", "name"]
     base_order = ("name", "asc")
 
-    def pre_get_list(self, data):
-        mask_rows(data.get("result", []), current_user_cleared())
-
-    def pre_get(self, data):
-        mask_rows([data.get("result", {})], current_user_cleared())
-
 
 class PickupPointApi(RegisterWriteApi):
     resource_name = "pickup-points"
     class_permission_name = "PickupPointApi"
     openapi_spec_tag = "Pickup points"
-    datamodel = SQLAInterface(PickupPoint)
+    datamodel = access.AccessInterface(PickupPoint)
     save_step = "save_pickup_point"
     write_schema = PickupPointWriteSchema
     list_columns = ["id", "name", "address", "min_stock", "active"]
@@ -177,7 +170,7 @@ class UnitApi(RegisterWriteApi):
     resource_name = "units"
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
-    datamodel = SQLAInterface(Unit)
+    datamodel = access.AccessInterface(Unit)
     save_step = "save_unit"
     write_schema = UnitWriteSchema
     list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
@@ -190,7 +183,7 @@ class CardApi(RegisterApi):
     resource_name = "cards"
     class_permission_name = "CardApi"
     openapi_spec_tag = "Cards"
-    datamodel = SQLAInterface(ReserveCard)
+    datamodel = access.AccessInterface(ReserveCard)
     include_route_methods = READ_ONLY | {"batch"}
     list_columns = ["id", "serial", "product_code", "loa", "expires_on", "status",
                     "pickup_point_id", "pickup_point.name"]

@@ -1,0 +1,52 @@
+"""The one access policy: who may see and do what with the people of the register.
+
+Every read path (screens, REST answers, exports, PDFs, the audit log, the outbox, e-mails)
+and every write on a person asks this package; views, APIs and jobs decide nothing of it
+themselves. Its parts:
+
+- `persons`: how a person is shown to a login (masked for protected identity without
+  clearance) and which writes on a person need clearance;
+- `filters`: the same policy on Flask-AppBuilder's generated reads (search, order, the values
+  of a page, REST serialisation with any column selection);
+- `scope`: the row scope of each role (a Chef: the units they manage and those below).
+"""
+
+from app.access.filters import (
+    AccessInterface,
+    MaskingSchemaConverter,
+    apply_search_policy,
+    search_guard,
+)
+from app.access.persons import (
+    MASK,
+    PERSON_FIELDS,
+    MaskedPerson,
+    check_person_edit,
+    current_user_cleared,
+    display_name,
+    field_value,
+    format_personal_number,
+    has_clearance,
+    hidden,
+    is_masked,
+    mask_dict,
+    mask_rows,
+    masked_dump,
+    may_edit_person,
+    person_label,
+    person_label_with_number,
+    person_view,
+    shown,
+    shown_name,
+)
+
+# --- row scope of each role (app/access/scope.py) --------------------------------------------
+# The Chef's unit scope lives in app.access.scope; its public names are re-exported here.
+
+__all__ = [
+    "MASK", "PERSON_FIELDS", "AccessInterface", "MaskedPerson", "MaskingSchemaConverter",
+    "apply_search_policy", "check_person_edit", "current_user_cleared", "display_name",
+    "field_value", "format_personal_number", "has_clearance", "hidden", "is_masked",
+    "mask_dict", "mask_rows", "masked_dump", "may_edit_person", "person_label",
+    "person_label_with_number", "person_view", "search_guard", "shown", "shown_name",
+]

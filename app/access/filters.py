@@ -1,0 +1,154 @@
+"""The policy applied to Flask-AppBuilder's generated reads: every screen list/show/search and
+every REST list/get (whatever columns or filters the client asks for) goes through these.
+
+- `AccessInterface` is the data interface of every model screen: a search on a column that
+  identifies a person (name, personal identity number, e-mail, or text that may carry them)
+  never matches a protected person for a login without clearance, ordering by such a column
+  sorts a protected person by the mask, and every value read for a page is masked.
+- `MaskingSchemaConverter` makes every serialised row of a REST answer (nested ones included,
+  e.g. `person.name` on a deviation) masked, for any column selection.
+"""
+
+from functools import reduce
+
+from flask_appbuilder.api.convert import Model2SchemaConverter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from marshmallow import post_dump
+from sqlalchemy import asc, case, desc, exists, inspect, literal, or_, select
+
+from app.access.persons import (
+    MASK,
+    PERSON_FIELDS,
+    current_user_cleared,
+    field_value,
+    masked_dump,
+    shown,
+)
+from models import Issuance, OutboxMessage, Person
+
+OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
+
+
+def protected_people():
+    return select(Person.id).where(Person.protected_identity.is_(True))
+
+
+def outbox_about_protected():
+    """An e-mail that names or goes to a protected person: sent to their address, or about
+    one of their issuances."""
+    return or_(
+        OutboxMessage.issuance_id.in_(
+            select(Issuance.id).where(Issuance.recipient_id.in_(protected_people()))),
+        exists(select(Person.id).where(
+            Person.protected_identity.is_(True), Person.email.is_not(None),
+            OutboxMessage.to_addrs.contains(Person.email))),
+    )
+
+
+def _about_protected(model, leaf):
+    """The condition "this row identifies a protected person through `leaf`", or None when a
+    search on `leaf` of `model` cannot identify anyone."""
+    if model is Person and leaf in PERSON_FIELDS:
+        return Person.protected_identity.is_(True)
+    if model is OutboxMessage and leaf in OUTBOX_TEXT:
+        return outbox_about_protected()
+    return None
+
+
+def search_guard(model, column_name):
+    """For a search on `column_name` (dotted through relations, e.g. `person.name`) of
+    `model`: the condition that excludes rows about a protected person, or None."""
+    *relations, leaf = column_name.split(".")
+    attributes, current = [], model
+    for name in relations:
+        relation = inspect(current).relationships.get(name)
+        if relation is None:
+            return None
+        attributes.append((getattr(current, name), relation.uselist))
+        current = relation.mapper.class_
+    condition = _about_protected(current, leaf)
+    if condition is None:
+        return None
+    for attribute, many in reversed(attributes):
+        condition = attribute.any(condition) if many else attribute.has(condition)
+    return ~condition
+
+
+def searched_columns(filters) -> list[str]:
+    return [flt.column_name for flt in getattr(filters, "filters", []) or []
+            if not getattr(flt, "is_related_view", False)]
+
+
+def apply_search_policy(model, query, filters):
+    """The query narrowed so that the login's searches cannot find a protected person."""
+    guards = [guard for guard in (search_guard(model, column)
+                                  for column in dict.fromkeys(searched_columns(filters)))
+              if guard is not None]
+    if guards and not current_user_cleared():
+        for guard in guards:
+            query = query.filter(guard)
+    return query
+
+
+def masked_order(model, column):
+    """The sort key of `column` as the login sees it: a protected person's name sorts as the
+    mask (their place in a list ordered by name must not tell their name)."""
+    if model is Person and column in PERSON_FIELDS and not current_user_cleared():
+        shown_value = literal(str(MASK)) if column == "name" else literal(None)
+        return case((Person.protected_identity.is_(True), shown_value),
+                    else_=getattr(Person, column))
+    return None
+
+
+class AccessInterface(SQLAInterface):
+    """SQLAInterface with the access policy, and the named relations loaded with each list
+    page (no query per row)."""
+
+    def __init__(self, obj, *load_options, session=None):
+        super().__init__(obj, session=session)
+        self.load_options = load_options
+
+    def apply_all(self, query, *args, **kwargs):
+        query = super().apply_all(query, *args, **kwargs)
+        return query.options(*self.load_options) if self.load_options else query
+
+    def apply_filters(self, query, filters):
+        query = super().apply_filters(query, filters)
+        return apply_search_policy(self.obj, query, filters)
+
+    def apply_order_by(self, query, order_column, order_direction, *args, **kwargs):
+        key = masked_order(self.obj, order_column) if order_column else None
+        if key is None:
+            return super().apply_order_by(query, order_column, order_direction, *args,
+                                          **kwargs)
+        direction = asc if order_direction == "asc" else desc
+        return query.order_by(direction(key), direction(self.obj.id))
+
+    def _get_attr_value(self, item, col):
+        value = super()._get_attr_value(item, col)
+        *path, leaf = col.split(".")
+        try:
+            owner = reduce(getattr, path, item)
+        except AttributeError:
+            owner = None
+        if isinstance(owner, Person):
+            value = field_value(owner, leaf, value)
+        return shown(value)
+
+
+class MaskingSchemaConverter(Model2SchemaConverter):
+    """FAB's model-to-schema converter whose every schema (and nested schema) masks a dumped
+    protected person for a login without clearance."""
+
+    def _meta_schema_factory(self, columns, model, class_mixin, parent_schema_name=None):
+        schema = super()._meta_schema_factory(columns, model, class_mixin,
+                                              parent_schema_name=parent_schema_name)
+
+        def _mask(self, data, original, **kwargs):
+            return masked_dump(original, data)
+
+        return type(schema.__name__, (schema,),
+                    {"_access_mask": post_dump(pass_original=True)(_mask)})
+
+
+__all__ = ["AccessInterface", "MaskingSchemaConverter", "apply_search_policy", "search_guard"]
