@@ -14,10 +14,10 @@ EVA = {"hsa_id": "SE2321000131-E000000000005", "name": "Eva Ek",
        "personal_number": "198506302234", "email": "person5@example.se"}
 CLEARED_LOGIN = "cleared_sc"
 PASSWORD = "Reservkort-demo-2026"
-CANARY = {"name": "Zebulon Kanarieqvist", "personal_number": "19770707-0704",
+CANARY = {"name": "Zebulon Kanarieqvist", "personal_number": "19770707-0707",
           "email": "zebulon.kanarie@canary.example.se", "hsa_id": "SE2321000131-E000000009977"}
 # The strings that must never reach a reader without clearance (the number in both forms).
-CANARY_STRINGS = ("Zebulon", "Kanarieqvist", "197707070704", "19770707-0704",
+CANARY_STRINGS = ("Zebulon", "Kanarieqvist", "197707070707", "19770707-0707",
                   "zebulon.kanarie", "canary.example.se")
 
 
@@ -52,3 +52,49 @@ def leaked(text: str, strings=CANARY_STRINGS) -> list[str]:
 
 def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def make_canary(app, as_user) -> dict:
+    """The protected canary: added and given a card (an in-person application awaiting
+    approval, with its e-mails queued) before the protection was turned on, then a deviation
+    about the card. Its e-mails are sent after the protection (files in MAIL_DIR). Returns the
+    ids a route needs."""
+    from app import mailer
+    from app.workflow import application, deviations, kobe, registers
+    from models import AuditEvent, Deviation, KobeRecord, OutboxMessage, unit_managers
+    from tests.workflow_support import free_cards
+
+    chef_unit = db.session.execute(select(unit_managers.c.unit_id)).scalars().first()
+    with as_user("servicecenter"):
+        person = registers.save_person({**CANARY, "unit_id": chef_unit}, None)
+        kobe.import_rows([{"hsa_id": CANARY["hsa_id"], "ordinary_card": "active",
+                           "reserve_card_order": False}])
+    helena = db.session.execute(
+        select(Person).where(Person.name.like("Helena%"))).unique().scalar_one()
+    with as_user("intygsgivare1"):
+        issuance = application.apply_in_person(
+            free_cards(1)[0], CANARY["hsa_id"], "forgotten", [helena],
+            recipient_present=True, envelope_unopened=True)
+    with as_user("servicecenter"):
+        registers.save_person({"protected_identity": True}, person.id)
+        deviation = deviations.create("manual", "Kortet behöver följas upp",
+                                      issuance_id=issuance.id)
+    db.session.commit()
+    mailer.dispatch_due()
+    db.session.commit()
+    ids = {
+        "person": person.id, "issuance": issuance.id, "deviation": deviation.id,
+        "card": issuance.card_id, "unit": chef_unit,
+        "kobe": db.session.execute(select(KobeRecord.id).where(
+            KobeRecord.person_id == person.id)).scalar_one(),
+        "audit": list(db.session.execute(select(AuditEvent.id).where(
+            ((AuditEvent.entity == "person") & (AuditEvent.entity_id == person.id))
+            | ((AuditEvent.entity == "issuance") & (AuditEvent.entity_id == issuance.id))
+            | ((AuditEvent.entity == "deviation") & (AuditEvent.entity_id == deviation.id))
+            | (AuditEvent.entity == "kobe_register"))).scalars()),
+        "outbox": list(db.session.execute(select(OutboxMessage.id).where(
+            OutboxMessage.issuance_id == issuance.id)).scalars()),
+    }
+    assert db.session.get(Deviation, deviation.id).person_id == person.id
+    assert ids["audit"] and ids["outbox"]
+    return ids
