@@ -1,0 +1,148 @@
+"""Search filters never find a protected person for a login without clearance, and do for a
+cleared one: every operator Flask-AppBuilder offers on every column that identifies a person,
+through the REST API's rison filters and the screens' `_flt_<index>_<column>` arguments.
+
+The columns and operators come from the application's own views (their search columns and
+FAB's filter classes for them), not from a hand list; the policy's `search_guard` says which
+columns identify a person.
+"""
+
+import pytest
+from flask_appbuilder import ModelView
+from flask_appbuilder.api import ModelRestApi
+
+from app.access import search_guard
+from app.extensions import db
+from models import OutboxMessage, Person
+from tests.access_support import CANARY, PASSWORD, cleared_login, make_canary, rison
+
+
+def _guarded_filters(view):
+    """[(column, index, filter)] of the view's searches on columns that identify a person."""
+    filters = view.datamodel.get_filters(view.search_columns).get_search_filters()
+    return [(column, index, flt)
+            for column, flts in filters.items() if search_guard(view.datamodel.obj, column)
+            is not None for index, flt in enumerate(flts)]
+
+
+def _targets(canary) -> dict:
+    """The rows about the canary, per model that a guarded search can reach."""
+    return {Person: [canary["person"]], OutboxMessage: canary["outbox"]}
+
+
+# FAB hands these operators the whole list of values (Filters.apply_all), the others one value
+# at a time.
+LIST_OPERATORS = {"in", "not_in"}
+
+
+def _candidates(row, flt):
+    value = getattr(row, flt.column_name)
+    if not value:
+        return []
+    text = str(value)
+    if flt.arg_name in LIST_OPERATORS:
+        return [[text], ["zz-no-such-value"]]
+    middle = text[1:-1] if len(text) > 2 else text
+    return [text, text[:5], text[-5:], middle, "zz-no-such-value"]
+
+
+def _matching_value(view, flt, pk):
+    """A value with which the filter, applied alone, finds row `pk` (or None)."""
+    model = view.datamodel.obj
+    row = db.session.get(model, pk)
+    for value in _candidates(row, flt):
+        query = db.session.query(model).filter(model.id == pk)
+        try:
+            if flt.apply(query, value).count() == 1:
+                return value
+        except Exception:  # noqa: BLE001  (a value this operator cannot take)
+            db.session.rollback()
+    return None
+
+
+def _views(app, kind):
+    return [view for view in app.appbuilder.baseviews
+            if isinstance(view, kind) and _guarded_filters(view)]
+
+
+def _web_client(app, username):
+    client = app.test_client()
+    assert client.post("/login/", data={"username": username, "password": PASSWORD}
+                       ).status_code in (302, 303)
+    return client
+
+
+def _token(app, username):
+    answer = app.test_client().post("/api/v1/security/login", json={
+        "username": username, "password": PASSWORD, "provider": "db"})
+    return {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
+
+
+@pytest.fixture
+def canary(app, as_user):
+    return make_canary(app, as_user)
+
+
+def test_the_guarded_searches_cover_the_people_screens_and_api(app):
+    web = {type(v).__name__: {c for c, _i, _f in _guarded_filters(v)}
+           for v in _views(app, ModelView)}
+    api = {type(v).__name__: {c for c, _i, _f in _guarded_filters(v)}
+           for v in _views(app, ModelRestApi)}
+    assert web["PersonView"] >= {"name", "personal_number", "email"}
+    assert api["PersonApi"] >= {"name", "personal_number"}
+
+
+@pytest.mark.both_databases
+def test_api_filters_never_find_a_protected_person_without_clearance(app, canary, dialect):
+    cleared = _token(app, cleared_login(app))
+    for role in ("servicecenter", "admin"):
+        uncleared = _token(app, role)
+        checked = 0
+        for api in _views(app, ModelRestApi):
+            path = f"/api/v1/{api.resource_name}/"
+            for pk in _targets(canary)[api.datamodel.obj]:
+                for column, _index, flt in _guarded_filters(api):
+                    value = _matching_value(api, flt, pk)
+                    q = {"q": rison(filters=[{"col": column, "opr": flt.arg_name,
+                                              "value": value if value is not None else "x"}],
+                                    page_size=100)}
+                    answer = app.test_client().get(path, query_string=q, headers=uncleared)
+                    assert answer.status_code == 200, (path, q, answer.get_json())
+                    assert pk not in answer.get_json()["ids"], (role, path, q)
+                    assert CANARY["name"] not in answer.get_data(as_text=True)
+                    if value is not None:
+                        seen = app.test_client().get(path, query_string=q, headers=cleared)
+                        assert pk in seen.get_json()["ids"], (path, q)
+                        checked += 1
+        assert checked >= 10
+
+
+@pytest.mark.both_databases
+def test_screen_filters_never_find_a_protected_person_without_clearance(app, canary, dialect):
+    cleared = _web_client(app, cleared_login(app))
+    for role in ("servicecenter", "admin"):
+        uncleared = _web_client(app, role)
+        checked = 0
+        for view in _views(app, ModelView):
+            path = f"{view.route_base}/list/"
+            for pk in _targets(canary)[view.datamodel.obj]:
+                link = f"/show/{pk}\""
+                for column, index, flt in _guarded_filters(view):
+                    value = _matching_value(view, flt, pk)
+                    key = f"_flt_{index}_{column}"
+                    query = {key: value if value is not None else "x"}
+                    answer = uncleared.get(path, query_string=query)
+                    if answer.status_code in (302, 403):
+                        continue  # the role may not open this screen at all
+                    assert answer.status_code == 200, (path, query)
+                    # The search form repeats the value typed; the row must not be there.
+                    text = answer.get_data(as_text=True)
+                    assert link not in text, (role, path, query)
+                    assert CANARY["hsa_id"] not in text, (role, path, query)
+                    if value is not None:
+                        seen = cleared.get(path, query_string=query).get_data(as_text=True)
+                        if type(view).__name__ == "PersonView":
+                            assert link in seen, (path, query)
+                            checked += 1
+        if role == "servicecenter":
+            assert checked >= 10
