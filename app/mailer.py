@@ -19,7 +19,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import case, select, update
 
-from app import audit, clock
+from app import access, audit, clock
 from app.errors import NotFound, refuse
 from app.extensions import db
 from models import OutboxMessage
@@ -154,17 +154,20 @@ def message_id_for(outbox_id: int) -> str:
 
 
 def build_email(message: OutboxMessage) -> EmailMessage:
-    """The text + HTML e-mail for an outbox row."""
+    """The text + HTML e-mail for an outbox row, checked again by the access policy: a person
+    who became protected since it was queued is named only to themselves."""
+    subject, body_text, body_html = access.mail_texts(
+        message.to_addrs, message.subject, message.body_text, message.body_html)
     email = EmailMessage()
     email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = message.to_addrs
-    email["Subject"] = message.subject
+    email["Subject"] = subject
     email["Date"] = format_datetime(message.created_at.replace(tzinfo=UTC))
     email["Message-ID"] = message_id_for(message.id)
     email["X-Reservkort-Template"] = message.template
-    email.set_content(message.body_text)
-    if message.body_html:
-        email.add_alternative(message.body_html, subtype="html")
+    email.set_content(body_text)
+    if body_html:
+        email.add_alternative(body_html, subtype="html")
     return email
 
 

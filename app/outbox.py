@@ -7,7 +7,7 @@ trigger (if any) is called so that dispatch can start at once.
 from flask import current_app, render_template
 from sqlalchemy import event, select
 
-from app import clock
+from app import access, clock
 from app.extensions import db
 from models import OutboxMessage
 
@@ -23,13 +23,20 @@ def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=N
     ).first():
         return None
     context = {**context, "config": current_app.config}
+    to_addrs = ", ".join(dict.fromkeys(recipients))
+    # Rendered through the access policy: a protected person is named only to themselves.
+    subject, body_text, body_html = access.mail_texts(
+        to_addrs,
+        render_template(f"email/{template}.subject.txt", **context).strip(),
+        render_template(f"email/{template}.txt", **context),
+        render_template(f"email/{template}.html", **context))
     message = OutboxMessage(
         dedupe_key=dedupe_key,
         template=template,
-        to_addrs=", ".join(dict.fromkeys(recipients)),
-        subject=render_template(f"email/{template}.subject.txt", **context).strip(),
-        body_text=render_template(f"email/{template}.txt", **context),
-        body_html=render_template(f"email/{template}.html", **context),
+        to_addrs=to_addrs,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
         issuance_id=issuance_id,
         status="pending",
         attempts=0,

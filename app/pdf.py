@@ -16,7 +16,7 @@ from reportlab.graphics.barcode.code128 import Code128
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 
-from app import clock
+from app import access, clock
 from app.workflow.application import REASON_LABELS_SV
 
 FONT_DIR = Path(reportlab.__file__).resolve().parent / "fonts"
@@ -76,8 +76,9 @@ def _context(issuance) -> dict:
     return {
         "issuance": issuance,
         "card": issuance.card,
-        "recipient": issuance.recipient,
-        "attesters": [link.person for link in issuance.attesters],
+        # As the reader may see them (masked for protected identity without clearance).
+        "recipient": access.shown(issuance.recipient),
+        "attesters": [access.shown(link.person) for link in issuance.attesters],
         "reason_name": REASON_LABELS_SV.get(issuance.reason, issuance.reason),
         "issued_on": clock.to_local(issued_at).date(),
         "barcode_uri": _data_uri(code128_png(issuance.card.serial)),

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from app import mailer, queues
+from app import access, mailer, queues
 from app.access import AccessInterface
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
@@ -59,7 +59,8 @@ class JobsView(BaseView):
         ).scalar()
         return self.render_template(
             "admin/jobs.html", health=queue_health(), outbox_counts=outbox_counts,
-            failed_mail=failed_mail, last_sweep=last_sweep, at=_at, short_error=_short_error,
+            failed_mail=access.shown_outbox(failed_mail), last_sweep=last_sweep, at=_at,
+            short_error=_short_error,
         )
 
     @expose("/requeue/<job_id>", methods=["POST"])

@@ -21,7 +21,7 @@ from wtforms import BooleanField, PasswordField, RadioField, StringField, TextAr
 from wtforms.fields import DateField
 from wtforms.validators import InputRequired, Optional
 
-from app import clock, pdf
+from app import access, clock, pdf
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.security import person_for_user
@@ -429,6 +429,8 @@ class ApplicationWizardView(BaseView):
         issuance = self._own_issuance(issuance_id)
         return self.render_template(
             "wizard/done.html", issuance=issuance, steps=STEPS,
+            recipient=access.shown(issuance.recipient),
+            attesters=[access.shown(link.person) for link in issuance.attesters],
             reason_label=application.REASON_LABELS.get(issuance.reason, issuance.reason),
         )
 

@@ -6,6 +6,8 @@ themselves. Its parts:
 
 - `persons`: how a person is shown to a login (masked for protected identity without
   clearance) and which writes on a person need clearance;
+- `redaction`: text written before a person became protected, or naming them freely (audit
+  rows, the outbox, e-mails to anyone but the person), with their strings masked;
 - `filters`: the same policy on Flask-AppBuilder's generated reads (search, order, the values
   of a page, REST serialisation with any column selection);
 - `scope`: the row scope of each role (a Chef: the units they manage and those below).
@@ -39,6 +41,14 @@ from app.access.persons import (
     shown,
     shown_name,
 )
+from app.access.redaction import (
+    audit_value,
+    mail_texts,
+    outbox_value,
+    protected_identities,
+    redact_value,
+    shown_outbox,
+)
 
 # --- row scope of each role (app/access/scope.py) --------------------------------------------
 # The Chef's unit scope lives in app.access.scope; its public names are re-exported here.
@@ -49,4 +59,6 @@ __all__ = [
     "field_value", "format_personal_number", "has_clearance", "hidden", "is_masked",
     "mask_dict", "mask_rows", "masked_dump", "may_edit_person", "person_label",
     "person_label_with_number", "person_view", "search_guard", "shown", "shown_name",
+    "audit_value", "mail_texts", "outbox_value", "protected_identities", "redact_value",
+    "shown_outbox",
 ]

@@ -24,7 +24,8 @@ from app.access.persons import (
     masked_dump,
     shown,
 )
-from models import Issuance, OutboxMessage, Person
+from app.access.redaction import audit_value, outbox_value
+from models import AuditEvent, Issuance, OutboxMessage, Person
 
 OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
 
@@ -133,6 +134,10 @@ class AccessInterface(SQLAInterface):
             owner = None
         if isinstance(owner, Person):
             value = field_value(owner, leaf, value)
+        elif isinstance(owner, AuditEvent) and leaf in ("before", "after"):
+            value = audit_value(owner, value)
+        elif isinstance(owner, OutboxMessage):
+            value = outbox_value(leaf, value)
         return shown(value)
 
 

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 
-from app import clock
+from app import access, clock
 from app.errors import refuse
 from app.validation import FieldError
 from app.workflow._common import (
@@ -41,10 +41,10 @@ def _register_says(issuance) -> dict:
     kobe = person.kobe
     ordinary = kobe.ordinary_card if kobe else "none"
     return {
-        "identity": f"{person.name}, {person.hsa_id}",
+        "identity": f"{access.display_name(person)}, {person.hsa_id}",
         "reason": str(REASON_LABELS.get(issuance.reason, issuance.reason)),
         "card": f"{issuance.card.serial} ({issuance.card.loa})",
-        "attesters": ", ".join(a.person.name for a in issuance.attesters),
+        "attesters": ", ".join(access.display_name(a.person) for a in issuance.attesters),
         "card_or_order": ordinary,
         "reserve_order": bool(kobe and kobe.reserve_card_order),
     }
