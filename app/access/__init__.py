@@ -2,13 +2,15 @@
 
 from app.access.scope import (
     deviations_in_scope,
+    managed_roots,
     people_in_scope,
     reaches_unit,
     require_unit,
+    responsible_managers,
     sees_all,
     unit_ids,
     units_below,
 )
 
-__all__ = ["deviations_in_scope", "people_in_scope", "reaches_unit", "require_unit", "sees_all",
-           "unit_ids", "units_below"]
+__all__ = ["deviations_in_scope", "managed_roots", "people_in_scope", "reaches_unit",
+           "require_unit", "responsible_managers", "sees_all", "unit_ids", "units_below"]

@@ -88,3 +88,28 @@ def require_unit(user, unit_id) -> None:
     reach."""
     if not reaches_unit(user, unit_id):
         raise ScopeRefusal()
+
+
+def responsible_managers(unit_ids) -> dict:
+    """unit id -> the managers responsible for it (of the unit itself and of every unit above
+    it), each person once, ordered by HSA-id. One query, the tree walked up by a recursive CTE."""
+    unit_ids = [unit_id for unit_id in set(unit_ids) if unit_id is not None]
+    if not unit_ids:
+        return {}
+    up = (select(Unit.id.label("unit_id"), Unit.id.label("ancestor_id"))
+          .where(Unit.id.in_(unit_ids)).cte("unit_ancestors", recursive=True))
+    parent = (select(up.c.unit_id, Unit.parent_id)
+              .join(Unit, Unit.id == up.c.ancestor_id).where(Unit.parent_id.is_not(None)))
+    up = up.union(parent)
+    rows = db.session.execute(
+        select(up.c.unit_id, Person)
+        .join(unit_managers, unit_managers.c.unit_id == up.c.ancestor_id)
+        .join(Person, Person.id == unit_managers.c.person_id)
+        .order_by(up.c.unit_id, Person.hsa_id)
+    ).unique().all()
+    found = {}
+    for unit_id, person in rows:
+        people = found.setdefault(unit_id, [])
+        if person not in people:
+            people.append(person)
+    return found

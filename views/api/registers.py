@@ -7,12 +7,14 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import selectinload
 
 from app.privacy import current_user_cleared, mask_rows
 from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.registers import EagerInterface
 
 READ_ONLY = {"get", "get_list"}
 READ_WRITE = READ_ONLY | {"post", "put"}
@@ -137,6 +139,10 @@ class UnitWriteSchema(Schema):
     hsa_id = s.HsaId(allow_none=True)
     org_type_code = fields.String(required=True, validate=validate.OneOf(ORG_TYPES))
     parent_id = s.Id(allow_none=True)
+    manager_hsa_ids = fields.List(
+        s.HsaId(), validate=validate.Length(max=50),
+        metadata={"description": "HSA-ids of the unit's managers (people with a Chef login); "
+                                 "a PUT replaces the list"})
 
 
 class PersonApi(RegisterWriteApi):
@@ -177,10 +183,10 @@ class UnitApi(RegisterWriteApi):
     resource_name = "units"
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
-    datamodel = SQLAInterface(Unit)
+    datamodel = EagerInterface(Unit, selectinload(Unit.managers))
     save_step = "save_unit"
     write_schema = UnitWriteSchema
-    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
+    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id", "manager_hsa_ids"]
     show_columns = list_columns
     search_columns = ["name", "hsa_id", "org_type_code"]
     order_columns = ["id", "name"]
