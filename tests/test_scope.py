@@ -125,8 +125,9 @@ def test_a_chef_of_another_unit_cannot_act_in_the_workflow(as_user, filed, other
                               ).first() is None
 
 
+@pytest.mark.both_databases
 def test_a_chef_of_another_unit_sees_nothing_in_screens_and_api(login, client, api_headers,
-                                                                 filed, other_chef):
+                                                                 filed, other_chef, dialect):
     screen = login(other_chef)
     page = screen.get("/deviations/list/").get_data(as_text=True)
     assert "Anna Åkesson" not in page and "Dora" not in page and "Cecilia Ängström" in page
