@@ -31,17 +31,25 @@ def demo_command():
 @click.option("--email", default=None)
 @click.option("--first-name", default=None)
 @click.option("--last-name", default=None)
-def create_user_command(username, password, roles, hsa_id, email, first_name, last_name):
-    """Create a login with its roles, linked to a person."""
+@click.option("--protected-identity-clearance", is_flag=True, default=False,
+              help="Let the login see people with protected identity (needs --hsa-id).")
+def create_user_command(username, password, roles, hsa_id, email, first_name, last_name,
+                        protected_identity_clearance):
+    """Create a login with its roles, linked to a person (a person has at most one login)."""
     from app import accounts
     from app.errors import NotFound, RuleViolation
+    from app.validation import FieldError
 
     try:
         user = accounts.create_user(username, password, list(roles), hsa_id=hsa_id, email=email,
-                                    first_name=first_name, last_name=last_name)
+                                    first_name=first_name, last_name=last_name,
+                                    protected_identity_clearance=protected_identity_clearance)
+    except FieldError as exc:
+        raise click.ClickException(f"--{exc.field.replace('_', '-')}: {exc.message}") from exc
     except (RuleViolation, NotFound, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Created {user.username} ({', '.join(roles)})")
+    cleared = ", cleared for protected identity" if protected_identity_clearance else ""
+    click.echo(f"Created {user.username} ({', '.join(roles)}{cleared})")
 
 
 @reservkort.command("audit-verify")

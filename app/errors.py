@@ -29,6 +29,17 @@ class RuleViolation(Exception):
         return {"message": self.message, "rule": self.rule, "errors": errors}
 
 
+class ScopeRefusal(RuleViolation):
+    """A step on something outside the login's row scope (a manager: another unit). The REST
+    API answers 403."""
+
+    http_status = 403
+
+    def __init__(self, field: str | None = None):
+        super().__init__("outside_managed_units", RULE_MESSAGES["outside_managed_units"],
+                         field=field)
+
+
 class NotFound(Exception):
     """The thing a step names does not exist (the API answers 404)."""
 
@@ -102,6 +113,10 @@ RULE_MESSAGES = {
     "protected_identity_clearance_required": _l(
         "The person has protected identity: only a login cleared for protected identity may "
         "change their details or lift the protection."
+    ),
+    "outside_managed_units": _l(
+        "This belongs to a unit you are not a manager of; you can only see and handle the "
+        "deviations of the units you manage and the units below them."
     ),
     "transition_not_allowed": _l(
         "The step '%(step)s' is not possible when the issuance is '%(status)s'."

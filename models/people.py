@@ -23,15 +23,14 @@ class Person(Model):
     name = Column(String(200), nullable=False, index=True)
     email = Column(String(254))
     unit_id = Column(Integer, ForeignKey("units.id"), index=True)
-    manager_id = Column(Integer, ForeignKey("people.id"), index=True)
     protected_identity = Column(Boolean, nullable=False, default=False)
     # SITHS card-office role (RA, ORA, KRA, LRA) that excludes the person from attesting.
     card_office_role = Column(String(16))
     created_at = Column(DateTime)
 
     unit = relationship("Unit", lazy="joined")
-    manager = relationship("Person", remote_side=[id])
-    managed_units = relationship("Unit", secondary=unit_managers)
+    # The units this person is a manager of (role Chef): the one notion of manager.
+    managed_units = relationship("Unit", secondary=unit_managers, back_populates="managers")
     kobe = relationship("KobeRecord", uselist=False, back_populates="person", lazy="joined")
 
     def __repr__(self):

@@ -140,7 +140,7 @@ def mark_lost(serial, note=None) -> ReserveCard:
     before, after = changes(card, status="lost")
     record("card.lost", "card", card.id, before, {**after, "note": note})
     if issuance is not None:
-        deviations.create("card_lost", note or "", issuance_id=issuance.id)
+        deviations.file_for_issuance("card_lost", note or "", issuance.id)
     return card
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app import clock
+from app.access import scope
 from app.extensions import db
 from app.workflow._common import cfg, mail, people_addresses, record
 from app.workflow._tx import transaction
@@ -181,11 +182,18 @@ def report_not_returned(today) -> int:
         "giltighetstidens slut.",
         Issuance.status != "returned", Issuance.valid_until < last_day)
     _audit_deviations(rows, "not_returned")
+    # The deviation's managers: those of the unit it arose in (and of the units above it).
+    unit_of = dict(db.session.execute(
+        select(Deviation.issuance_id, Deviation.unit_id)
+        .where(Deviation.id.in_([deviation_id for deviation_id, _ in rows]))
+    ).all()) if rows else {}
+    managers = scope.responsible_managers(unit_of.values())
     for issuance in _load([issuance_id for _, issuance_id in rows]):
-        manager = issuance.recipient.manager
-        if manager is not None and manager.email:
-            mail("not_returned_manager", manager.email, issuance,
-                 dedupe_key=f"not_returned:{issuance.id}", manager=manager)
+        for manager in managers.get(unit_of.get(issuance.id), []):
+            if manager.email:
+                mail("not_returned_manager", manager.email, issuance,
+                     dedupe_key=f"not_returned:{issuance.id}:{manager.hsa_id}",
+                     manager=manager)
     return len(rows)
 
 

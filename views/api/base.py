@@ -54,7 +54,7 @@ def _json(status, payload):
 def error_response(exc):
     """The contract's answer for a known error, or None for anything else."""
     if isinstance(exc, RuleViolation):
-        return _json(422, exc.as_dict())
+        return _json(getattr(exc, "http_status", 422), exc.as_dict())
     if isinstance(exc, FieldError):
         return _json(400, exc.as_dict())
     if isinstance(exc, ValidationError):

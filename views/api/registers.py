@@ -6,6 +6,7 @@ from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import selectinload
 
 from app import access
 from app.validation import FieldError
@@ -136,6 +137,10 @@ class UnitWriteSchema(Schema):
     hsa_id = s.HsaId(allow_none=True)
     org_type_code = fields.String(required=True, validate=validate.OneOf(ORG_TYPES))
     parent_id = s.Id(allow_none=True)
+    manager_hsa_ids = fields.List(
+        s.HsaId(), validate=validate.Length(max=50),
+        metadata={"description": "HSA-ids of the unit's managers (people with a Chef login); "
+                                 "a PUT replaces the list"})
 
 
 class PersonApi(RegisterWriteApi):
@@ -170,10 +175,10 @@ class UnitApi(RegisterWriteApi):
     resource_name = "units"
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
-    datamodel = access.AccessInterface(Unit)
+    datamodel = access.AccessInterface(Unit, selectinload(Unit.managers))
     save_step = "save_unit"
     write_schema = UnitWriteSchema
-    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
+    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id", "manager_hsa_ids"]
     show_columns = list_columns
     search_columns = ["name", "hsa_id", "org_type_code"]
     order_columns = ["id", "name"]
