@@ -56,6 +56,12 @@ def _apply_defaults(flask_app: Flask) -> None:
     if not cfg.get("FAB_ROLES"):
         cfg["FAB_ROLES"] = ROLES
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")
+    validator = cfg.get("FAB_PASSWORD_COMPLEXITY_VALIDATOR")
+    if isinstance(validator, str):
+        # FAB calls it: an import path in the configuration becomes the function.
+        from werkzeug.utils import import_string
+
+        cfg["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = import_string(validator)
     for key in ("INSTANCE_DIR", "MAIL_DIR", "UPLOAD_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)
 

@@ -7,10 +7,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.extensions import db
+from app.security_views import ResetMyPasswordView, ResetPasswordView
 from models import AccountLink, Person
 
 
 class ReservkortSecurityManager(SecurityManager):
+    resetmypasswordview = ResetMyPasswordView
+    resetpasswordview = ResetPasswordView
+
     def create_jwt_manager(self, app):
         jwt_manager = super().create_jwt_manager(app)
         answer_401_with_message(jwt_manager)
