@@ -30,7 +30,10 @@ def _install_job_queue(flask_app):
 
 class Config:
     APP_NAME = "Reservkort"
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # No usable default: every start but the embedded one (`make run`) refuses to run without a
+    # real key (app.secrets); the embedded start makes a random one under the instance folder.
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    EMBEDDED = _env_bool("RESERVKORT_EMBEDDED", False)
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{_INSTANCE / 'reservkort.db'}"
     )

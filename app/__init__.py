@@ -64,6 +64,9 @@ def _apply_defaults(flask_app: Flask) -> None:
         cfg["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = import_string(validator)
     for key in ("INSTANCE_DIR", "MAIL_DIR", "UPLOAD_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)
+    from app.secret_key import ensure_secret_key
+
+    ensure_secret_key(cfg)
 
 
 def _register_views(appbuilder) -> None:
