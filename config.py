@@ -122,9 +122,19 @@ class Config:
     )
     CLIENT_CERT_USER_HEADER = os.environ.get("CLIENT_CERT_USER_HEADER", "X-SSL-Client-HSA-ID")
     CLIENT_CERT_VERIFY_HEADER = os.environ.get("CLIENT_CERT_VERIFY_HEADER", "X-SSL-Client-Verify")
-    AUTH_RATE_LIMITED = True
+    # Behind a TLS-terminating proxy: how many proxies in front of the app append to
+    # X-Forwarded-For. The header is believed only when the direct peer is in TRUSTED_PROXIES.
+    TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 1)
+    # Sign-in defences (app.signin_limits): failures only, per account and per client address,
+    # kept in the database. FAB's own limiter counted every login per address (so one proxy
+    # address was one client): off.
+    SIGNIN_LIMITS_ENABLED = _env_bool("SIGNIN_LIMITS_ENABLED", True)
+    SIGNIN_WINDOW_SECONDS = _env_int("SIGNIN_WINDOW_SECONDS", 15 * 60)
+    SIGNIN_ACCOUNT_FAILURES = _env_int("SIGNIN_ACCOUNT_FAILURES", 5)
+    SIGNIN_LOCK_MINUTES = _env_int("SIGNIN_LOCK_MINUTES", 30)  # 0: until Admin unlocks
+    SIGNIN_ADDRESS_FAILURES = _env_int("SIGNIN_ADDRESS_FAILURES", 30)
+    AUTH_RATE_LIMITED = False
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
-    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minutes")
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
     FAB_PASSWORD_COMPLEXITY_ENABLED = True
     FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.passwords.validate_password"

@@ -2,18 +2,41 @@
 the REST API's answer when the access token is missing or wrong."""
 
 from flask import jsonify
+from flask_appbuilder.api import safe
+from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.views import expose
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app import signin_limits
 from app.extensions import db
 from app.security_views import ResetMyPasswordView, ResetPasswordView
 from models import AccountLink, Person
 
 
+class SecurityApi(FabSecurityApi):
+    """FAB's API login, answering 429 when the sign-in limits refuse (app.signin_limits)."""
+
+    @expose("/login", methods=["POST"])
+    @safe
+    def login(self):
+        try:
+            return FabSecurityApi.login.__wrapped__(self)
+        except signin_limits.TooManyAttempts as exc:
+            return signin_limits.too_many_attempts_response(exc)
+
+
 class ReservkortSecurityManager(SecurityManager):
     resetmypasswordview = ResetMyPasswordView
     resetpasswordview = ResetPasswordView
+    security_api = SecurityApi
+
+    def auth_user_db(self, username, password):
+        """Every password check (login page, API login, attesters) counts failures and is
+        refused while the account is locked or the client has failed too often."""
+        parent = super()
+        return signin_limits.attempt(username, lambda: parent.auth_user_db(username, password))
 
     def create_jwt_manager(self, app):
         jwt_manager = super().create_jwt_manager(app)
