@@ -1,7 +1,7 @@
 """The security manager: FAB's database login, plus the link from a login to its person, and
 the REST API's answer when the access token is missing or wrong."""
 
-from flask import jsonify
+from flask import g, jsonify
 from flask_appbuilder.api import safe
 from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
@@ -37,6 +37,22 @@ class ReservkortSecurityManager(SecurityManager):
         refused while the account is locked or the client has failed too often."""
         parent = super()
         return signin_limits.attempt(username, lambda: parent.auth_user_db(username, password))
+
+    def on_user_logout(self, user) -> None:
+        """Logout ends the login's sessions and tokens for good, copies included."""
+        from app import sessions
+
+        sessions.end_all_sessions(user.id)
+
+    def load_user_jwt(self, _jwt_header, jwt_data):
+        """A token made before the last logout or password change is no longer valid."""
+        from app import sessions
+
+        user = self.load_user(jwt_data["sub"])
+        if user is None or not user.is_active or not sessions.token_valid(user, jwt_data):
+            return None
+        g.user = user  # as FAB does: the API's permission checks read it
+        return user
 
     def create_jwt_manager(self, app):
         jwt_manager = super().create_jwt_manager(app)

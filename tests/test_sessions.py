@@ -3,6 +3,7 @@ timeout besides the absolute one, tokens revoked with the session, no caching of
 
 import time
 import uuid
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -73,3 +74,78 @@ def test_a_cookie_or_token_signed_with_the_old_default_key_is_refused(database_u
     answer = flask_app.test_client().get("/api/v1/security/users/",
                                          headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 401
+
+
+# --- logout, idle and absolute timeouts, tokens ----------------------------------------------
+
+def _copy_of_session_cookie(test_client):
+    return test_client.get_cookie("session").value
+
+
+def test_a_session_cookie_copied_before_logout_no_longer_works(app, login):
+    browser = login("Servicecenter")
+    copied = _copy_of_session_cookie(browser)
+    assert browser.get("/api/v1/menu/").status_code == 200
+    browser.get("/logout/")
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/api/v1/menu/").status_code == 401
+    assert thief.get("/stock/cards/list/").status_code in (302, 303, 401, 403)
+
+
+def test_logout_ends_the_api_tokens_too(app, login, api_headers):
+    headers = api_headers("Servicecenter")
+    assert app.test_client().get("/api/v1/menu/", headers=headers).status_code == 200
+    login("Servicecenter").get("/logout/")
+    assert app.test_client().get("/api/v1/menu/", headers=headers).status_code == 401
+
+
+def test_a_password_change_ends_the_other_sessions_and_tokens(app, login, api_headers):
+    from app import passwords
+
+    headers = api_headers("Chef")
+    other_pc = login("Chef")
+    passwords.set_password(app.appbuilder.sm.find_user(username="chef"), "Nytt-losenord-2027")
+    assert other_pc.get("/api/v1/menu/").status_code == 401
+    assert app.test_client().get("/api/v1/menu/", headers=headers).status_code == 401
+
+
+def test_an_idle_session_ends_after_the_idle_timeout(app, login, set_now):
+    start = set_now("2026-12-01T08:00:00")
+    browser = login("Servicecenter")
+    set_now(start + timedelta(minutes=29))
+    assert browser.get("/api/v1/menu/").status_code == 200  # used: the idle time starts again
+    set_now(start + timedelta(minutes=58))
+    assert browser.get("/api/v1/menu/").status_code == 200
+    set_now(start + timedelta(minutes=58 + 31))
+    assert browser.get("/api/v1/menu/").status_code == 401
+    page = browser.get("/login/")
+    assert "inaktivitet" in page.get_data(as_text=True)
+
+
+def test_a_session_in_use_still_ends_after_the_absolute_lifetime(app, login, set_now):
+    start = set_now("2026-12-01T08:00:00")
+    browser = login("Servicecenter")
+    for minutes in range(20, 8 * 60, 20):
+        set_now(start + timedelta(minutes=minutes))
+        assert browser.get("/api/v1/menu/").status_code == 200
+    set_now(start + timedelta(hours=8, minutes=5))
+    assert browser.get("/api/v1/menu/").status_code == 401
+
+
+class TestIdleTimeoutSetting:
+    @pytest.fixture
+    def app_config(self):
+        return {"SESSION_IDLE_MINUTES": 5}
+
+    def test_the_idle_timeout_is_configurable(self, app, login, set_now):
+        start = set_now("2026-12-01T08:00:00")
+        browser = login("Chef")
+        set_now(start + timedelta(minutes=6))
+        assert browser.get("/api/v1/menu/").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/v1/menu/", "/stock/cards/list/", "/"])
+def test_answers_with_personal_data_are_not_stored(login, path):
+    answer = login("Servicecenter").get(path)
+    assert answer.headers.get("Cache-Control") == "no-store"
