@@ -3,13 +3,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app:create_app
+# `make run` is the embedded set-up: it may make its own secret key and load the demo logins.
+EMBEDDED := RESERVKORT_EMBEDDED=1
 PORT ?= 5000
 SYSTEM_PACKAGES := pcscd vsmartcard-vpcd swig libpcsclite-dev chromium
 
 .PHONY: run test venv deps dev-deps system-deps translations migrate lint bench clean
 
 run: deps translations migrate  ## serve the back office with the jobs running in-process
-	$(BIN)/python run.py
+	$(EMBEDDED) $(BIN)/python run.py
 
 test: dev-deps translations  ## install what the tests need and run the whole suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -45,9 +47,9 @@ translations: venv
 	$(BIN)/python -m app.translations.build >/dev/null
 
 migrate: deps
-	$(FLASK) db upgrade
-	$(FLASK) reservkort init
-	$(FLASK) reservkort demo
+	$(EMBEDDED) $(FLASK) db upgrade
+	$(EMBEDDED) $(FLASK) reservkort init
+	$(EMBEDDED) $(FLASK) reservkort demo
 
 lint: dev-deps
 	$(BIN)/ruff check .

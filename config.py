@@ -30,7 +30,10 @@ def _install_job_queue(flask_app):
 
 class Config:
     APP_NAME = "Reservkort"
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # No usable default: every start but the embedded one (`make run`) refuses to run without a
+    # real key (app.secrets); the embedded start makes a random one under the instance folder.
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    EMBEDDED = _env_bool("RESERVKORT_EMBEDDED", False)
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{_INSTANCE / 'reservkort.db'}"
     )
@@ -119,13 +122,26 @@ class Config:
     )
     CLIENT_CERT_USER_HEADER = os.environ.get("CLIENT_CERT_USER_HEADER", "X-SSL-Client-HSA-ID")
     CLIENT_CERT_VERIFY_HEADER = os.environ.get("CLIENT_CERT_VERIFY_HEADER", "X-SSL-Client-Verify")
-    AUTH_RATE_LIMITED = True
+    # Behind a TLS-terminating proxy: how many proxies in front of the app append to
+    # X-Forwarded-For. The header is believed only when the direct peer is in TRUSTED_PROXIES.
+    TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 1)
+    # Sign-in defences (app.signin_limits): failures only, per account and per client address,
+    # kept in the database. FAB's own limiter counted every login per address (so one proxy
+    # address was one client): off.
+    SIGNIN_LIMITS_ENABLED = _env_bool("SIGNIN_LIMITS_ENABLED", True)
+    SIGNIN_WINDOW_SECONDS = _env_int("SIGNIN_WINDOW_SECONDS", 15 * 60)
+    SIGNIN_ACCOUNT_FAILURES = _env_int("SIGNIN_ACCOUNT_FAILURES", 5)
+    SIGNIN_LOCK_MINUTES = _env_int("SIGNIN_LOCK_MINUTES", 30)  # 0: until Admin unlocks
+    SIGNIN_ADDRESS_FAILURES = _env_int("SIGNIN_ADDRESS_FAILURES", 30)
+    AUTH_RATE_LIMITED = False
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
-    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minutes")
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
     FAB_PASSWORD_COMPLEXITY_ENABLED = True
     FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.passwords.validate_password"
+    # A browser session ends after this long in any case, and after SESSION_IDLE_MINUTES without
+    # a request (shared ward PCs); logout and a password change end it at once (app.sessions).
     PERMANENT_SESSION_LIFETIME = _env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    SESSION_IDLE_MINUTES = _env_int("SESSION_IDLE_MINUTES", 30)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)  # True behind TLS

@@ -126,6 +126,8 @@ def _stop_on_signals() -> None:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
+    # This is the embedded set-up: it makes its own secret key under the instance folder.
+    os.environ.setdefault("RESERVKORT_EMBEDDED", "1")
     from app import create_app
     from jobs import context
     from jobs.queue import EXTENSION_KEY, install

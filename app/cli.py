@@ -52,6 +52,25 @@ def create_user_command(username, password, roles, hsa_id, email, first_name, la
     click.echo(f"Created {user.username} ({', '.join(roles)}{cleared})")
 
 
+@reservkort.command("set-password")
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def set_password_command(username, password):
+    """Give a login a new password (checked against the password policy)."""
+    from flask import current_app
+
+    from app import passwords
+
+    user = current_app.appbuilder.sm.find_user(username=username)
+    if user is None:
+        raise click.ClickException(f"no login {username}")
+    try:
+        passwords.set_password(user, password)
+    except passwords.PasswordPolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"The password of {username} is changed.")
+
+
 @reservkort.command("audit-verify")
 def audit_verify_command():
     """Check the audit chain; exit 1 naming the first bad row."""

@@ -127,3 +127,78 @@ RULE_MESSAGES = {
 def refuse(rule: str, field: str | None = None, **params) -> RuleViolation:
     """Build the RuleViolation for a rule code with its standard message."""
     return RuleViolation(rule, RULE_MESSAGES[rule], field=field, **params)
+
+
+# --- error pages ------------------------------------------------------------------------------
+# Swedish pages for the browser, JSON {"message"} under /api/ (the REST contract).
+
+ERROR_PAGES = {
+    403: (_l("Access denied"), _l("Your role does not give access to this page or action.")),
+    404: (_l("Page not found"), _l("There is nothing at this address. Check the link or start "
+                                   "again from the start page.")),
+    429: (_l("Too many attempts"), _l("Too many attempts in a short time. Wait a moment and try "
+                                      "again.")),
+    500: (_l("Something went wrong"), _l("The server could not complete the request. Try "
+                                         "again; if it happens again, contact support.")),
+}
+
+
+def _wants_json() -> bool:
+    from flask import request
+
+    return request.path.startswith("/api/")
+
+
+def error_answer(status: int, message=None, headers=None):
+    """The answer for an HTTP error: JSON under /api/, otherwise a Swedish page."""
+    from flask import current_app, jsonify, render_template
+
+    title, default = ERROR_PAGES[status]
+    text = str(message or default)
+    if _wants_json():
+        response = jsonify({"message": text})
+    else:
+        context = {"title": str(title), "message": text}
+        try:
+            if status == 500:
+                raise RuntimeError("no full page after a server error")
+            appbuilder = current_app.appbuilder
+            body = render_template("errors/page.html", appbuilder=appbuilder,
+                                   base_template=appbuilder.base_template,
+                                   known_endpoints=current_app.view_functions, **context)
+        except Exception:  # the full page needs the database and the menu: the plain one not
+            from flask_babel import get_locale
+
+            body = render_template("errors/plain.html", lang=str(get_locale() or "sv"),
+                                   **context)
+        response = current_app.response_class(body, mimetype="text/html")
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def install(flask_app) -> None:
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    from app.signin_limits import TooManyAttempts, too_many_attempts_response
+
+    def http_error(exc: HTTPException):
+        if exc.code not in ERROR_PAGES:
+            return exc
+        headers = {}
+        if exc.code == 429 and getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_answer(exc.code, headers=headers)
+
+    def too_many_attempts(exc: TooManyAttempts):
+        if _wants_json():
+            return too_many_attempts_response(exc)
+        return error_answer(429, exc.message, {"Retry-After": str(exc.retry_after)})
+
+    def server_error(exc):
+        return error_answer(500)
+
+    flask_app.register_error_handler(HTTPException, http_error)
+    flask_app.register_error_handler(TooManyAttempts, too_many_attempts)
+    flask_app.register_error_handler(InternalServerError, server_error)

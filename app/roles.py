@@ -30,6 +30,7 @@ MENU = {
     "jobs": "Jobs and e-mail",
     "outbox": "Outbox",
     "user_links": "User links",
+    "signin_locks": "Locked accounts",
 }
 
 ANY = "^can_.*$"

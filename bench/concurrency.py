@@ -7,6 +7,7 @@ several clients race for the same card exactly one wins and the others get a 422
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -138,7 +139,9 @@ def server(database_url):
     port = _free_port()
     instance = Path(tempfile.mkdtemp(prefix="rk-bench-server-"))
     env = {**os.environ, "DATABASE_URL": database_url, "FAB_UPDATE_PERMS": "false",
-           "RATELIMIT_ENABLED": "false", "REDIS_URL": "", "RESERVKORT_INSTANCE": str(instance)}
+           "RATELIMIT_ENABLED": "false", "REDIS_URL": "",
+           "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
+           "RESERVKORT_INSTANCE": str(instance)}
     log_path = instance / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -20,6 +20,7 @@ from models.kobe import ORDINARY_CARD_STATES, KobeRecord
 from models.outbox import OUTBOX_STATUSES, OutboxMessage
 from models.people import AccountLink, Person, unit_managers
 from models.receipts import Receipt
+from models.signin import SessionGeneration, SigninFailure, SigninLock
 from models.units import ORG_TYPES, OrganisationType, Unit
 
 __all__ = [
@@ -50,6 +51,9 @@ __all__ = [
     "Person",
     "unit_managers",
     "Receipt",
+    "SessionGeneration",
+    "SigninFailure",
+    "SigninLock",
     "ORG_TYPES",
     "OrganisationType",
     "Unit",

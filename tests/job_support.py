@@ -7,6 +7,7 @@ Import the fixtures explicitly: `from tests.job_support import redis_server, smt
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +26,8 @@ from redis.exceptions import RedisError
 
 ROOT = Path(__file__).resolve().parent.parent
 RQ = str(Path(sys.executable).with_name("rq"))
+# The workers start with the production configuration, which needs a real key.
+SECRET_KEY = secrets.token_urlsafe(48)
 
 
 def free_port() -> int:
@@ -175,6 +178,7 @@ class Workers:
             "REDIS_URL": redis_url,
             "RESERVKORT_INSTANCE": str(self.instance),
             "FAB_UPDATE_PERMS": "false",
+            "SECRET_KEY": SECRET_KEY,
             "SMTP_HOST": "127.0.0.1" if smtp_port else "",
             "SMTP_PORT": str(smtp_port or 25),
         }

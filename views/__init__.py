@@ -14,6 +14,7 @@ MODULES = (
     "views.registers",
     "views.admin",
     "views.accounts",
+    "views.signin",
     "views.api",
 )
 

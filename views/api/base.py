@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest
 from app import access
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
+from app.signin_limits import TooManyAttempts, too_many_attempts_response
 from app.validation import FieldError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def _json(status, payload):
 
 def error_response(exc):
     """The contract's answer for a known error, or None for anything else."""
+    if isinstance(exc, TooManyAttempts):
+        return too_many_attempts_response(exc)
     if isinstance(exc, RuleViolation):
         return _json(getattr(exc, "http_status", 422), exc.as_dict())
     if isinstance(exc, FieldError):
