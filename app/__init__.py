@@ -41,10 +41,11 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, web_security
+    from app import cli, client_input, web_security
 
     cli.register(flask_app)
     web_security.install(flask_app)
+    client_input.install(flask_app)
     _register_hooks(flask_app)
     return flask_app
 

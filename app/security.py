@@ -8,9 +8,13 @@ from sqlalchemy import select
 
 from app.extensions import db
 from models import AccountLink, Person
+from views.api.login import LoginApi
 
 
 class ReservkortSecurityManager(SecurityManager):
+    security_api = LoginApi
+    userstatschartview = None  # FAB's login-count chart: not needed, and it loads Google Charts
+
     def create_jwt_manager(self, app):
         jwt_manager = super().create_jwt_manager(app)
         answer_401_with_message(jwt_manager)

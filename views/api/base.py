@@ -8,6 +8,7 @@ from importlib import import_module
 
 from flask import request
 from flask_appbuilder.api import BaseApi, ModelRestApi
+from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from sqlalchemy.exc import DataError
@@ -16,6 +17,7 @@ from werkzeug.exceptions import BadRequest
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.validation import FieldError
+from views.api.schemas import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +148,28 @@ class StepApi(ReservkortApiMixin, BaseApi):
     """An API made of workflow steps."""
 
 
+class ContractSchemaConverter(Model2SchemaConverter):
+    """FAB's model schemas, shaped as the contract says: times in ISO 8601 with their offset
+    (the database keeps naive UTC), and a nullable relation (a person without a unit) is
+    documented as nullable."""
+
+    def _column2field(self, datamodel, column, nested=True, parent_schema_name=None):
+        if not datamodel.is_relation(column.name) and datamodel.is_datetime(column.name):
+            nullable = datamodel.is_nullable(column.name)
+            return UtcDateTime(allow_none=nullable, required=not nullable, dump_only=True)
+        field = super()._column2field(datamodel, column, nested=nested,
+                                      parent_schema_name=parent_schema_name)
+        if isinstance(field, fields.Nested) and datamodel.is_relation_many_to_one(column.name) \
+                and datamodel.is_nullable(column.name):
+            field.allow_none = True
+        return field
+
+
 class RegisterApi(ReservkortApiMixin, ModelRestApi):
     """FAB's model API for the registers (list, get, info; writes are overridden per class)."""
 
     page_size = 25
+    model2schemaconverter = ContractSchemaConverter
 
     def get_headless(self, pk, **kwargs):
         try:
