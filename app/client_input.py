@@ -48,6 +48,8 @@ def install(flask_app) -> None:
 
     @flask_app.before_request
     def _guard_client_input():
+        if request.routing_exception is not None and request.path.startswith("/api/"):
+            return _api_routing_error(request.routing_exception)
         view_name, _, method = (request.endpoint or "").partition(".")
         view = views.get(view_name)
         if isinstance(view, BaseCRUDView) and method in SWITCHED_OFF_METHODS:
@@ -57,6 +59,19 @@ def install(flask_app) -> None:
         except InputRejected as exc:
             return _answer(exc)
         return None
+
+
+def _api_routing_error(exc):
+    """An API path or method that does not exist: the contract's JSON, not an HTML page."""
+    code = getattr(exc, "code", 404)
+    if code not in (404, 405):
+        return None  # e.g. a redirect to the trailing slash
+    message = _l("Not found") if code == 404 else _l("Method not allowed")
+    response = jsonify({"message": str(message), "errors": {}})
+    response.status_code = code
+    if code == 405:
+        response.headers["Allow"] = ", ".join(exc.valid_methods or ())
+    return response
 
 
 def _answer(exc: InputRejected):

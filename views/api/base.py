@@ -134,6 +134,19 @@ class ReservkortApiMixin:
         return _json(422, {"message": str(message or _l("Could not be saved")),
                            "rule": "not_saved", "errors": {}})
 
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
+                                 **kwargs)
+        for operation in operations.values():
+            _integer_ids(operation)
+            # Every endpoint is protected by role: 401 without a login, 403 without the right;
+            # a malformed request is 400 (the guard of app.client_input answers it first).
+            responses = operation.setdefault("responses", {})
+            for code in ("400", "401", "403"):
+                responses.setdefault(code, {"$ref": f"#/components/responses/{code}"})
+            if "pk" in (path or ""):
+                responses.setdefault("404", {"$ref": "#/components/responses/404"})
+
     def add_apispec_components(self, api_spec):
         super().add_apispec_components(api_spec)
         for name, schema in (("Error", ErrorSchema), ("Refusal", RefusalSchema)):
@@ -178,11 +191,6 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
             db.session.rollback()
             return self.response_404()
 
-    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
-        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
-                                 **kwargs)
-        for operation in operations.values():
-            _integer_ids(operation)
 
 
 def _integer_ids(node):
