@@ -136,6 +136,20 @@ def test_nul_in_every_screen_filter_and_query_arg_is_refused(app, login, dialect
     assert_names(web.get("/deviations/report/export?from=2026-01-01%00"), "from")
 
 
+def test_a_kobe_csv_that_is_not_csv_is_a_400(api, login):
+    broken = "hsa_id,ordinary_card,reserve_card_order\nSE2321000131-E000000000001,\"act\rive,ja\n"
+    for body in (broken, "è\x05¡PpÞüú\r¦\x0f#ÐB\xf1\x82\x97\xa6N"):
+        response = api.put("Servicecenter", "/kobe/register", data=body.encode("utf-8"),
+                           content_type="text/csv")
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert response.get_json()["errors"]
+    from app.validation import FieldError
+    from app.workflow import kobe
+
+    with pytest.raises(FieldError):
+        kobe.parse_csv(b"hsa_id,ordinary_card,reserve_card_order\n\xff\xfe\n")
+
+
 def test_deep_json_is_a_400_on_every_json_endpoint(app, api):
     deep = "[" * 5000 + "]" * 5000
     tried = 0
