@@ -50,7 +50,12 @@ class Config:
     FAB_UPDATE_PERMS = _env_bool("FAB_UPDATE_PERMS", True)
     FAB_CREATE_DB = False  # tables come from the migrations only
     FAB_API_SWAGGER_UI = True
-    FAB_ADD_SECURITY_API = True
+    # FAB's user, role and permission REST API: not part of the contract (users are managed
+    # on the screens and with the command line).
+    FAB_ADD_SECURITY_API = False
+    # FAB's OpenAPI document and menu API come from views/api/fab.py (documents that match).
+    FAB_ADD_MENU_API = False
+    FAB_ADD_OPENAPI_VIEWS = False
     FAB_API_MAX_PAGE_SIZE = 100
     FAB_SECURITY_MANAGER_CLASS = "app.security.ReservkortSecurityManager"
     FAB_INDEX_VIEW = "views.home.HomeView"

@@ -13,9 +13,10 @@ from app import signin_limits
 from app.extensions import db
 from app.security_views import ResetMyPasswordView, ResetPasswordView
 from models import AccountLink, Person
+from views.api.login import LoginApi
 
 
-class SecurityApi(FabSecurityApi):
+class SecurityApi(LoginApi):
     """FAB's API login, answering 429 when the sign-in limits refuse (app.signin_limits)."""
 
     @expose("/login", methods=["POST"])
@@ -31,6 +32,7 @@ class ReservkortSecurityManager(SecurityManager):
     resetmypasswordview = ResetMyPasswordView
     resetpasswordview = ResetPasswordView
     security_api = SecurityApi
+    userstatschartview = None  # FAB's login-count chart: not needed, and it loads Google Charts
 
     def auth_user_db(self, username, password):
         """Every password check (login page, API login, attesters) counts failures and is

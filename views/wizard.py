@@ -438,6 +438,8 @@ class ApplicationWizardView(BaseView):
     @has_access
     def receipt_pdf(self, issuance_id):
         issuance = self._own_issuance(issuance_id)
+        if not lifecycle.has_printable_receipt(issuance):
+            abort(404)
         response = make_response(pdf.render_receipt(issuance))
         response.headers["Content-Type"] = "application/pdf"
         response.headers["Content-Disposition"] = (

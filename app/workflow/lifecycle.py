@@ -94,6 +94,12 @@ def is_attester_of(user, issuance) -> bool:
     return person is not None and any(a.person_id == person.id for a in issuance.attesters)
 
 
+def has_printable_receipt(issuance) -> bool:
+    """The receipt (kvittens) is a paper of the in-person issuance; a registered-mail issuance
+    has its manual receipt in the letter of the mail flow instead."""
+    return issuance.channel == "in_person"
+
+
 def may_print_receipt(user, issuance) -> bool:
     """The receipt is for the issuance's own attesters, and for Servicecenter (and Admin)."""
     from app.security import user_roles

@@ -4,6 +4,7 @@ steps, the receipt PDF, and the registered-mail flow. Each endpoint is one workf
 from flask import current_app, request
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -215,8 +216,13 @@ class IssuanceApi(StepApi):
         from app import pdf
 
         issuance = _load(pk)
-        if not workflow("lifecycle").may_print_receipt(_current_user(), issuance):
+        lifecycle = workflow("lifecycle")
+        if not lifecycle.may_print_receipt(_current_user(), issuance):
             return self.response_403()
+        if not lifecycle.has_printable_receipt(issuance):
+            return self.response(404, message=str(_l(
+                "A registered-mail issuance has no receipt to print here: its receipt is in "
+                "the letter of the mail flow.")), errors={})
         body = pdf.render_receipt(issuance)
         response = current_app.response_class(body, mimetype="application/pdf")
         response.headers["Content-Disposition"] = (

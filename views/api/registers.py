@@ -1,11 +1,13 @@
 """The registers through the API: cards (with the batch registration of the stock), people,
 pickup points, units, and the Kobe register import."""
 
+import copy
+
 from flask import request
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, missing, validate
 from sqlalchemy.orm import selectinload
 
 from app import access
@@ -27,11 +29,14 @@ class RegisterWriteApi(RegisterApi):
 
     def __init__(self):
         super().__init__()
-        # The body schema, described in the OpenAPI document as "<ClassName>.write".
+        # The body schemas, described in the OpenAPI document as "<ClassName>.write" (POST) and
+        # "<ClassName>.update" (PUT: only the fields given change, so none is required).
         name = type(self).__name__
         described = type(f"{name}Write", (self.write_schema,),
                          {"__component_name__": f"{name}.write"})
-        self.openapi_spec_component_schemas = (*self.openapi_spec_component_schemas, described)
+        self.openapi_spec_component_schemas = (*self.openapi_spec_component_schemas, described,
+                                               partial_schema(self.write_schema,
+                                                              f"{name}.update"))
 
     @expose("/", methods=["POST"])
     @protect()
@@ -86,7 +91,7 @@ class RegisterWriteApi(RegisterApi):
             content:
               application/json:
                 schema:
-                  $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
+                  $ref: '#/components/schemas/{{self.__class__.__name__}}.update'
           responses:
             200:
               description: Changed
@@ -113,6 +118,18 @@ class RegisterWriteApi(RegisterApi):
     def save(self, data: dict, pk):
         """The workflow step that checks, saves and audits the register's item."""
         return getattr(workflow("registers"), self.save_step)(data, pk)
+
+
+def partial_schema(schema: type[Schema], component_name: str) -> type[Schema]:
+    """`schema` with no field required and no defaults: the body of a partial change."""
+    declared = {}
+    for key, field in schema._declared_fields.items():
+        copied = copy.copy(field)
+        copied.required = False
+        copied.load_default = missing
+        declared[key] = copied
+    return type(component_name.replace(".", ""), (Schema,),
+                {**declared, "__component_name__": component_name})
 
 
 class PersonWriteSchema(Schema):

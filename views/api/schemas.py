@@ -58,8 +58,13 @@ def Id(**kwargs):  # noqa: N802
 MAX_ID = 2**31 - 1
 
 
-def StrictBool(**kwargs):  # noqa: N802  (reads like a field class)
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+class StrictBool(fields.Boolean):
+    """Only the JSON booleans true and false (not 0, 1, "true", "yes": 0 == False in Python)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def Text(**kwargs):  # noqa: N802
