@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0003_signin'
-down_revision = '0001'
+down_revision = '0002_unit_managers'
 branch_labels = None
 depends_on = None
 
