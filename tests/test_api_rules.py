@@ -190,7 +190,8 @@ MALFORMED = [
     ("/issuances/", {"card_serial": "123456789", "recipient_hsa_id": ANNA,
                      "reason": "forgotten",
                      "second_attester": {"username": "intygsgivare2", "password": DEMO_PASSWORD},
-                     "password": DEMO_PASSWORD, "recipient_present": False, "envelope_unopened": True},
+                     "password": DEMO_PASSWORD, "recipient_present": False,
+                     "envelope_unopened": True},
      "recipient_present"),
 ]
 

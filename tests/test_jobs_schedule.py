@@ -28,7 +28,8 @@ def _apply_all(as_user, demo_person, in_stock_card, prefixes=RECIPIENTS):
         for prefix in prefixes:
             application.apply_in_person(
                 in_stock_card("LOA2").serial, demo_person(prefix).hsa_id, "forgotten",
-                attestations([demo_person("Helena")]), recipient_present=True, envelope_unopened=True)
+                attestations([demo_person("Helena")]), recipient_present=True,
+                envelope_unopened=True)
 
 
 def _overdue_moment():
