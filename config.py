@@ -92,6 +92,8 @@ class Config:
     CARD_BOUND_TO_FIRST_HOLDER = _env_bool("CARD_BOUND_TO_FIRST_HOLDER", True)
     CARD_EXPIRY_WARNING_DAYS = _env_int("CARD_EXPIRY_WARNING_DAYS", 90)
     WIZARD_IDLE_MINUTES = _env_int("WIZARD_IDLE_MINUTES", 15)
+    # An attester's authentication in the application session counts for this long.
+    ATTESTATION_MAX_AGE_MINUTES = _env_int("ATTESTATION_MAX_AGE_MINUTES", 60)
     SWEEP_INTERVAL_MINUTES = _env_int("SWEEP_INTERVAL_MINUTES", 5)
 
     # E-mail

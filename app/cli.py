@@ -1,7 +1,6 @@
 """The operations commands: `flask reservkort ...`. Each is a thin call into app/."""
 
 import sys
-from datetime import datetime
 
 import click
 from flask.cli import AppGroup
@@ -85,7 +84,9 @@ def audit_verify_command():
 
 
 @reservkort.command("sweep")
-@click.option("--at", "at", default=None, help="ISO time to run the sweeps as of (default now).")
+@click.option("--at", "at", default=None,
+              help="ISO time to run the sweeps as of (default now); without an offset it is "
+                   "Swedish local time.")
 def sweep_command(at):
     """Run every deadline sweep once and print what changed."""
     from app import clock
@@ -94,7 +95,7 @@ def sweep_command(at):
     moment = clock.now()
     if at:
         try:
-            moment = clock.to_utc_naive(datetime.fromisoformat(at))
+            moment = clock.parse_moment(at)
         except ValueError as exc:
             raise click.BadParameter(f"not an ISO 8601 time: {at}", param_hint="--at") from exc
     result = sweeps.run_all(moment, trigger="command")

@@ -100,7 +100,8 @@ def _people(units):
         db.session.add(person)
         db.session.flush()
         db.session.add(KobeRecord(person_id=person.id, ordinary_card=card,
-                                  reserve_card_order=order, updated_at=now, updated_by="demo"))
+                                  reserve_card_order=order, updated_at=now, ordinary_card_since=now,
+                                  updated_by="demo"))
         people.append(person)
     return people
 

@@ -43,6 +43,7 @@ ACTION_LABELS = {
     "issuance.expiry_reminder": _l("Expiry reminder sent"),
     "issuance.expire": _l("Validity expired"),
     "issuance.return_request": _l("Return requested"),
+    "issuance.lost": _l("Card reported lost"),
     "receipt.register": _l("Receipt registered"),
     "card.issue": _l("Card handed out"),
     "card.return": _l("Card returned"),
@@ -80,6 +81,10 @@ FIELD_LABELS = {
     "rejection_reason": _l("Reason for rejection"),
     "rejected_at": _l("Rejected"),
     "returned_at": _l("Returned"),
+    "lost_at": _l("Reported lost"),
+    "lost_note": _l("How the card was lost"),
+    "certificate_block_requested_at": _l("Certificate to be blocked"),
+    "validity_days": _l("Days"),
     "expired_at": _l("Expired"),
     "expiry_reminder_7_at": _l("Expiry reminder (7 days)"),
     "expiry_reminder_3_at": _l("Expiry reminder (3 days)"),
@@ -94,7 +99,8 @@ FIELD_LABELS = {
 }
 # Internal bookkeeping: the "Who" column already names the actor; file paths mean nothing here.
 HIDDEN_FIELDS = {"scan_path", "scan_mime", "registered_by_user_id", "blocked_by_user_id",
-                 "approved_by_user_id", "certificate_issued_by_user_id", "bound_person_id"}
+                 "approved_by_user_id", "certificate_issued_by_user_id", "bound_person_id",
+                 "lost_by_user_id", "certificate_block_requested_by_user_id"}
 
 
 def _as_datetime(value):

@@ -97,6 +97,9 @@ RULE_MESSAGES = {
     "validity_too_long": _l(
         "The end date may be at the latest %(max_date)s (%(max_days)s days for this reason)."
     ),
+    "validity_past_card_expiry": _l(
+        "The end date may be at the latest %(expires_on)s, the card's own expiry date."
+    ),
     "extension_already_used": _l("The reserve card has already been extended once."),
     "extension_window_passed": _l(
         "An extension must be asked for within %(months)s months of issue (at the latest "

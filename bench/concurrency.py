@@ -188,7 +188,7 @@ def application(serial, hsa_id, second_attester) -> dict:
     return {
         "card_serial": serial, "recipient_hsa_id": hsa_id, "reason": "forgotten",
         "second_attester": {"username": second_attester, "password": DEMO_PASSWORD},
-        "recipient_present": True, "envelope_unopened": True,
+        "password": DEMO_PASSWORD, "recipient_present": True, "envelope_unopened": True,
     }
 
 

@@ -36,12 +36,16 @@ ISSUANCE_STATUSES = (
     "rejected",
     "blocked",
     "returned",
+    "lost",
 )
-# A person may get a new reserve card once the old one is returned, rejected or blocked
-# (a blocked or rejected card is useless; its return is still followed up).
-CLOSED_FOR_PERSON = ("returned", "rejected", "blocked")
-# A card is physically out until it is returned.
-CLOSED_FOR_CARD = ("returned",)
+# The issuance is over: the card came back, or it was reported lost.
+ENDED = ("returned", "lost")
+# A person holds a card from the completed application (in person) or from the dispatch (mail)
+# until it is returned or reported lost: blocked, expired and rejected cards still count. A
+# registered-mail card still at Servicecenter (`prepared`) is not out with the person.
+CLOSED_FOR_PERSON = (*ENDED, "prepared")
+# A card belongs to its issuance until the issuance ends (a prepared envelope is reserved).
+CLOSED_FOR_CARD = ENDED
 
 
 def _not_in(values):
@@ -102,6 +106,12 @@ class Issuance(Model):
     expired_at = Column(DateTime)
     return_requested_at = Column(DateTime, index=True)
     returned_at = Column(DateTime, index=True)
+    # Lost: who reported it, and that the certificate is to be blocked (who and when)
+    lost_at = Column(DateTime)
+    lost_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    lost_note = Column(Text)
+    certificate_block_requested_at = Column(DateTime)
+    certificate_block_requested_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
     # Registered mail
     address = Column(Text)
     justification = Column(Text)

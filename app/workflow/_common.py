@@ -85,6 +85,7 @@ STATUS_LABELS = {
     "rejected": _l("Rejected"),
     "blocked": _l("Blocked"),
     "returned": _l("Returned"),
+    "lost": _l("Lost"),
 }
 STEP_LABELS = {
     "approve": _l("Approve the issuance"),
@@ -100,6 +101,7 @@ STEP_LABELS = {
     "close": _l("Close the deviation"),
     "move_card": _l("Move the card"),
     "mark_lost": _l("Mark the card as lost"),
+    "report_lost": _l("Report the card lost"),
     "restock": _l("Put the card back in stock"),
     "destroy": _l("Destroy the card"),
 }

@@ -10,6 +10,7 @@ from app.workflow._common import (
     changes,
     load_issuance,
     mail,
+    not_allowed,
     people_addresses,
     record,
     require_transition,
@@ -66,6 +67,9 @@ def approve(issuance_id, kobe_reference, checks) -> Issuance:
     """Every check confirmed and the Kobe reference recorded: the card may be activated."""
     issuance = load_issuance(issuance_id, lock=True)
     require_transition(issuance, "approve")
+    if issuance.valid_until < clock.today():
+        # The validity ended before approval (the sweep expires it): nothing to activate.
+        raise not_allowed("approve", "expired")
     checks = dict(checks or {})
     missing = [k for k in required_checks(issuance) if checks.get(k) is not True]
     if missing:

@@ -161,6 +161,8 @@ def _apply(valid) -> list[dict]:
             record_ = KobeRecord(person_id=values["person_id"])
             db.session.add(record_)
             existing[values["person_id"]] = record_
+        if old is None or old[0] != new[0]:
+            record_.ordinary_card_since = now
         record_.ordinary_card, record_.reserve_card_order = new
         record_.updated_at, record_.updated_by = now, by
         changed.append({"hsa_id": values["hsa_id"], "before": list(old) if old else None,

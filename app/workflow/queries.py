@@ -7,12 +7,11 @@ from sqlalchemy.orm import selectinload
 
 from app import clock
 from app.extensions import db
+from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING
 from models import Deviation, Issuance, IssuanceAttester, Receipt, ReserveCard
 
-RECEIPT_STATUSES = ("awaiting_approval", "approved", "extended")
-RUNNING = ("approved", "extended", "active")
-OPEN = ("awaiting_approval", "approved", "extended", "expired", "prepared", "sent",
-        "receipt_received", "active")
+RECEIPT_STATUSES = RECEIPT_DEADLINE
+OPEN = (*HOLDING, "prepared")
 
 
 def _today(now):

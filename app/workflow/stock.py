@@ -12,7 +12,7 @@ from app.extensions import db
 from app.validation import FieldError, card_serial
 from app.workflow._common import cfg, changes, not_allowed, record
 from app.workflow._tx import step
-from models import LOA_LEVELS, Issuance, PickupPoint, ReserveCard
+from models import ENDED, LOA_LEVELS, Issuance, PickupPoint, ReserveCard
 
 MAX_BATCH = 5000
 _SPLIT = re.compile(r"[\s,;]+")
@@ -125,22 +125,24 @@ def move_card(serial, pickup_point_id) -> ReserveCard:
 
 def _open_issuance(card) -> Issuance | None:
     return db.session.execute(
-        select(Issuance).where(Issuance.card_id == card.id, Issuance.status != "returned")
+        select(Issuance).where(Issuance.card_id == card.id, Issuance.status.not_in(ENDED))
     ).unique().scalar_one_or_none()
 
 
 @step
 def mark_lost(serial, note=None) -> ReserveCard:
-    """A card is lost; when it was out with someone, that is a deviation too."""
-    from app.workflow import deviations
+    """A card is lost. When it is out on an issuance, that is the issuance's lost step (the
+    issuance ends, the certificate is to be blocked, a deviation is filed)."""
+    from app.workflow import lifecycle
 
     card = find_card(serial, lock=True)
     _card_step(card, "mark_lost", ("in_stock", "issued", "returned"))
     issuance = _open_issuance(card) if card.status == "issued" else None
+    if issuance is not None:
+        lifecycle.report_lost(issuance.id, note)
+        return card
     before, after = changes(card, status="lost")
     record("card.lost", "card", card.id, before, {**after, "note": note})
-    if issuance is not None:
-        deviations.file_for_issuance("card_lost", note or "", issuance.id)
     return card
 
 

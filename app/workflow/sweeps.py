@@ -16,11 +16,15 @@ from app.access import scope
 from app.extensions import db
 from app.workflow._common import cfg, mail, people_addresses, record
 from app.workflow._tx import transaction
+from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING, TRANSITIONS
 from models import Deviation, Issuance, KobeRecord, Person, Receipt, ReserveCard, SweepRun
 
-RECEIPT_STATUSES = ("awaiting_approval", "approved", "extended")
-RUNNING = ("approved", "extended", "active")
-HOLDING = ("awaiting_approval", "approved", "extended", "sent", "receipt_received", "active")
+# In person: the receipt deadline holds whatever happened to the validity or the approval.
+RECEIPT_STATUSES = RECEIPT_DEADLINE
+# Past its end date: the validity is over, also for one still awaiting approval.
+EXPIRING = tuple(sorted(TRANSITIONS["expire"]))
+# The ordinary card became active: the reserve card must come back (unless already asked).
+RETURN_REQUEST_STATUSES = tuple(s for s in HOLDING if s != "expired")
 RETURN_REASONS = ("awaiting_new_card", "lost_stolen_damaged", "forgotten")
 BLOCK_REASON = "Kvittensen kom inte in till Servicecenter i tid (spärrat automatiskt)."
 _CHUNK = 500
@@ -158,7 +162,7 @@ def remind_expiry(today, which) -> int:
 
 def expire(today) -> int:
     """Past the end date: expired, and the holder is asked to return the card."""
-    conditions = (Issuance.status.in_(RUNNING), Issuance.valid_until < today)
+    conditions = (Issuance.status.in_(EXPIRING), Issuance.valid_until < today)
     due = _due(*conditions)
     now = clock.now()
     values = {"status": "expired", "expired_at": now,
@@ -180,7 +184,7 @@ def report_not_returned(today) -> int:
         "not_returned",
         f"Reservkortet har inte återlämnats inom {cfg('RETURN_GRACE_DAYS')} dagar efter "
         "giltighetstidens slut.",
-        Issuance.status != "returned", Issuance.valid_until < last_day)
+        Issuance.status.in_(HOLDING), Issuance.valid_until < last_day)
     _audit_deviations(rows, "not_returned")
     # The deviation's managers: those of the unit it arose in (and of the units above it).
     unit_of = dict(db.session.execute(
@@ -198,13 +202,15 @@ def report_not_returned(today) -> int:
 
 
 def request_return_for_active_card(today) -> int:
-    """Kobe says the ordinary card is active since the issue: the reserve card must come back."""
+    """Kobe says the ordinary card became active after the issuance was recorded (not merely
+    that the person's Kobe row changed): the reserve card must come back."""
     ordinary_active = select(KobeRecord.id).where(
         KobeRecord.person_id == Issuance.recipient_id,
         KobeRecord.ordinary_card == "active",
-        KobeRecord.updated_at >= Issuance.issued_at,
+        KobeRecord.ordinary_card_since >= Issuance.created_at,
     ).exists()
-    conditions = (Issuance.status.in_(HOLDING), Issuance.reason.in_(RETURN_REASONS),
+    conditions = (Issuance.status.in_(RETURN_REQUEST_STATUSES),
+                  Issuance.reason.in_(RETURN_REASONS),
                   Issuance.return_requested_at.is_(None), ordinary_active)
     values = {"return_requested_at": clock.now()}
     requested = _guarded_update(_due(*conditions), values, *conditions)

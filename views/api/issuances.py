@@ -5,6 +5,7 @@ from flask import current_app, request
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -35,7 +36,8 @@ def issuance_view(issuance: Issuance, cleared: bool) -> dict:
         **{key: getattr(issuance, key) for key in (
             "id", "channel", "status", "reason", "assignment", "created_at", "issued_at",
             "valid_until", "receipt_due", "approved_at", "kobe_reference", "rejection_reason",
-            "blocked_at", "block_reason", "returned_at", "registered_mail_number",
+            "blocked_at", "block_reason", "returned_at", "lost_at", "lost_note",
+            "certificate_block_requested_at", "registered_mail_number",
             "id_method")},
         "receipt_received_at": receipt.received_at if receipt else None,
         "card": issuance.card,
@@ -73,7 +75,7 @@ class IssuanceApi(StepApi):
     @permission_name("post")
     @api_step
     def post(self):
-        """In-person application; the caller is attester 1, the second attester signs in here.
+        """In-person application; every attester signs in here, the caller (attester 1) too.
         ---
         post:
           summary: Apply for a reserve card in person (the caller is the first attester)
@@ -100,12 +102,12 @@ class IssuanceApi(StepApi):
               $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ApplicationSchema())
-        second = data["second_attester"]
-        # The workflow takes the caller as attester 1; we hand it the others.
+        others = _other_attesters(data)
         application = workflow("application")
-        others = [application.authenticate_attester(second["username"], second["password"])]
+        attestations = [application.attest_caller(data["password"])]
+        attestations += [application.attest(o["username"], o["password"]) for o in others]
         issuance = application.apply_in_person(
-            data["card_serial"], data["recipient_hsa_id"], data["reason"], others,
+            data["card_serial"], data["recipient_hsa_id"], data["reason"], attestations,
             recipient_present=data["recipient_present"],
             envelope_unopened=data["envelope_unopened"],
             valid_until=data["valid_until"], assignment=data["assignment"],
@@ -457,6 +459,57 @@ class IssuanceApi(StepApi):
         workflow("lifecycle").block(pk, data["reason"])
         return step_answer(_load(pk))
 
+    @expose("/<int:pk>/lost", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("lost")
+    @api_step
+    def lost(self, pk):
+        """The card is reported lost: the issuance ends, the certificate is to be blocked, a
+        deviation is filed, and the person may get another card.
+        ---
+        post:
+          summary: Report the card lost
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/LostSchema'
+          responses:
+            200:
+              description: Lost; the issuance has ended
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.LostSchema())
+        workflow("lifecycle").report_lost(pk, data["note"])
+        return step_answer(_load(pk))
+
+
+def _other_attesters(data) -> list[dict]:
+    """`other_attesters`, or `second_attester` as the shorthand for one other; not both."""
+    if data["other_attesters"] is not None and data["second_attester"] is not None:
+        raise ValidationError({"second_attester": [str(_l(
+            "Give the other attesters in other_attesters or second_attester, not both."))]})
+    if data["other_attesters"] is not None:
+        return data["other_attesters"]
+    return [data["second_attester"]] if data["second_attester"] is not None else []
+
 
 def _optional_body(schema):
     if not request.get_data():
@@ -519,7 +572,8 @@ class MailIssuanceApi(StepApi):
         data = json_body(s.MailPrepareSchema())
         issuance = workflow("mail_flow").prepare(
             data["card_serial"], data["recipient_hsa_id"], data["reason"], data["address"],
-            data["justification"], valid_until=data["valid_until"])
+            data["justification"], valid_until=data["valid_until"],
+            assignment=data["assignment"])
         return step_answer(issuance, 201)
 
     @expose("/<int:pk>/dispatched", methods=["POST"])

@@ -104,7 +104,20 @@ class ApplicationSchema(Strict):
     valid_until = fields.Date(allow_none=True, load_default=None)
     assignment = fields.String(allow_none=True, load_default=None,
                                validate=validate.Length(max=4000))
-    second_attester = fields.Nested(SecondAttesterSchema, required=True)
+    password = fields.String(
+        allow_none=True, load_default=None, load_only=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "The caller's own password, given again in this application "
+                                 "(attester 1 authenticates in the application itself); not "
+                                 "needed where client-certificate login presents the card"})
+    other_attesters = fields.List(
+        fields.Nested(SecondAttesterSchema), allow_none=True, load_default=None,
+        validate=validate.Length(max=10),
+        metadata={"description": "The attesters besides the caller, each signing in here; as "
+                                 "many as the recipient's organisation type requires minus one"})
+    second_attester = fields.Nested(
+        SecondAttesterSchema, allow_none=True, load_default=None,
+        metadata={"description": "Shorthand for other_attesters with one entry (two attesters)"})
     recipient_present = StrictBool(required=True)
     envelope_unopened = StrictBool(required=True)
 
@@ -144,6 +157,12 @@ class MailPrepareSchema(Strict):
     address = Text(required=True)
     justification = Text(required=True)
     valid_until = fields.Date(allow_none=True, load_default=None)
+    assignment = fields.String(allow_none=True, load_default=None,
+                               validate=validate.Length(max=4000))
+
+
+class LostSchema(Strict):
+    note = Text(required=True, metadata={"description": "How and when the card was lost"})
 
 
 class DispatchedSchema(Strict):
@@ -275,6 +294,9 @@ class IssuanceSchema(Strict):
     blocked_at = UtcDateTime(allow_none=True)
     block_reason = fields.String(allow_none=True)
     returned_at = UtcDateTime(allow_none=True)
+    lost_at = UtcDateTime(allow_none=True)
+    lost_note = fields.String(allow_none=True)
+    certificate_block_requested_at = UtcDateTime(allow_none=True)
     registered_mail_number = fields.String(allow_none=True)
     id_method = fields.String(allow_none=True)
     card = fields.Nested(CardRefSchema)
@@ -302,7 +324,8 @@ COMPONENTS = (
     SecondAttesterSchema, ChecksSchema, PersonRefSchema, CardRefSchema, AttesterSchema,
     ExtensionSchema, HistorySchema, RowErrorSchema, KobeErrorsSchema,
     CardBatchSchema, CardBatchResultSchema, ApplicationSchema, ApproveSchema, ReasonSchema,
-    ExtendSchema, ReturnSchema, MailPrepareSchema, DispatchedSchema, NoteSchema, KobeRowSchema,
+    ExtendSchema, ReturnSchema, MailPrepareSchema, LostSchema, DispatchedSchema, NoteSchema,
+    KobeRowSchema,
     KobeImportSchema, UpdatedSchema, KobeImportErrorSchema, CreatedIssuanceSchema,
     StepResultSchema, IssuanceSchema, IssuanceDetailSchema, IssuanceListSchema,
     NoteResultSchema,
