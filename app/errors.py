@@ -102,6 +102,9 @@ RULE_MESSAGES = {
     "transition_not_allowed": _l(
         "The step '%(step)s' is not possible when the issuance is '%(status)s'."
     ),
+    "email_address_invalid": _l(
+        "The e-mail address %(address)s is not a valid address; no e-mail can be sent to it."
+    ),
 }
 
 
