@@ -41,8 +41,9 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, web_security
+    from app import cli, errors, web_security
 
+    errors.install_database_outage_handling(flask_app)
     cli.register(flask_app)
     web_security.install(flask_app)
     _register_hooks(flask_app)
