@@ -38,6 +38,9 @@ class Config:
         "DATABASE_URL", f"sqlite:///{_INSTANCE / 'reservkort.db'}"
     )
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    # A pooled connection is tested before use, so the first request after a database restart
+    # does not fail on a connection the server has already closed.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL", "")  # empty: in-process substitute
     INSTANCE_DIR = str(_INSTANCE)
     MAIL_DIR = str(_INSTANCE / "mail")

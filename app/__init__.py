@@ -43,6 +43,7 @@ def create_app(config=None, **overrides) -> Flask:
 
     from app import cli, client_input, errors, sessions, web_security
 
+    errors.install_database_outage_handling(flask_app)
     cli.register(flask_app)
     errors.install(flask_app)
     web_security.install(flask_app)

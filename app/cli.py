@@ -112,5 +112,19 @@ def init_command():
     click.echo("Roles, permissions and reference data are in place.")
 
 
+@reservkort.command("deploy")
+def deploy_command():
+    """Once per deploy, before starting the new version: the migrations, then roles,
+    permissions and reference data. Exit 1 naming the step that failed."""
+    from app.bootstrap import DeployError, deploy
+
+    try:
+        deploy(echo=click.echo)
+    except DeployError as exc:
+        click.echo(f"Deploy failed at {exc}", err=True)
+        sys.exit(1)
+    click.echo("Deploy steps done.")
+
+
 def register(flask_app) -> None:
     flask_app.cli.add_command(reservkort)

@@ -124,6 +124,9 @@ RULE_MESSAGES = {
     "transition_not_allowed": _l(
         "The step '%(step)s' is not possible when the issuance is '%(status)s'."
     ),
+    "email_address_invalid": _l(
+        "The e-mail address %(address)s is not a valid address; no e-mail can be sent to it."
+    ),
 }
 
 
@@ -205,3 +208,61 @@ def install(flask_app) -> None:
     flask_app.register_error_handler(HTTPException, http_error)
     flask_app.register_error_handler(TooManyAttempts, too_many_attempts)
     flask_app.register_error_handler(InternalServerError, server_error)
+
+
+# --- The database is away --------------------------------------------------------------------
+# Self-contained: while PostgreSQL restarts or the network to it is cut, the API answers its
+# JSON contract with 503 and Retry-After, the screens a plain Swedish page (it must not need the
+# database: no menu, no user), and the log gets one line per failed request, not a traceback.
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE = _l("The database cannot be reached right now. Try again in a moment.")
+
+
+def install_database_outage_handling(flask_app) -> None:
+    """503 for every request that fails because the database is away; a teardown that
+    tolerates a dead connection (so a request whose transaction committed is not turned into a
+    500 by the closing rollback)."""
+    import logging
+
+    from flask import jsonify, render_template, request
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+
+    from app.extensions import db
+
+    log = logging.getLogger("reservkort.database")
+
+    def outage(exc):
+        reason = type(getattr(exc, "orig", None) or exc).__name__
+        log.warning("database unavailable: %s %s -> 503 (%s)", request.method, request.path,
+                    reason)
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            db.session.registry.clear()
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        if request.path.startswith("/api/") or request.path.startswith("/health/"):
+            body = {"message": str(DATABASE_UNAVAILABLE), "rule": "database_unavailable",
+                    "errors": {}}
+            return jsonify(body), 503, headers
+        page = render_template("errors/database_unavailable.html",
+                               message=str(DATABASE_UNAVAILABLE),
+                               retry_after=DATABASE_RETRY_AFTER_SECONDS)
+        return page, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+    for exc_class in (OperationalError, InterfaceError, DisconnectionError):
+        flask_app.register_error_handler(exc_class, outage)
+
+    @flask_app.teardown_appcontext
+    def close_session_tolerantly(exc):
+        # Runs before Flask-SQLAlchemy's own teardown (registered earlier, so called later).
+        try:
+            db.session.remove()
+        except SQLAlchemyError as err:
+            log.warning("database connection lost while closing the request's session (%s)",
+                        type(getattr(err, "orig", None) or err).__name__)
+            try:
+                db.session.registry().invalidate()
+            except SQLAlchemyError:
+                pass
+            db.session.registry.clear()

@@ -4,18 +4,32 @@ A dispatcher (jobs) sends pending rows later. After a commit that queued mail, t
 trigger (if any) is called so that dispatch can start at once.
 """
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
 from sqlalchemy import event, select
 
 from app import access, clock
+from app.errors import refuse
 from app.extensions import db
 from models import OutboxMessage
 
 
+def checked_address(address: str) -> str:
+    """The address in its normal form, or a refusal (`email_address_invalid`, field `email`)
+    naming it: the outbox only takes addresses a mail server can deliver to."""
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise refuse("email_address_invalid", field="email", address=address,
+                     reason=str(exc)) from exc
+
+
 def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=None):
     """Render `email/<template>.*` and store it for sending. Returns the row, or None when a
-    message with the same dedupe key is already queued (so reminders never go twice)."""
-    recipients = [addr for addr in ([to] if isinstance(to, str) else to) if addr]
+    message with the same dedupe key is already queued (so reminders never go twice).
+    An address that cannot be delivered to is refused here (RuleViolation), not at sending."""
+    recipients = [checked_address(addr) for addr in ([to] if isinstance(to, str) else to)
+                  if addr]
     if not recipients:
         return None
     if dedupe_key and db.session.execute(

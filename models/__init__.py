@@ -2,7 +2,7 @@
 
 from flask_appbuilder import Model
 
-from models.audit import AuditEvent
+from models.audit import AuditCheckpoint, AuditEvent
 from models.cards import CARD_STATUSES, LOA_LEVELS, PickupPoint, ReserveCard
 from models.deviations import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, DeviationNote
 from models.issuances import (
@@ -26,6 +26,7 @@ from models.units import ORG_TYPES, OrganisationType, Unit
 
 __all__ = [
     "Model",
+    "AuditCheckpoint",
     "AuditEvent",
     "CARD_STATUSES",
     "LOA_LEVELS",
