@@ -5,7 +5,6 @@ import importlib
 
 from flask import abort, flash, redirect, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,6 +15,7 @@ from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
 from models import OutboxMessage, SweepRun
+from views.listing import ListInterface
 
 FAILED_SHOWN = 50
 
@@ -98,7 +98,7 @@ class JobsView(BaseView):
 class OutboxView(ModelView):
     """Every e-mail the system has queued, newest first (read-only)."""
 
-    datamodel = SQLAInterface(OutboxMessage)
+    datamodel = ListInterface(OutboxMessage)
     route_base = "/admin/outbox"
     include_route_methods = {"list", "show"}
     can_add = can_edit = can_delete = False

@@ -14,7 +14,6 @@ from tempfile import SpooledTemporaryFile
 from flask import Response, abort, flash, g, redirect, request, stream_with_context, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.filters import FilterInFunction
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
@@ -30,6 +29,7 @@ from app.roles import MENU
 from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Person, Unit
 from views.api.privacy import MASK, current_user_cleared
+from views.listing import ListInterface
 
 TYPE_LABELS = {
     "not_returned": _l("Card not returned"),
@@ -127,7 +127,7 @@ def flash_refusal(exc) -> None:
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
 class DeviationView(ModelView):
-    datamodel = SQLAInterface(Deviation)
+    datamodel = ListInterface(Deviation)
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.
     include_route_methods = {"list", "show", "note", "close", "create"}

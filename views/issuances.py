@@ -6,7 +6,6 @@ from datetime import timedelta
 from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,6 +15,7 @@ from app import clock, display
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
 from models import AuditEvent, Issuance, Person, ReserveCard
+from views.listing import ListInterface
 from views.registers import STEP_ERRORS, flash_refusal, person_label
 from views.stock import active_pickup_points
 
@@ -66,7 +66,7 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
 
 class IssuanceView(ModelView):
     route_base = "/issuances"
-    datamodel = SQLAInterface(Issuance)
+    datamodel = ListInterface(Issuance)
     base_permissions = ["can_list", "can_show", "can_receipt", "can_block", "can_extend",
                         "can_return"]
     page_size = PAGE_SIZE

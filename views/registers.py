@@ -5,7 +5,6 @@ and loading a list page's relations with the page's own query."""
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
 from flask_babel import gettext as _
@@ -20,6 +19,7 @@ from app import privacy, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
+from views.listing import ListInterface
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
 NOT_FOUND_WHAT = {
@@ -45,16 +45,9 @@ def flash_refusal(exc) -> None:
     flash(step_message(exc), "danger")
 
 
-class EagerInterface(SQLAInterface):
-    """SQLAInterface that loads the named relations with each list page (no query per row)."""
-
-    def __init__(self, obj, *load_options, session=None):
-        super().__init__(obj, session=session)
-        self.load_options = load_options
-
-    def apply_all(self, query, *args, **kwargs):
-        query = super().apply_all(query, *args, **kwargs)
-        return query.options(*self.load_options) if self.load_options else query
+class EagerInterface(ListInterface):
+    """The list interface of the registers: the page's ids first, its relations (the named
+    load options too) loaded with the page's rows only, the count bounded."""
 
 
 # --- protected identity ---------------------------------------------------------------------

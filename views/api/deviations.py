@@ -9,7 +9,6 @@ import tempfile
 from flask import current_app, request, stream_with_context
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from sqlalchemy import select
 
@@ -20,6 +19,7 @@ from app.privacy import MASK, current_user_cleared
 from models import Deviation
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.listing import ListInterface
 
 
 def _user():
@@ -45,7 +45,7 @@ class DeviationApi(RegisterApi):
     resource_name = "deviations"
     class_permission_name = "DeviationApi"
     openapi_spec_tag = "Deviations"
-    datamodel = SQLAInterface(Deviation)
+    datamodel = ListInterface(Deviation)
     include_route_methods = {"get", "get_list", "note"}
     base_filters = [["id", VisibleToUser, None]]
     list_columns = ["id", "type", "status", "created_at", "card_serial", "description",
@@ -58,6 +58,7 @@ class DeviationApi(RegisterApi):
     openapi_spec_component_schemas = s.COMPONENTS
 
     def pre_get_list(self, data):
+        super().pre_get_list(data)
         _mask(data.get("result", []))
 
     def pre_get(self, data):

@@ -3,7 +3,6 @@ pickup points, units, and the Kobe register import."""
 
 from flask import request
 from flask_appbuilder.api import expose, protect, safe
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
@@ -13,6 +12,7 @@ from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.listing import ListInterface
 
 READ_ONLY = {"get", "get_list"}
 READ_WRITE = READ_ONLY | {"post", "put"}
@@ -143,7 +143,7 @@ class PersonApi(RegisterWriteApi):
     resource_name = "people"
     class_permission_name = "PersonApi"
     openapi_spec_tag = "People"
-    datamodel = SQLAInterface(Person)
+    datamodel = ListInterface(Person)
     save_step = "save_person"
     write_schema = PersonWriteSchema
     list_columns = ["id", "hsa_id", "personal_number", "name", "email", "unit_id",
@@ -154,6 +154,7 @@ class PersonApi(RegisterWriteApi):
     base_order = ("name", "asc")
 
     def pre_get_list(self, data):
+        super().pre_get_list(data)
         mask_rows(data.get("result", []), current_user_cleared())
 
     def pre_get(self, data):
@@ -164,7 +165,7 @@ class PickupPointApi(RegisterWriteApi):
     resource_name = "pickup-points"
     class_permission_name = "PickupPointApi"
     openapi_spec_tag = "Pickup points"
-    datamodel = SQLAInterface(PickupPoint)
+    datamodel = ListInterface(PickupPoint)
     save_step = "save_pickup_point"
     write_schema = PickupPointWriteSchema
     list_columns = ["id", "name", "address", "min_stock", "active"]
@@ -177,7 +178,7 @@ class UnitApi(RegisterWriteApi):
     resource_name = "units"
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
-    datamodel = SQLAInterface(Unit)
+    datamodel = ListInterface(Unit)
     save_step = "save_unit"
     write_schema = UnitWriteSchema
     list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
@@ -190,7 +191,7 @@ class CardApi(RegisterApi):
     resource_name = "cards"
     class_permission_name = "CardApi"
     openapi_spec_tag = "Cards"
-    datamodel = SQLAInterface(ReserveCard)
+    datamodel = ListInterface(ReserveCard)
     include_route_methods = READ_ONLY | {"batch"}
     list_columns = ["id", "serial", "product_code", "loa", "expires_on", "status",
                     "pickup_point_id", "pickup_point.name"]
