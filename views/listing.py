@@ -16,8 +16,9 @@ A page costs what its rows cost, not what the table holds:
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
-from markupsafe import escape
+from markupsafe import Markup, escape
 from sqlalchemy import func, select, text
+from wtforms import StringField
 
 COUNT_LIMIT = 10_000
 
@@ -124,3 +125,65 @@ class ListInterface(SQLAInterface):
         count = self.count(filters)
         ids = self.page_ids(filters, order_column, order_direction, page, page_size)
         return count, self.load_page(ids, select_columns, outer_default_load)
+
+
+# --- choices looked up as you type --------------------------------------------------------
+
+LOOKUP_LIMIT = 20
+
+
+def unit_choices(typed: str, allowed_ids=None) -> list[dict]:
+    """Select2's answer for the units whose name or HSA-id holds the typed text, by name, at
+    most LOOKUP_LIMIT; `allowed_ids` (a select of unit ids) narrows them to the user's."""
+    from app.extensions import db
+    from models import Unit
+
+    query = select(Unit.id, Unit.name).order_by(Unit.name, Unit.id).limit(LOOKUP_LIMIT)
+    typed = (typed or "").strip().lower()
+    if typed:
+        pattern = "%" + typed.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = query.where(func.lower(Unit.name).like(pattern)
+                            | func.lower(Unit.hsa_id).like(pattern))
+    if allowed_ids is not None:
+        query = query.where(Unit.id.in_(allowed_ids))
+    return [{"id": unit_id, "text": name} for unit_id, name in db.session.execute(query)]
+
+
+class LookupWidget:
+    """A <select> that select2 fills from `endpoint` as the user types (app/static/js/
+    lookup.js). Only the chosen option is in the page: the one an active filter names."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def __call__(self, field, **kwargs):
+        from flask import url_for
+
+        chosen = field.chosen()
+        option = (f'<option value="{escape(chosen[0])}" selected>{escape(chosen[1])}</option>'
+                  if chosen else '<option value=""></option>')
+        return Markup(
+            f'<select class="form-control rk-lookup" id="{escape(field.id)}" '
+            f'name="{escape(field.name)}" data-lookup="{escape(url_for(self.endpoint))}">'
+            f"{option}</select>")
+
+
+class UnitLookupField(StringField):
+    """A unit chosen by looking it up as you type (the value is the unit id)."""
+
+    def __init__(self, label=None, validators=None, lookup_endpoint="", **kwargs):
+        super().__init__(label, validators, widget=LookupWidget(lookup_endpoint), **kwargs)
+
+    def chosen(self):
+        """(id, name) of the unit an active filter of the page names, or None."""
+        from flask import request
+
+        from app.extensions import db
+        from models import Unit
+
+        wanted = next((value for key, value in request.args.items()
+                       if key.startswith("_flt_") and key.endswith("_" + self.name)), None)
+        if not (wanted or "").isdigit():
+            return None
+        unit = db.session.get(Unit, int(wanted))
+        return (unit.id, unit.name) if unit else None

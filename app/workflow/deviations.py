@@ -107,15 +107,37 @@ def managed_unit_ids(user):
     return select(unit_managers.c.unit_id).where(unit_managers.c.person_id == person_id)
 
 
+def visible_unit_ids(user) -> frozenset | None:
+    """Whose deviations the user sees: None for every unit (Servicecenter, Admin), otherwise
+    the set of unit ids (a manager: the units they manage; anyone else: none)."""
+    roles = security.user_roles(user) if user is not None else set()
+    if roles & SEE_ALL_ROLES:
+        return None
+    if "Chef" in roles:
+        return frozenset(db.session.execute(managed_unit_ids(user)).scalars())
+    return frozenset()
+
+
+def in_units(unit_ids):
+    """The condition "the deviation belongs to one of these units" (None: every deviation),
+    filtered on the column itself so the list and the counts use the unit index."""
+    if unit_ids is None:
+        return None
+    if not unit_ids:
+        return false()
+    return Deviation.unit_id.in_(sorted(unit_ids))
+
+
+def visibility(user):
+    """The row-level condition for this user (None: no condition)."""
+    return in_units(visible_unit_ids(user))
+
+
 def visible_deviations(user):
     """Row-level: Servicecenter and Admin see all; a manager sees only their units' people."""
     query = select(Deviation).order_by(Deviation.created_at.desc(), Deviation.id.desc())
-    roles = security.user_roles(user) if user is not None else set()
-    if roles & SEE_ALL_ROLES:
-        return query
-    if "Chef" in roles:
-        return query.where(Deviation.unit_id.in_(managed_unit_ids(user)))
-    return query.where(false())
+    condition = visibility(user)
+    return query if condition is None else query.where(condition)
 
 
 def _filtered(user, filters):

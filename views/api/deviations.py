@@ -26,19 +26,16 @@ def _user():
     return current_app.appbuilder.sm.current_user
 
 
-def visible_ids():
-    """The ids of the deviations the current user may see (row-level, from the workflow)."""
-    return workflow("deviations").visible_deviations(_user()).with_only_columns(Deviation.id)
-
-
 class VisibleToUser(BaseFilter):
-    """Row-level filter: only what `deviations.visible_deviations(user)` allows."""
+    """Row-level filter: the workflow's condition (`deviations.visibility(user)`), applied to
+    the unit column directly."""
 
     name = "Visible to the user"
     arg_name = "visible"
 
     def apply(self, query, value):
-        return query.filter(Deviation.id.in_(visible_ids()))
+        condition = workflow("deviations").visibility(_user())
+        return query if condition is None else query.filter(condition)
 
 
 class DeviationApi(RegisterApi):
@@ -100,9 +97,10 @@ class DeviationApi(RegisterApi):
             422:
               $ref: '#/components/responses/Refused'
         """
+        one = select(Deviation.id).where(Deviation.id == pk)
+        condition = workflow("deviations").visibility(_user())
         visible = db.session.execute(
-            select(Deviation.id).where(Deviation.id == pk, Deviation.id.in_(visible_ids()))
-        ).first()
+            one if condition is None else one.where(condition)).first()
         if visible is None:
             raise NotFound("deviation", pk)
         data = json_body(s.NoteSchema())
