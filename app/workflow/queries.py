@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from app import clock
 from app.extensions import db
 from models import (
+    CLOSED_FOR_CARD,
     CLOSED_FOR_PERSON,
     Deviation,
     Issuance,
@@ -30,6 +31,12 @@ def open_issuance():
     """The condition "the issuance is open", written as the partial indexes on open rows
     (ix_issuances_open, uq_issuances_open_recipient) are, so a count reads open rows only."""
     return Issuance.status.notin_(CLOSED_FOR_PERSON)
+
+
+def card_out():
+    """The condition "the card is still out" (not returned), as ix_issuances_not_returned_
+    valid_until and uq_issuances_open_card are written."""
+    return Issuance.status.notin_(CLOSED_FOR_CARD)
 
 
 def pending_receipt():
