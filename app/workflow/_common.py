@@ -132,6 +132,11 @@ def require_transition(issuance, step_name):
 
 
 def user_id_for_person(person_id):
+    from app.security import known_login
+
+    known = known_login(person_id)
+    if known is not None:
+        return known
     return db.session.execute(
         select(AccountLink.user_id).where(AccountLink.person_id == person_id)
     ).scalar_one_or_none()

@@ -103,13 +103,20 @@ class IssuanceApi(StepApi):
         second = data["second_attester"]
         # The workflow takes the caller as attester 1; we hand it the others.
         application = workflow("application")
-        others = [application.authenticate_attester(second["username"], second["password"])]
-        issuance = application.apply_in_person(
-            data["card_serial"], data["recipient_hsa_id"], data["reason"], others,
-            recipient_present=data["recipient_present"],
-            envelope_unopened=data["envelope_unopened"],
-            valid_until=data["valid_until"], assignment=data["assignment"],
-        )
+        # The answer is what was just written: no reload of the rows after the commit.
+        session = db.session()
+        session.expire_on_commit = False
+        try:
+            others = [application.authenticate_attester(second["username"],
+                                                        second["password"])]
+            issuance = application.apply_in_person(
+                data["card_serial"], data["recipient_hsa_id"], data["reason"], others,
+                recipient_present=data["recipient_present"],
+                envelope_unopened=data["envelope_unopened"],
+                valid_until=data["valid_until"], assignment=data["assignment"],
+            )
+        finally:
+            session.expire_on_commit = True
         return self.response(201, **s.CreatedIssuanceSchema().dump(issuance))
 
     @expose("/", methods=["GET"])
