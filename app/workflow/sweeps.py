@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import noload, selectinload
 
 from app import clock
 from app.extensions import db
@@ -58,10 +58,13 @@ def _guarded_update(ids, values, *conditions) -> list[int]:
     return sorted(changed)
 
 
-def _load(ids, *options) -> list[Issuance]:
-    """The changed issuances with what their audit rows and e-mails need, in few queries."""
+def _load(ids, *options, attesters=False) -> list[Issuance]:
+    """The changed issuances with what their audit rows and e-mails need (card, recipient,
+    and the attesters when asked), in few queries: nothing else is loaded."""
     issuances = []
     ids = sorted(ids)
+    options = (noload(Issuance.receipt), noload(Issuance.extension),
+               *(() if attesters else (noload(Issuance.attesters),)), *options)
     for start in range(0, len(ids), _CHUNK):
         issuances += db.session.execute(
             select(Issuance).where(Issuance.id.in_(ids[start:start + _CHUNK]))
@@ -130,7 +133,7 @@ def block_missing_receipts(today) -> int:
               "blocked_by_user_id": None}
     blocked = _guarded_update(due, values, *conditions)
     _follow_up(
-        _load(blocked),
+        _load(blocked, attesters=True),
         audit=lambda issuance: ("issuance.block", {"status": due[issuance.id]}, values),
         email=lambda issuance: ("issuance_blocked", people_addresses(issuance),
                                 f"blocked_receipt:{issuance.id}", {}))
