@@ -232,7 +232,11 @@ def issuance_list(flask_app, engine) -> list[Row]:
         (f"issuance API page {page + 1} by keyset (status=returned, in person)",
          f"{filtered}&after={cursor}" if cursor else f"{filtered}&page=0"),
     )
-    for figure, url in pages:
+    floors = (
+        ("true", 0),
+        ("i.status = 'returned' AND i.channel = 'in_person'", cursor),
+    )
+    for (figure, url), (where, after) in zip(pages, floors, strict=True):
         try:
             answer = api.get_json(url)
             if len(answer["result"]) != 20:
@@ -242,8 +246,13 @@ def issuance_list(flask_app, engine) -> list[Row]:
                 api.get_json(url)
             total = answer["count"] if answer.get("count_exact", True) \
                 else f"more than {answer['count'] - 1}"
-            rows.append(ratio_row(f"{figure} of {total}", value,
-                                  floor_time(engine, seen.selects())))
+            floor = floor_time(engine, [(
+                "SELECT i.*, c.*, p.* FROM issuances i JOIN reserve_cards c ON c.id = i.card_id "
+                "JOIN people p ON p.id = i.recipient_id WHERE " + where
+                + (" AND i.id < %(after)s" if after else "")
+                + " ORDER BY i.id DESC LIMIT 20", {"after": after})])
+            rows.append(floor_row(f"{figure} of {total}", value,
+                                  floor_time(engine, seen.selects()), floor))
         except Exception as exc:  # one failing page must not hide the other
             rows.append(Row(figure, f"error: {exc}"))
     return rows
@@ -306,36 +315,99 @@ def _deviation_unit(flask_app) -> int | None:
     return unit
 
 
+# The keyset floors: one page's rows read by index with the relations the list shows, no count.
+# {where} is the list's filter, {after} the keyset condition of a deep page.
+FLOORS = {
+    "issuances": (
+        "SELECT i.*, c.serial, c.loa, p.name, p.hsa_id FROM issuances i "
+        "JOIN reserve_cards c ON c.id = i.card_id JOIN people p ON p.id = i.recipient_id "
+        "WHERE {where} AND {after} ORDER BY i.created_at DESC, i.id DESC LIMIT 25",
+        "(i.created_at, i.id) < (%(k0)s, %(k1)s)",
+        "SELECT created_at, id FROM issuances i WHERE {where} "
+        "ORDER BY created_at DESC, id DESC OFFSET %(skip)s LIMIT 1"),
+    "deviations": (
+        "SELECT d.*, u.name, p.name, p.hsa_id FROM deviations d "
+        "LEFT JOIN units u ON u.id = d.unit_id LEFT JOIN people p ON p.id = d.person_id "
+        "WHERE {where} AND {after} ORDER BY d.created_at DESC, d.id DESC LIMIT 50",
+        "(d.created_at, d.id) < (%(k0)s, %(k1)s)",
+        "SELECT created_at, id FROM deviations d WHERE {where} "
+        "ORDER BY created_at DESC, id DESC OFFSET %(skip)s LIMIT 1"),
+    "people": (
+        "SELECT p.*, u.name FROM people p LEFT JOIN units u ON u.id = p.unit_id "
+        "WHERE {where} AND {after} ORDER BY p.name, p.id LIMIT 25",
+        "(p.name, p.id) > (%(k0)s, %(k1)s)",
+        "SELECT name, id FROM people p WHERE {where} ORDER BY name, id OFFSET %(skip)s LIMIT 1"),
+}
+
+
+def keyset_floor(engine, table, where="true", page=0, page_size=25, params=None) -> float:
+    """The time of one page's rows read by keyset (the cursor of a deep page looked up first,
+    untimed)."""
+    rows_sql, after_sql, cursor_sql = FLOORS[table]
+    params = dict(params or {})
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        after = "true"
+        if page:
+            cursor.execute(cursor_sql.format(where=where),
+                           {**params, "skip": page * page_size - 1})
+            found = cursor.fetchone()
+            if found:
+                params.update(k0=found[0], k1=found[1])
+                after = after_sql
+        statement = rows_sql.format(where=where, after=after)
+        connection.rollback()
+    finally:
+        connection.close()
+    return floor_time(engine, [(statement, params)])
+
+
+def floor_row(figure, value, sql, floor, target=RATIO_TARGET) -> Row:
+    """A page beside its keyset floor: the target is on the page's SQL."""
+    ratio = sql / floor if floor else float("inf")
+    return Row(figure, ms(value), f"SQL {ms(sql)}; keyset floor {ms(floor)}", f"{ratio:.1f}×",
+               f"SQL ≤ {target:g}× floor", yes(ratio <= target))
+
+
 def screens(flask_app, engine) -> list[Row]:
     """The screen lists, page 1 and a deep page, unfiltered and with a filter, and the start
-    page: each beside the SQL it sent replayed on a plain cursor."""
+    page: each page's time, the SQL it sent (replayed on a plain cursor) and its keyset
+    floor."""
     screen = Screen(flask_app, "servicecenter")
-    unit = _deviation_unit(flask_app)
+    unit = _deviation_unit(flask_app) or 0
+    returned = "i.status = 'returned'"
+    one_unit = f"d.unit_id = {int(unit)}"
     pages = [
-        ("issuance list page 1", "/issuances/list/", RATIO_TARGET),
-        ("issuance list page 1000", "/issuances/list/?page_IssuanceView=999", RATIO_TARGET),
+        ("issuance list page 1", "/issuances/list/", ("issuances", "true", 0, 25)),
+        ("issuance list page 1000", "/issuances/list/?page_IssuanceView=999",
+         ("issuances", "true", 999, 25)),
         ("issuance list page 1 (status=returned)", "/issuances/list/?_flt_0_status=returned",
-         RATIO_TARGET),
+         ("issuances", returned, 0, 25)),
         ("issuance list page 1000 (status=returned)",
-         "/issuances/list/?_flt_0_status=returned&page_IssuanceView=999", RATIO_TARGET),
-        ("deviation list page 1", "/deviations/list/", RATIO_TARGET),
+         "/issuances/list/?_flt_0_status=returned&page_IssuanceView=999",
+         ("issuances", returned, 999, 25)),
+        ("deviation list page 1", "/deviations/list/", ("deviations", "true", 0, 50)),
         ("deviation list page 1 (one unit)", f"/deviations/list/?_flt_0_unit={unit}",
-         RATIO_TARGET),
-        ("deviation list page 1000", "/deviations/list/?page_DeviationView=999", RATIO_TARGET),
-        ("people list page 1", "/registers/people/list/", RATIO_TARGET),
-        ("people list page 1000", "/registers/people/list/?page_PersonView=999", RATIO_TARGET),
+         ("deviations", one_unit, 0, 50)),
+        ("deviation list page 1000", "/deviations/list/?page_DeviationView=999",
+         ("deviations", "true", 999, 50)),
+        ("people list page 1", "/registers/people/list/", ("people", "true", 0, 25)),
+        ("people list page 1000", "/registers/people/list/?page_PersonView=999",
+         ("people", "true", 999, 25)),
     ]
     rows = []
-    for figure, url, target in pages:
+    for figure, url, (table, where, page, size) in pages:
         try:
-            page = screen.get(url)
+            answer = screen.get(url)
             value = median_time(lambda url=url: screen.get(url))
             with Statements(engine) as seen:
                 screen.get(url)
-            floor = floor_time(engine, seen.selects())
-            total = re.search(r"(Antal poster|Record Count):</strong>\s*([^<]+)<", page)
+            sql = floor_time(engine, seen.selects())
+            floor = keyset_floor(engine, table, where, page, size)
+            total = re.search(r"(Antal poster|Record Count):</strong>\s*([^<]+)<", answer)
             shown = f" (total shown: {total.group(2).strip()})" if total else ""
-            row = ratio_row(figure + shown, value, floor, target)
+            row = floor_row(figure + shown, value, sql, floor)
             full = _full_counts(seen.selects())
             if full:
                 row.ok, row.target = "NO", row.target + f"; {full} unbounded count(*)"
@@ -353,7 +425,7 @@ def screens(flask_app, engine) -> list[Row]:
             with Statements(engine) as seen:
                 home.get("/")
             floor = floor_time(engine, seen.selects())
-            rows.append(Row(f"start page ({login})", ms(value), ms(floor),
+            rows.append(Row(f"start page ({login})", ms(value), f"SQL {ms(floor)}",
                             f"{value / floor:.1f}×" if floor else "", "≤ 100 ms",
                             yes(value <= START_PAGE_TARGET)))
         except Exception as exc:

@@ -3,9 +3,10 @@
 
 A page costs what its rows cost, not what the table holds:
 
-- the count is bounded: it reads at most `COUNT_LIMIT + 1` rows of the filtered query. Above
-  that a total is shown as "more than 10 000", or, for an unfiltered list on PostgreSQL, as the
-  planner's estimate ("about 1 000 000");
+- the count is bounded: it reads at most `COUNT_LIMIT + 1` rows of the filtered query, and a
+  total above that is shown as "more than 10 000". An unfiltered list of a table the planner
+  (PostgreSQL) estimates at well over the bound is not counted at all: it shows the estimate
+  ("about 1 000 000");
 - "the page's ids first, join after": the page's primary keys are selected on the list's own
   table (filters, order, offset and limit, no relation joined unless the order or a filter
   needs one), and only those rows are then loaded with their relations. The `lazy="joined"`
@@ -56,19 +57,19 @@ class ListCount(int):
 
 def bounded_count(session, ids_query, table_name=None) -> ListCount:
     """Count the rows of `ids_query` (no ORDER BY), reading at most COUNT_LIMIT + 1 of them.
-    With `table_name` (an unfiltered list) a larger total is the planner's estimate on
-    PostgreSQL."""
-    limited = ids_query.order_by(None).limit(COUNT_LIMIT + 1).subquery()
-    count = session.execute(select(func.count()).select_from(limited)).scalar_one()
-    if count <= COUNT_LIMIT:
-        return ListCount(count)
+    With `table_name` (an unfiltered list) on PostgreSQL a table the planner estimates well
+    above the bound is not counted at all: its total is the estimate."""
     if table_name and session.get_bind().dialect.name == "postgresql":
         estimate = session.execute(
             text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"),
             {"name": table_name},
         ).scalar()
-        if estimate and estimate > COUNT_LIMIT:
+        if estimate and estimate > 2 * COUNT_LIMIT:
             return ListCount(estimate, exact=False, estimated=True)
+    limited = ids_query.order_by(None).limit(COUNT_LIMIT + 1).subquery()
+    count = session.execute(select(func.count()).select_from(limited)).scalar_one()
+    if count <= COUNT_LIMIT:
+        return ListCount(count)
     return ListCount(COUNT_LIMIT + 1, exact=False)
 
 

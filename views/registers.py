@@ -79,6 +79,12 @@ def masked_value(person, field, value):
 
 
 class PersonInterface(EagerInterface):
+    def query(self, *args, **kwargs):
+        # The viewer's clearance is looked up with every page, not only when a protected
+        # person happens to be on it: the statements per page stay the same at any size.
+        can_see_protected_identity()
+        return super().query(*args, **kwargs)
+
     def _get_attr_value(self, item, col):
         value = super()._get_attr_value(item, col)
         return masked_value(item, col, value)
