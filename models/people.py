@@ -1,7 +1,7 @@
 """People (recipients, attesters, managers) and the link from a login account to its person."""
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table
 from sqlalchemy.orm import relationship
 
 unit_managers = Table(
@@ -15,12 +15,13 @@ unit_managers = Table(
 
 class Person(Model):
     __tablename__ = "people"
+    __table_args__ = (Index("ix_people_name_id", "name", "id"),)  # the people list's order
 
     id = Column(Integer, primary_key=True)
     hsa_id = Column(String(64), nullable=False, unique=True)
     # Normalised to 12 digits (YYYYMMDDNNNN); empty for people without a Swedish number.
     personal_number = Column(String(12), unique=True)
-    name = Column(String(200), nullable=False, index=True)
+    name = Column(String(200), nullable=False)
     email = Column(String(254))
     unit_id = Column(Integer, ForeignKey("units.id"), index=True)
     protected_identity = Column(Boolean, nullable=False, default=False)

@@ -13,6 +13,7 @@ from app.access import AccessInterface
 from app.roles import MENU
 from app.workflow import registers
 from models import AuditEvent, OrganisationType
+from views.listing import ListInterface
 from views.registers import AuditedModelView
 
 
@@ -27,7 +28,7 @@ def _at(value) -> str:
 
 
 class AuditLogView(ModelView):
-    datamodel = AccessInterface(AuditEvent)
+    datamodel = ListInterface(AuditEvent)
     route_base = "/audit-log"
     include_route_methods = {"list", "show"}
     can_add = can_edit = can_delete = False

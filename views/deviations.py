@@ -5,12 +5,12 @@ Which deviations a user sees is the workflow's rule (`deviations.visible_deviati
 query here is narrowed by it, so another unit's deviation answers 404 for a manager.
 """
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.filters import FilterInFunction
+from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import false, select
 from wtforms import SelectField
 
 from app import access, clock, exports
@@ -21,6 +21,8 @@ from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Unit
+from views.api.deviations import VisibleToUser
+from views.listing import ListInterface, UnitLookupField, unit_choices
 
 TYPE_LABELS = {
     "not_returned": _l("Card not returned"),
@@ -65,16 +67,13 @@ def _current_user():
     return current_user._get_current_object()
 
 
-def visible_ids():
-    """Ids of the deviations the logged-in user may see (the workflow's rule), as a subquery."""
-    visible = _workflow().visible_deviations(_current_user()).subquery()
-    return select(visible.c.id)
-
-
 def visible_unit_ids():
-    """Units that have deviations the user may see: what the report's unit filter offers."""
-    visible = _workflow().visible_deviations(_current_user()).subquery()
-    return select(visible.c.unit_id).where(visible.c.unit_id.is_not(None)).distinct()
+    """Units whose deviations the user may see, as a select: what the report offers."""
+    scope = _workflow().visible_unit_ids(_current_user())
+    query = select(Unit.id)
+    if scope is not None:
+        query = query.where(Unit.id.in_(sorted(scope)) if scope else false())
+    return query
 
 
 def type_label(value) -> str:
@@ -95,11 +94,12 @@ def flash_refusal(exc) -> None:
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
 class DeviationView(ModelView):
-    datamodel = access.AccessInterface(Deviation)
+    datamodel = ListInterface(Deviation)
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.
-    include_route_methods = {"list", "show", "note", "close", "create"}
-    base_filters = [["id", FilterInFunction, visible_ids]]
+    include_route_methods = {"list", "show", "note", "close", "create", "unit_lookup"}
+    # The workflow's row-level rule as a condition on the unit column (no id IN subquery).
+    base_filters = [["id", VisibleToUser, None]]
     base_order = ("created_at", "desc")
     list_title = _l("Deviations")
     show_title = _l("Deviation")
@@ -109,9 +109,10 @@ class DeviationView(ModelView):
     show_columns = ["id", "type", "status", "unit", "person", "card_serial", "issuance",
                     "description", "created_at", "closed_at"]
     search_columns = ["type", "status", "created_at", "unit", "card_serial"]
-    search_form_query_rel_fields = {"unit": [["id", FilterInFunction, visible_unit_ids]]}
-    # Choose type and status by their Swedish names instead of typing the codes.
+    # Choose type and status by their Swedish names instead of typing the codes; the unit is
+    # looked up as you type (the page never holds every unit).
     search_form_extra_fields = {
+        "unit": UnitLookupField(_l("Unit"), lookup_endpoint="DeviationView.unit_lookup"),
         "type": SelectField(_l("Type"), choices=list(TYPE_LABELS.items())),
         "status": SelectField(_l("Status"), choices=list(STATUS_LABELS.items())),
     }
@@ -132,6 +133,14 @@ class DeviationView(ModelView):
                           "person": access.person_label_with_number,
                           "created_at": local_time, "closed_at": local_time}
     page_size = 50
+
+    @expose("/units", methods=["GET"])
+    @has_access
+    @permission_name("list")
+    def unit_lookup(self):
+        """Units for the filter, looked up as you type: the user's own units whose name or
+        HSA-id holds the typed text, at most LOOKUP_LIMIT of them."""
+        return jsonify(results=unit_choices(request.args.get("q", ""), visible_unit_ids()))
 
     def _visible(self, pk) -> Deviation:
         deviation = self.datamodel.get(pk, self._base_filters)

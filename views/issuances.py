@@ -11,11 +11,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from app import access, clock, display
+from app import clock, display
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
 from models import AuditEvent, Issuance, Person, ReserveCard
+from views.listing import ListInterface
 from views.registers import STEP_ERRORS, flash_refusal
 from views.stock import active_pickup_points
 
@@ -67,7 +68,7 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
 
 class IssuanceView(ModelView):
     route_base = "/issuances"
-    datamodel = access.AccessInterface(Issuance)
+    datamodel = ListInterface(Issuance)
     base_permissions = ["can_list", "can_show", "can_receipt", "can_block", "can_extend",
                         "can_return", "can_lost"]
     page_size = PAGE_SIZE

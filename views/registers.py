@@ -19,6 +19,7 @@ from app import access, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
+from views.listing import ListInterface
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
 NOT_FOUND_WHAT = {
@@ -44,9 +45,18 @@ def flash_refusal(exc) -> None:
     flash(step_message(exc), "danger")
 
 
-# Every model screen reads through the access policy's interface (search, order, masking),
-# with the named relations loaded by the page's own query.
-EagerInterface = access.AccessInterface
+class EagerInterface(ListInterface):
+    """The list interface of the registers: the page's ids first, its relations (the named
+    load options too) loaded with the page's rows only, the count bounded; searches, order and
+    shown values through the access policy (ListInterface is an access.AccessInterface)."""
+
+
+class PersonInterface(EagerInterface):
+    def query(self, *args, **kwargs):
+        # The viewer's clearance is looked up with every page, not only when a protected
+        # person happens to be on it: the statements per page stay the same at any size.
+        access.current_user_cleared()
+        return super().query(*args, **kwargs)
 
 
 # --- registers saved by the workflow ---------------------------------------------------------
@@ -166,7 +176,7 @@ class FieldFormat:
 
 class PersonView(AuditedModelView):
     route_base = "/registers/people"
-    datamodel = EagerInterface(Person)
+    datamodel = PersonInterface(Person)
     audit_entity = "person"
     base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
     list_title = _l("People")

@@ -17,6 +17,7 @@ from app.access import AccessInterface
 from app.display import install as install_display
 from app.extensions import db
 from models import LOA_LEVELS, PickupPoint, ReserveCard
+from views.listing import ListInterface
 from views.registers import STEP_ERRORS, AuditedModelView, flash_refusal
 
 PRODUCT_CODES = ("473", "573")
@@ -82,7 +83,7 @@ class CardView(ModelView):
     per pickup point against its minimum stock."""
 
     route_base = "/stock/cards"
-    datamodel = AccessInterface(ReserveCard)
+    datamodel = ListInterface(ReserveCard)
     base_permissions = ["can_list", "can_show", "can_move", "can_lost", "can_restock",
                         "can_destroy"]
     page_size = 25

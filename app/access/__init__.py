@@ -51,6 +51,7 @@ from app.access.redaction import (
 )
 from app.access.scope import (
     deviations_in_scope,
+    in_units,
     managed_roots,
     people_in_scope,
     reaches_unit,
@@ -59,6 +60,7 @@ from app.access.scope import (
     sees_all,
     unit_ids,
     units_below,
+    visible_unit_ids,
 )
 
 __all__ = [
@@ -70,5 +72,6 @@ __all__ = [
     "audit_value", "mail_texts", "outbox_value", "protected_identities", "redact_value",
     "shown_outbox",
     "deviations_in_scope", "managed_roots", "people_in_scope", "reaches_unit", "require_unit",
-    "responsible_managers", "sees_all", "unit_ids", "units_below",
+    "responsible_managers", "sees_all", "unit_ids", "units_below", "in_units",
+    "visible_unit_ids",
 ]

@@ -53,6 +53,11 @@ def record(action, entity, entity_id, before=None, after=None, system=False):
                         actor=SYSTEM if system else actor())
 
 
+def record_many(entries, system=False) -> int:
+    """Many audit rows at once, (action, entity, entity_id, before, after) each."""
+    return audit.record_many(entries, actor=SYSTEM if system else actor())
+
+
 def changes(obj, **values) -> tuple[dict, dict]:
     """Set attributes and return (before, after) of the fields that were given."""
     before = {key: getattr(obj, key) for key in values}
@@ -129,6 +134,11 @@ def require_transition(issuance, step_name):
 
 
 def user_id_for_person(person_id):
+    from app.security import known_login
+
+    known = known_login(person_id)
+    if known is not None:
+        return known
     return db.session.execute(
         select(AccountLink.user_id).where(AccountLink.person_id == person_id)
     ).scalar_one_or_none()
@@ -141,12 +151,26 @@ def people_addresses(issuance, attesters=True) -> list[str]:
     return [p.email for p in people if p is not None and p.email]
 
 
-def mail(template, to, issuance=None, dedupe_key=None, **context):
-    """Queue an e-mail about an issuance in the current transaction."""
+def _mail_context(issuance, context):
     if issuance is not None:
         context.setdefault("issuance", issuance)
         context.setdefault("card", issuance.card)
         context.setdefault("recipient", issuance.recipient)
         context.setdefault("reason_name", REASON_SV.get(issuance.reason, issuance.reason))
-    return outbox.queue_email(template, to, context, dedupe_key=dedupe_key,
+    return context
+
+
+def mail(template, to, issuance=None, dedupe_key=None, **context):
+    """Queue an e-mail about an issuance in the current transaction."""
+    return outbox.queue_email(template, to, _mail_context(issuance, context),
+                              dedupe_key=dedupe_key,
                               issuance_id=issuance.id if issuance is not None else None)
+
+
+def mail_many(messages) -> int:
+    """Queue many e-mails about issuances at once: (template, to, issuance, dedupe_key,
+    context) tuples, as `mail` takes them."""
+    return outbox.queue_many(
+        (template, to, _mail_context(issuance, dict(context)), dedupe_key,
+         issuance.id if issuance is not None else None)
+        for template, to, issuance, dedupe_key, context in messages)

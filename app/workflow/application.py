@@ -17,9 +17,10 @@ from app.workflow._common import (
     actor_user_id,
     cfg,
     current_user,
-    mail,
+    mail_many,
     people_addresses,
     record,
+    record_many,
     user_id_for_person,
 )
 from app.workflow._tx import conflict_params, refusals_logged, step
@@ -349,22 +350,31 @@ def _create(card, recipient, reason, attestations, end, assignment) -> Issuance:
     db.session.add(issuance)
     conflict_params(serial=card.serial, name=recipient.name)
     db.session.flush()
-    mark_card_issued(card, recipient)
-    record("issuance.apply", "issuance", issuance.id, None, {
-        "status": issuance.status, "channel": "in_person", "card": card.serial,
-        "recipient": recipient.hsa_id, "reason": reason, "valid_until": end,
-        "receipt_due": receipt_due,
-        "attesters": [a.person.hsa_id for a in attestations],
-    })
-    mail("application_completed", people_addresses(issuance), issuance)
-    mail("approval_requested", cfg("TELEVAXELN_MAILBOX"), issuance)
+    # Both audit rows and both e-mails in one append each.
+    record_many([
+        card_issued(card, recipient),
+        ("issuance.apply", "issuance", issuance.id, None, {
+            "status": issuance.status, "channel": "in_person", "card": card.serial,
+            "recipient": recipient.hsa_id, "reason": reason, "valid_until": end,
+            "receipt_due": receipt_due,
+            "attesters": [a.person.hsa_id for a in attestations]}),
+    ])
+    mail_many([
+        ("application_completed", people_addresses(issuance), issuance, None, {}),
+        ("approval_requested", cfg("TELEVAXELN_MAILBOX"), issuance, None, {}),
+    ])
     return issuance
 
 
-def mark_card_issued(card, recipient) -> None:
+def card_issued(card, recipient) -> tuple:
+    """Mark the card issued (bound to the recipient); its audit entry, to be recorded."""
     before = {"status": card.status, "bound_person_id": card.bound_person_id}
     card.status = "issued"
     if card.bound_person_id is None:
         card.bound_person_id = recipient.id
-    record("card.issue", "card", card.id, before,
-           {"status": card.status, "bound_person_id": card.bound_person_id})
+    return ("card.issue", "card", card.id, before,
+            {"status": card.status, "bound_person_id": card.bound_person_id})
+
+
+def mark_card_issued(card, recipient) -> None:
+    record(*card_issued(card, recipient))

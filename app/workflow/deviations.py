@@ -124,6 +124,17 @@ def close(deviation_id) -> Deviation:
     return deviation
 
 
+def visible_unit_ids(user) -> frozenset | None:
+    """Whose deviations the user sees (the access policy's row scope): None for every unit,
+    otherwise the set of unit ids."""
+    return scope.visible_unit_ids(user)
+
+
+def visibility(user):
+    """The row-level condition for this user (None: no condition)."""
+    return scope.in_units(Deviation.unit_id, visible_unit_ids(user))
+
+
 def visible_deviations(user):
     """The deviations the user may see (the access policy's row scope), newest first."""
     query = select(Deviation).order_by(Deviation.created_at.desc(), Deviation.id.desc())

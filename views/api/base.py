@@ -189,6 +189,11 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
     page_size = 25
     model2schemaconverter = ContractSchemaConverter
 
+    def pre_get_list(self, data):
+        """A total above the count's bound is a lower bound or an estimate: say which."""
+        count = data.get("count")
+        data["count_exact"] = getattr(count, "exact", True)
+
     def get_headless(self, pk, **kwargs):
         try:
             return super().get_headless(pk, **kwargs)

@@ -11,32 +11,30 @@ from app.extensions import db
 from models import Deviation
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.listing import ListInterface
 
 
 def _user():
     return current_app.appbuilder.sm.current_user
 
 
-def visible_ids():
-    """The ids of the deviations the current user may see (row-level, from the workflow)."""
-    return workflow("deviations").visible_deviations(_user()).with_only_columns(Deviation.id)
-
-
 class VisibleToUser(BaseFilter):
-    """Row-level filter: only what `deviations.visible_deviations(user)` allows."""
+    """Row-level filter: the workflow's condition (`deviations.visibility(user)`), applied to
+    the unit column directly."""
 
     name = "Visible to the user"
     arg_name = "visible"
 
     def apply(self, query, value):
-        return query.filter(Deviation.id.in_(visible_ids()))
+        condition = workflow("deviations").visibility(_user())
+        return query if condition is None else query.filter(condition)
 
 
 class DeviationApi(RegisterApi):
     resource_name = "deviations"
     class_permission_name = "DeviationApi"
     openapi_spec_tag = "Deviations"
-    datamodel = access.AccessInterface(Deviation)
+    datamodel = ListInterface(Deviation)
     include_route_methods = {"get", "get_list", "note"}
     base_filters = [["id", VisibleToUser, None]]
     list_columns = ["id", "type", "status", "created_at", "card_serial", "description",

@@ -1,12 +1,12 @@
 """Issuances through the API: the in-person application, Televäxeln's approval, Servicecenter's
 steps, the receipt PDF, and the registered-mail flow. Each endpoint is one workflow call."""
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.access import current_user_cleared, person_view
@@ -15,6 +15,7 @@ from app.extensions import db
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
 from views.api.base import StepApi, api_step, json_body, workflow
+from views.listing import bounded_count, in_id_order
 
 
 def _current_user():
@@ -106,12 +107,18 @@ class IssuanceApi(StepApi):
         application = workflow("application")
         attestations = [application.attest_caller(data["password"])]
         attestations += [application.attest(o["username"], o["password"]) for o in others]
-        issuance = application.apply_in_person(
-            data["card_serial"], data["recipient_hsa_id"], data["reason"], attestations,
-            recipient_present=data["recipient_present"],
-            envelope_unopened=data["envelope_unopened"],
-            valid_until=data["valid_until"], assignment=data["assignment"],
-        )
+        # The answer is what was just written: no reload of the rows after the commit.
+        session = db.session()
+        session.expire_on_commit = False
+        try:
+            issuance = application.apply_in_person(
+                data["card_serial"], data["recipient_hsa_id"], data["reason"], attestations,
+                recipient_present=data["recipient_present"],
+                envelope_unopened=data["envelope_unopened"],
+                valid_until=data["valid_until"], assignment=data["assignment"],
+            )
+        finally:
+            session.expire_on_commit = True
         return self.response(201, **s.CreatedIssuanceSchema().dump(issuance))
 
     @expose("/", methods=["GET"])
@@ -121,9 +128,16 @@ class IssuanceApi(StepApi):
     @api_step
     def get_list(self):
         """Issuances, newest first.
+
+        Deep pages by keyset: follow `next` (or pass `after=<the last id of a page>`), which
+        costs the same on page 1 and page 1000. `page` is for small offsets.
         ---
         get:
           summary: List issuances
+          description: >-
+            Newest first (by id). `count` is exact up to 10 000; above that `count_exact` is
+            false. Page deeply with `after` (keyset): `next` is the URL of the following page.
+            `page` (an offset of page × page_size rows) is meant for the first pages.
           parameters:
           - {in: query, name: status, schema: {type: string}}
           - {in: query, name: channel, schema: {type: string, enum: [in_person, registered_mail]}}
@@ -131,6 +145,10 @@ class IssuanceApi(StepApi):
           - {in: query, name: recipient_hsa_id, schema: {type: string}}
           - {in: query, name: page, schema: {type: integer, minimum: 0, maximum: 100000}}
           - {in: query, name: page_size, schema: {type: integer, minimum: 1, maximum: 100}}
+          - in: query
+            name: after
+            description: Keyset cursor, the last id of the previous page (from `next`)
+            schema: {type: integer, minimum: 1}
           responses:
             200:
               description: One page of issuances
@@ -146,18 +164,32 @@ class IssuanceApi(StepApi):
               $ref: '#/components/responses/403'
         """
         args = s.IssuanceQuerySchema().load(request.args.to_dict())
-        query = _filtered(select(Issuance), args)
-        count = db.session.execute(
-            _filtered(select(func.count(Issuance.id)), args)
-        ).scalar()
-        rows = db.session.execute(
-            query.options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
-            .order_by(Issuance.id.desc())
-            .offset(args["page"] * args["page_size"]).limit(args["page_size"])
-        ).unique().scalars().all()
+        size = args["page_size"]
+        count = bounded_count(db.session, _filtered(select(Issuance.id), args),
+                              None if _any_filter(args) else Issuance.__tablename__)
+        # The page's ids first, on the index; its rows and relations after.
+        ids_query = _filtered(select(Issuance.id), args).order_by(Issuance.id.desc())
+        if args["after"]:
+            ids_query = ids_query.where(Issuance.id < args["after"])
+        else:
+            ids_query = ids_query.offset(args["page"] * size)
+        ids = db.session.execute(ids_query.limit(size)).scalars().all()
+        rows = []
+        if ids:
+            rows = db.session.execute(
+                select(Issuance).where(Issuance.id.in_(ids))
+                .options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
+            ).unique().scalars().all()
+            rows = in_id_order(rows, ids, lambda row: row.id)
         cleared = current_user_cleared()
+        following = None
+        if len(ids) == size:
+            query = {key: value for key, value in request.args.items()
+                     if key not in ("after", "page")}
+            following = url_for("IssuanceApi.get_list", **query, after=ids[-1])
         return self.response(200, **s.IssuanceListSchema().dump(
-            {"count": count, "result": [issuance_view(row, cleared) for row in rows]}))
+            {**count.as_dict(), "next": following,
+             "result": [issuance_view(row, cleared) for row in rows]}))
 
     @expose("/<int:pk>", methods=["GET"])
     @protect()
@@ -515,6 +547,10 @@ def _optional_body(schema):
     if not request.get_data():
         return schema.load({})
     return json_body(schema)
+
+
+def _any_filter(args) -> bool:
+    return any(args[key] for key in ("status", "channel", "card_serial", "recipient_hsa_id"))
 
 
 def _filtered(query, args):

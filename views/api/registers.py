@@ -15,6 +15,7 @@ from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.listing import ListInterface
 
 READ_ONLY = {"get", "get_list"}
 READ_WRITE = READ_ONLY | {"post", "put"}
@@ -164,7 +165,7 @@ class PersonApi(RegisterWriteApi):
     resource_name = "people"
     class_permission_name = "PersonApi"
     openapi_spec_tag = "People"
-    datamodel = access.AccessInterface(Person)
+    datamodel = ListInterface(Person)
     save_step = "save_person"
     write_schema = PersonWriteSchema
     list_columns = ["id", "hsa_id", "personal_number", "name", "email", "unit_id",
@@ -179,7 +180,7 @@ class PickupPointApi(RegisterWriteApi):
     resource_name = "pickup-points"
     class_permission_name = "PickupPointApi"
     openapi_spec_tag = "Pickup points"
-    datamodel = access.AccessInterface(PickupPoint)
+    datamodel = ListInterface(PickupPoint)
     save_step = "save_pickup_point"
     write_schema = PickupPointWriteSchema
     list_columns = ["id", "name", "address", "min_stock", "active"]
@@ -192,7 +193,7 @@ class UnitApi(RegisterWriteApi):
     resource_name = "units"
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
-    datamodel = access.AccessInterface(Unit, selectinload(Unit.managers))
+    datamodel = ListInterface(Unit, selectinload(Unit.managers))
     save_step = "save_unit"
     write_schema = UnitWriteSchema
     list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id", "manager_hsa_ids"]
@@ -205,7 +206,7 @@ class CardApi(RegisterApi):
     resource_name = "cards"
     class_permission_name = "CardApi"
     openapi_spec_tag = "Cards"
-    datamodel = access.AccessInterface(ReserveCard)
+    datamodel = ListInterface(ReserveCard)
     include_route_methods = READ_ONLY | {"batch"}
     list_columns = ["id", "serial", "product_code", "loa", "expires_on", "status",
                     "pickup_point_id", "pickup_point.name"]

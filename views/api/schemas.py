@@ -224,6 +224,8 @@ class IssuanceQuerySchema(Strict):
     recipient_hsa_id = HsaId(load_default=None)
     page = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
     page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID),
+                           metadata={"description": "Keyset cursor: the rows after this id"})
 
 
 # ---- answers --------------------------------------------------------------------------------
@@ -310,8 +312,13 @@ class IssuanceDetailSchema(IssuanceSchema):
 
 
 class IssuanceListSchema(Strict):
-    count = fields.Integer(required=True)
+    count = fields.Integer(required=True, metadata={
+        "description": "The total, exact up to 10 000; above that `count_exact` is false and "
+                       "`count` is 10 001 (more than 10 000) or an estimate"})
+    count_exact = fields.Boolean(required=True)
     result = fields.List(fields.Nested(IssuanceSchema), required=True)
+    next = fields.String(allow_none=True, metadata={
+        "description": "The URL of the next page (keyset, `after=`), null on the last page"})
 
 
 class NoteResultSchema(Strict):
