@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 
-from app import clock
+from app import clock, labels
 from app.errors import refuse
 from app.validation import FieldError
 from app.workflow._common import (
@@ -15,7 +15,6 @@ from app.workflow._common import (
     require_transition,
 )
 from app.workflow._tx import step
-from app.workflow.application import REASON_LABELS
 from models import Issuance
 
 CHECK_LABELS = {
@@ -42,7 +41,7 @@ def _register_says(issuance) -> dict:
     ordinary = kobe.ordinary_card if kobe else "none"
     return {
         "identity": f"{person.name}, {person.hsa_id}",
-        "reason": str(REASON_LABELS.get(issuance.reason, issuance.reason)),
+        "reason": labels.reason(issuance.reason),
         "card": f"{issuance.card.serial} ({issuance.card.loa})",
         "attesters": ", ".join(a.person.name for a in issuance.attesters),
         "card_or_order": ordinary,
