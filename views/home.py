@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
+from app import labels
 from app.display import install as install_display
 from app.security import user_roles
 
@@ -13,8 +14,8 @@ from app.security import user_roles
 # queries.dashboard_counts). The permission is separate: the list screens of BaseViews are
 # `index` methods guarded by `can_list`.
 COUNTS = {
-    "awaiting_approval": (_l("Awaiting approval"), "ApprovalQueueView.index", "can_list",
-                          "awaiting_approval"),
+    "awaiting_approval": (labels.ISSUANCE_STATUS["awaiting_approval"], "ApprovalQueueView.index",
+                          "can_list", "awaiting_approval"),
     "receipts_due_soon": (_l("Receipts due within %(days)s days"), "ReceiptsView.index",
                           "can_list", "receipts_due_soon"),
     "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.index", "can_list",
