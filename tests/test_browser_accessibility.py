@@ -128,6 +128,7 @@ def test_every_screen_of_the_role_passes_axe_at_desktop_and_phone_width(
     page = checked_page(role)
     pages = crawl(page, live_server)
     assert len(pages) > 3, f"{role}: the crawl found only {pages}"
+    print(f"{role}: {len(pages)} pages: {' '.join(pages)}")
     problems = []
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 800})

@@ -1,4 +1,4 @@
-"""The start page: each role's own counts, with a small bar chart drawn by the template (SVG)."""
+"""The start page: what each role must do today, as counts that link to their lists."""
 
 from flask import current_app, url_for
 from flask_appbuilder import IndexView, expose
@@ -40,7 +40,6 @@ ROLE_COUNTS = {
     "Chef": {"open_deviations"},
     "Intygsgivare": set(),
 }
-CHART_WIDTH = 320
 
 
 def keys_for(roles) -> list[str]:
@@ -60,7 +59,7 @@ def _link(endpoint, permission):
 
 
 def dashboard(user) -> list[dict]:
-    """The counts this user's roles follow, each with label, number, link and bar width."""
+    """The counts this user's roles follow, each with label, number and link."""
     from app.workflow import queries
 
     keys = keys_for(user_roles(user))
@@ -75,9 +74,6 @@ def dashboard(user) -> list[dict]:
         rows.append({"key": key, "label": str(label) % {"days": days},
                      "value": int(counts.get(COUNTS[key][3]) or 0),
                      "link": _link(endpoint, permission)})
-    largest = max(row["value"] for row in rows) or 1
-    for row in rows:
-        row["bar"] = round(CHART_WIDTH * row["value"] / largest)
     return rows
 
 
@@ -89,8 +85,10 @@ class HomeView(IndexView):
         self.update_redirect()
         user = current_user._get_current_object()
         rows = dashboard(user) if user.is_authenticated else []
+        new_application = (_link("ApplicationWizardView.start", "can_apply")
+                           if user.is_authenticated and not rows else None)
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
-                                    counts=rows, chart_width=CHART_WIDTH)
+                                    counts=rows, new_application=new_application)
 
 
 def register(appbuilder) -> None:
