@@ -28,7 +28,7 @@ WIDTHS = (1280, 360)
 MAX_PAGES_PER_ROLE = 45
 # Links that change something, leave the session or download a file are not followed.
 NOT_FOLLOWED = re.compile(
-    r"/(logout|lang|login)/|/delete|/action|/export|\.(pdf|csv|xlsx)$|/download|/_openapi"
+    r"^/back$|/(logout|lang|login)/|/delete|/action|/export|\.(pdf|csv|xlsx)$|/download|/_openapi"
     r"|/swagger|/api/", re.IGNORECASE)
 
 
