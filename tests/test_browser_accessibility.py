@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgresql_only,
 AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 WIDTHS = (1280, 360)
-MAX_PAGES_PER_ROLE = 45
+MAX_PAGES_PER_ROLE = 60
 # Links that change something, leave the session or download a file are not followed.
 NOT_FOLLOWED = re.compile(
     r"^/back$|/(logout|lang|login)/|/delete|/action|/export|\.(pdf|csv|xlsx)$|/download|/_openapi"
@@ -89,8 +89,18 @@ def _axe(page):
 
 
 def _sideways(page):
+    """None, or [content width, window width, the outermost elements that stick out]."""
     return page.evaluate("""() => { const s = document.scrollingElement;
-        return s.scrollWidth > s.clientWidth ? [s.scrollWidth, s.clientWidth] : null; }""")
+        if (s.scrollWidth <= s.clientWidth) { return null; }
+        const out = [];
+        for (const e of document.querySelectorAll('body *')) {
+            const r = e.getBoundingClientRect();
+            if (r.width > 0 && r.right > s.clientWidth + 1 && out.length < 3
+                    && !out.some(o => o.contains(e))) { out.push(e); }
+        }
+        return [s.scrollWidth, s.clientWidth, out.map(e => e.tagName.toLowerCase()
+            + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).trim()
+            .split(/\\s+/).join('.') : ''))]; }""")
 
 
 @pytest.fixture
@@ -144,7 +154,8 @@ def test_every_screen_of_the_role_passes_axe_at_desktop_and_phone_width(
                 sideways = _sideways(page)
                 if sideways:
                     problems.append(f"{width}px {path}: scrolls sideways (content "
-                                    f"{sideways[0]} px in a {sideways[1]} px window)")
+                                    f"{sideways[0]} px in a {sideways[1]} px window) at "
+                                    f"{', '.join(sideways[2])}")
     if problems:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         (SCREENSHOTS.parent / f"axe-{role}.txt").write_text("\n".join(problems) + "\n")
