@@ -111,6 +111,9 @@ class Config:
     TELEVAXELN_MAILBOX = os.environ.get("TELEVAXELN_MAILBOX", "televaxeln@example.se")
     MINA_SIDOR_URL = "https://minasidor.siths.se"
     MAIL_SIGNATURE = "SITHS korthandläggare inom Region Halland"
+    # Where a user reports an accessibility problem (the accessibility statement names it).
+    ACCESSIBILITY_CONTACT = os.environ.get("ACCESSIBILITY_CONTACT", "tillganglighet@example.se")
+    ACCESSIBILITY_REVIEWED_ON = os.environ.get("ACCESSIBILITY_REVIEWED_ON", "2026-12-01")
     SERVICECENTER_ADDRESS = os.environ.get(
         "SERVICECENTER_ADDRESS", "Servicecenter, Box 1, 301 80 Halmstad"
     )

@@ -5,6 +5,7 @@ from importlib import import_module
 # Each module has register(appbuilder). Order is menu order.
 MODULES = (
     "views.home",
+    "views.accessibility",
     "views.wizard",
     "views.approval",
     "views.stock",

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from app import clock, display
+from app import clock, display, labels
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
@@ -27,9 +27,7 @@ ACTIONS = {"receipt": "register_receipt", "block": "block", "extend": "extend",
 
 
 def reason_label(reason) -> str:
-    from app.workflow.application import REASON_LABELS
-
-    return str(REASON_LABELS.get(reason, reason))
+    return labels.reason(reason)
 
 
 def uploaded_scan():

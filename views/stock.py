@@ -51,7 +51,7 @@ def expiry_with_warning(expires_on):
         return Markup('<span class="text-danger rk-danger card-expired" title="{t}">'
                       '<i class="fa fa-ban"></i> {d} ({label})</span>').format(
             t=_("The card is past its own expiry date"), d=escape(expires_on),
-            label=_("expired"))
+            label=_("expired, do not lend"))
     title = _("Expires within %(days)s days", days=current_app.config["CARD_EXPIRY_WARNING_DAYS"])
     return Markup('<span class="text-warning card-expiry-warning" title="{t}">'
                   '<i class="fa fa-exclamation-triangle"></i> {d} ({label})</span>').format(

@@ -4,7 +4,7 @@ from flask import current_app, g, has_request_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app import audit, outbox
+from app import audit, labels, outbox
 from app.errors import NotFound, refuse
 from app.extensions import db
 from models import AccountLink, Issuance
@@ -12,12 +12,7 @@ from models import AccountLink, Issuance
 SYSTEM = (None, "system")
 
 # The reasons as the routine names them, for e-mails (which are always Swedish).
-REASON_SV = {
-    "forgotten": "Glömt",
-    "lost_stolen_damaged": "Stulet, förlorat, sönder, skadat",
-    "awaiting_new_card": "Väntar på nytt SITHS-kort",
-    "temporary_assignment": "Tillfälligt uppdrag",
-}
+REASON_SV = labels.REASON_SV
 
 
 def current_user():
@@ -78,20 +73,7 @@ def load_issuance(issuance_id, lock=False) -> Issuance:
     return issuance
 
 
-STATUS_LABELS = {
-    "awaiting_approval": _l("Awaiting approval"),
-    "approved": _l("Approved"),
-    "extended": _l("Extended"),
-    "expired": _l("Expired"),
-    "prepared": _l("Prepared"),
-    "sent": _l("Sent"),
-    "receipt_received": _l("Receipt received"),
-    "active": _l("Active"),
-    "rejected": _l("Rejected"),
-    "blocked": _l("Blocked"),
-    "returned": _l("Returned"),
-    "lost": _l("Lost"),
-}
+STATUS_LABELS = labels.ISSUANCE_STATUS
 STEP_LABELS = {
     "approve": _l("Approve the issuance"),
     "reject": _l("Reject the issuance"),
@@ -110,13 +92,7 @@ STEP_LABELS = {
     "restock": _l("Put the card back in stock"),
     "destroy": _l("Destroy the card"),
 }
-CARD_STATUS_LABELS = {
-    "in_stock": _l("In stock"),
-    "issued": _l("Issued"),
-    "lost": _l("Lost"),
-    "destroyed": _l("Destroyed"),
-    "closed": _l("Closed"),
-}
+CARD_STATUS_LABELS = labels.CARD_STATUS
 
 
 def not_allowed(step_name, status):

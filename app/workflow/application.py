@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
-from app import clock, security
+from app import clock, labels, security
 from app.errors import refuse
 from app.extensions import db
 from app.validation import FieldError, card_serial
@@ -34,12 +34,7 @@ from models import (
     ReserveCard,
 )
 
-REASON_LABELS = {
-    "forgotten": _l("Forgotten"),
-    "lost_stolen_damaged": _l("Stolen, lost, broken or damaged"),
-    "awaiting_new_card": _l("Awaiting new SITHS card"),
-    "temporary_assignment": _l("Temporary assignment"),
-}
+REASON_LABELS = labels.REASON
 # The reasons in the routine's own Swedish words, for paper documents and e-mails (always
 # Swedish, whatever the reader's language).
 REASON_LABELS_SV = REASON_SV

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 
-from app import access, clock
+from app import access, clock, labels
 from app.errors import refuse
 from app.validation import FieldError
 from app.workflow._common import (
@@ -16,7 +16,6 @@ from app.workflow._common import (
     require_transition,
 )
 from app.workflow._tx import step
-from app.workflow.application import REASON_LABELS
 from models import Issuance
 
 CHECK_LABELS = {
@@ -43,7 +42,7 @@ def _register_says(issuance) -> dict:
     ordinary = kobe.ordinary_card if kobe else "none"
     return {
         "identity": f"{access.display_name(person)}, {person.hsa_id}",
-        "reason": str(REASON_LABELS.get(issuance.reason, issuance.reason)),
+        "reason": labels.reason(issuance.reason),
         "card": f"{issuance.card.serial} ({issuance.card.loa})",
         "attesters": ", ".join(access.display_name(a.person) for a in issuance.attesters),
         "card_or_order": ordinary,
