@@ -24,38 +24,43 @@ def checked_address(address: str) -> str:
                      reason=str(exc)) from exc
 
 
-def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=None):
-    """Render `email/<template>.*` and store it for sending. Returns the row, or None when a
-    message with the same dedupe key is already queued (so reminders never go twice).
-    An address that cannot be delivered to is refused here (RuleViolation), not at sending."""
+def render_message(template: str, to, context: dict) -> dict | None:
+    """The message's addresses (each checked: an address that cannot be delivered to is a
+    RuleViolation here, not at sending) and its texts, rendered through the access policy so
+    that a protected person is named only to themselves. None when there is no address."""
     recipients = [checked_address(addr) for addr in ([to] if isinstance(to, str) else to)
                   if addr]
     if not recipients:
         return None
-    if dedupe_key and db.session.execute(
-        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
-    ).first():
-        return None
     context = {**context, "config": current_app.config}
     to_addrs = ", ".join(dict.fromkeys(recipients))
-    # Rendered through the access policy: a protected person is named only to themselves.
     subject, body_text, body_html = access.mail_texts(
         to_addrs,
         render_template(f"email/{template}.subject.txt", **context).strip(),
         render_template(f"email/{template}.txt", **context),
         render_template(f"email/{template}.html", **context))
+    return {"template": template, "to_addrs": to_addrs, "subject": subject,
+            "body_text": body_text, "body_html": body_html}
+
+
+def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=None):
+    """Render `email/<template>.*` and store it for sending. Returns the row, or None when a
+    message with the same dedupe key is already queued (so reminders never go twice)."""
+    if dedupe_key and db.session.execute(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+    ).first():
+        return None
+    rendered = render_message(template, to, context)
+    if rendered is None:
+        return None
     message = OutboxMessage(
         dedupe_key=dedupe_key,
-        template=template,
-        to_addrs=to_addrs,
-        subject=subject,
-        body_text=body_text,
-        body_html=body_html,
         issuance_id=issuance_id,
         status="pending",
         attempts=0,
         next_attempt_at=clock.now(),
         created_at=clock.now(),
+        **rendered,
     )
     db.session.add(message)
     db.session.info["outbox_dirty"] = True
@@ -84,16 +89,12 @@ def queue_many(messages) -> int:
         if key and key in taken:
             continue
         taken.add(key)
-        context = {**context, "config": current_app.config}
-        rows.append({
-            "dedupe_key": key, "template": template,
-            "to_addrs": ", ".join(dict.fromkeys(recipients)),
-            "subject": render_template(f"email/{template}.subject.txt", **context).strip(),
-            "body_text": render_template(f"email/{template}.txt", **context),
-            "body_html": render_template(f"email/{template}.html", **context),
-            "issuance_id": issuance_id, "status": "pending", "attempts": 0,
-            "next_attempt_at": now, "created_at": now,
-        })
+        rendered = render_message(template, recipients, context)
+        if rendered is None:
+            continue
+        rows.append({**rendered, "dedupe_key": key, "issuance_id": issuance_id,
+                     "status": "pending", "attempts": 0, "next_attempt_at": now,
+                     "created_at": now})
     for start in range(0, len(rows), _KEY_BATCH):
         db.session.execute(insert(OutboxMessage), rows[start:start + _KEY_BATCH])
     if rows:

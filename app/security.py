@@ -149,12 +149,18 @@ def authenticate(username: str, password: str):
     caller's transaction (committed with the step it is part of, e.g. the application) instead
     of a commit of its own in the middle of the request. A failed check is counted at once, as
     FAB does, since no step follows it."""
-    from flask import current_app
     from flask_appbuilder.security.utils import is_null_password
-    from werkzeug.security import check_password_hash
 
     if not username or not password or is_null_password(password):
         return None
+    return signin_limits.attempt(username, lambda: _verified_user(username, password),
+                                 commit_success=False)
+
+
+def _verified_user(username, password):
+    from flask import current_app
+    from werkzeug.security import check_password_hash
+
     sm = current_app.appbuilder.sm
     user = sm.find_user(username=username)
     if user is None or not user.is_active:

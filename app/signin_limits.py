@@ -121,16 +121,21 @@ def record_failure(username) -> None:
         db.session.rollback()
 
 
-def record_success(username) -> None:
-    """A right password before the lock: the account's failures no longer count. Commits."""
+def record_success(username, commit=True) -> None:
+    """A right password before the lock: the account's failures no longer count. Commits,
+    unless the check is part of a step whose own commit carries it (`commit=False`: the
+    application's attester checks, so the step stays one commit)."""
     key = _key(username)
     db.session.execute(delete(SigninFailure).where(SigninFailure.username == key))
+    if not commit:
+        return  # check() found no lock that holds; an expired one is harmless
     db.session.execute(delete(SigninLock).where(SigninLock.username == key))
     db.session.commit()
 
 
-def attempt(username, verify, field=None):
-    """Check the limits, run `verify()` (the user or None) and count the outcome."""
+def attempt(username, verify, field=None, commit_success=True):
+    """Check the limits, run `verify()` (the user or None) and count the outcome (a failure is
+    always committed at once: the refused step that follows rolls back)."""
     if not enabled() or not _key(username):
         return verify()
     check(username, field=field)
@@ -138,7 +143,7 @@ def attempt(username, verify, field=None):
     if user is None:
         record_failure(username)
     else:
-        record_success(username)
+        record_success(username, commit=commit_success)
     return user
 
 

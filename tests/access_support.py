@@ -62,7 +62,7 @@ def make_canary(app, as_user) -> dict:
     from app import mailer
     from app.workflow import application, deviations, kobe, registers
     from models import AuditEvent, Deviation, KobeRecord, OutboxMessage, unit_managers
-    from tests.workflow_support import free_cards
+    from tests.workflow_support import attestations, free_cards
 
     chef_unit = db.session.execute(select(unit_managers.c.unit_id)).scalars().first()
     with as_user("servicecenter"):
@@ -73,7 +73,7 @@ def make_canary(app, as_user) -> dict:
         select(Person).where(Person.name.like("Helena%"))).unique().scalar_one()
     with as_user("intygsgivare1"):
         issuance = application.apply_in_person(
-            free_cards(1)[0], CANARY["hsa_id"], "forgotten", [helena],
+            free_cards(1)[0], CANARY["hsa_id"], "forgotten", attestations([helena]),
             recipient_present=True, envelope_unopened=True)
     with as_user("servicecenter"):
         registers.save_person({"protected_identity": True}, person.id)

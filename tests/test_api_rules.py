@@ -148,6 +148,17 @@ def transition_not_allowed(api, session):
     return api.approve(created["id"])
 
 
+def protected_identity_clearance_required(api, session):
+    eva = session.execute(select(Person.id).where(Person.hsa_id == EVA)).scalar_one()
+    return api.put("Servicecenter", f"/people/{eva}", json={"name": "Eva Ny"})
+
+
+def email_address_invalid(api, session):
+    session.execute(update(Person).where(Person.hsa_id == ANNA).values(email="anna.example"))
+    session.commit()
+    return api.application()
+
+
 RULES = [card_unknown, card_not_in_stock, card_expired, card_bound_to_other_person,
          card_not_loa2, recipient_unknown, recipient_has_open_issuance,
          recipient_protected_identity, recipient_no_personal_number, recipient_no_card_or_order,
@@ -155,7 +166,8 @@ RULES = [card_unknown, card_not_in_stock, card_expired, card_bound_to_other_pers
          attester_is_recipient, attester_without_valid_card, attester_not_eligible,
          validity_too_long, extension_already_used, extension_window_passed,
          extension_not_allowed, checks_incomplete, transition_not_allowed,
-         validity_past_card_expiry]
+         validity_past_card_expiry, protected_identity_clearance_required,
+         email_address_invalid]
 
 
 def test_every_rule_code_of_the_domain_is_covered():

@@ -18,21 +18,21 @@ def _frozen(set_now):
 
 
 def _failing_mail(template_to_fail):
-    real = outbox.queue_email
+    real = outbox.render_message
 
-    def queue_email(template, *args, **kwargs):
+    def render_message(template, *args, **kwargs):
         if template == template_to_fail:
             raise RuntimeError("mail template broke")
         return real(template, *args, **kwargs)
 
-    return queue_email
+    return render_message
 
 
 @pytest.mark.both_databases
 def test_a_failure_leaves_nothing_half_written(app, as_user, session, monkeypatch):
     serial = free_cards(1)[0]
     audits, messages = count(AuditEvent), count(OutboxMessage)
-    monkeypatch.setattr(outbox, "queue_email", _failing_mail("approval_requested"))
+    monkeypatch.setattr(outbox, "render_message", _failing_mail("approval_requested"))
     with pytest.raises(RuntimeError):
         apply(as_user, serial=serial)
     assert count(Issuance) == 0
@@ -42,7 +42,7 @@ def test_a_failure_leaves_nothing_half_written(app, as_user, session, monkeypatc
     monkeypatch.undo()
     issuance = apply(as_user, serial=serial)
     assert count(AuditEvent) == audits + 2 and count(OutboxMessage) == messages + 2
-    monkeypatch.setattr(outbox, "queue_email", _failing_mail("card_activation"))
+    monkeypatch.setattr(outbox, "render_message", _failing_mail("card_activation"))
     with as_user("televaxeln"), pytest.raises(RuntimeError):
         approval.approve(issuance.id, "K-1", ALL_CHECKS)
     session.expire_all()
