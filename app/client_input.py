@@ -156,6 +156,9 @@ def _parse_q(raw):
             return None
 
 
+LIST_OPERATORS = ("in", "not_in")
+
+
 def _check_rison(view) -> None:
     raw = request.args.get("q")
     datamodel = getattr(view, "datamodel", None)
@@ -178,7 +181,8 @@ def _check_rison(view) -> None:
             continue  # FAB answers 400 itself
         field = f"q.filters[{index}].value"
         values = item.get("value")
-        for value in values if isinstance(values, list) and item.get("opr") == "in" \
+        # FAB's list operators (in, not_in) take a list of values; the others one value.
+        for value in values if isinstance(values, list) and item.get("opr") in LIST_OPERATORS \
                 else [values]:
             _filter_value(datamodel, column, value, field, web=False)
 

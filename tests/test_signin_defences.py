@@ -121,6 +121,7 @@ class TestProductionLimits:
 def _application(client, headers, card, password):
     return client.post("/api/v1/issuances/", headers=headers, json={
         "card_serial": card, "recipient_hsa_id": ANNA, "reason": "forgotten",
+        "password": DEMO,  # attester 1, the caller, authenticates in the application too
         "second_attester": {"username": "admin", "password": password},
         "recipient_present": True, "envelope_unopened": True})
 
