@@ -27,6 +27,7 @@ ISSUANCE_STATUS = {
     "rejected": _l("Rejected"),
     "blocked": _l("Blocked"),
     "returned": _l("Returned"),
+    "lost": _l("Lost"),
 }
 CARD_STATUS = {
     "in_stock": _l("In stock"),
@@ -191,6 +192,8 @@ FIELD = {
     "personal_number": _l("Personal identity number"),
     "email": _l("E-mail"),
     "username": _l("Username"),
+    "roles": _l("Roles"),
+    "protected_identity_clearance": _l("Cleared for protected identity"),
     "loa": _l("LOA level"),
     "expires_on": _l("Expires"),
     "product_code": _l("Product code"),

@@ -44,7 +44,7 @@ def test_show_page_has_before_and_after(login):
         select(AuditEvent.id).where(AuditEvent.action == "user.create").limit(1)
     ).scalar_one()
     page = login("Admin").get(f"/audit-log/show/{event_id}").get_data(as_text=True)
-    assert "Efter" in page and "username" in page
+    assert "Efter" in page and "Användarnamn" in page
 
 
 def test_the_log_cannot_be_changed_through_the_screens(login):

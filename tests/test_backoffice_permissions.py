@@ -29,6 +29,8 @@ MATRIX = [
     ("GET", "/admin/jobs/", {ADMIN}),
     ("GET", "/admin/outbox/list/", {ADMIN}),
     ("GET", "/admin/user-links/", {ADMIN}),
+    ("GET", "/admin/signin-locks/", {ADMIN}),
+    ("POST", "/admin/signin-locks/unlock", {ADMIN}),
     ("POST", "/admin/user-links/1/link", {ADMIN}),
     ("POST", "/admin/user-links/1/remove", {ADMIN}),
     ("GET", "/users/list/", {ADMIN}),

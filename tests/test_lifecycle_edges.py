@@ -414,9 +414,12 @@ def test_workflow_refuses_attesters_that_did_not_authenticate_in_the_session(app
             True)) == "attesters_too_few"
 
 
-def test_wizard_attester_one_authenticates_and_each_moment_is_recorded(app, login, set_now):
+def test_wizard_attester_one_authenticates_and_each_moment_is_recorded(app, login, set_now,
+                                                                      monkeypatch):
     from tests.test_wizard import Wizard
 
+    # A login kept alive all day (no idle timeout here): being logged in is still not enough.
+    monkeypatch.setitem(app.config, "SESSION_IDLE_MINUTES", 24 * 60)
     set_now(at(D, hour=8))
     client = login("Intygsgivare")  # logged in at 08:00
     set_now(at(D, hour=15))

@@ -68,18 +68,15 @@ def test_admin_resets_another_logins_password(app, login):
     assert _logs_in(app, "televaxeln", NEW) and not _logs_in(app, "televaxeln", DEMO)
 
 
-def test_admin_sets_a_password_through_the_api(app, api_headers):
+def test_no_password_is_set_through_the_users_api_it_is_switched_off(app, api_headers):
+    # FAB's security REST API is not part of the contract (FAB_ADD_SECURITY_API is off):
+    # passwords are set on the screens and with the command line, both with the policy.
     target = _user(app, "korthandlaggare")
-    headers = api_headers("Admin")
-    weak = app.test_client().put(f"/api/v1/security/users/{target.id}", headers=headers,
-                                 json={"password": "kort"})
-    assert weak.status_code == 400
-    assert "Lösenordet behöver" in str(weak.get_json())
-    answer = app.test_client().put(f"/api/v1/security/users/{target.id}", headers=headers,
-                                   json={"password": NEW})
-    assert answer.status_code == 200, answer.get_json()
+    answer = app.test_client().put(f"/api/v1/security/users/{target.id}",
+                                   headers=api_headers("Admin"), json={"password": NEW})
+    assert answer.status_code == 404
     db.session.expire_all()
-    assert _logs_in(app, "korthandlaggare", NEW) and not _logs_in(app, "korthandlaggare", DEMO)
+    assert _logs_in(app, "korthandlaggare", DEMO) and not _logs_in(app, "korthandlaggare", NEW)
 
 
 def test_the_command_line_sets_a_password_with_the_policy(app, runner):

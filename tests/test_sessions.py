@@ -71,7 +71,7 @@ def test_a_cookie_or_token_signed_with_the_old_default_key_is_refused(database_u
     assert client.get("/api/v1/menu/").status_code == 401
     assert client.get("/users/list/").status_code in (302, 303, 401, 403)
     token = _forged_token(admin_id)
-    answer = flask_app.test_client().get("/api/v1/security/users/",
+    answer = flask_app.test_client().get("/api/v1/people/",
                                          headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 401
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import lazyload
 
 from app import clock
 from app.access import scope
@@ -68,8 +68,10 @@ def _load(ids, *options, attesters=False) -> list[Issuance]:
     and the attesters when asked), in few queries: nothing else is loaded."""
     issuances = []
     ids = sorted(ids)
-    options = (noload(Issuance.receipt), noload(Issuance.extension),
-               *(() if attesters else (noload(Issuance.attesters),)), *options)
+    # Lazy (not noload): the options stay with the instances in the session, and a later
+    # step in it must still see the receipt, the extension and the attesters.
+    options = (lazyload(Issuance.receipt), lazyload(Issuance.extension),
+               *(() if attesters else (lazyload(Issuance.attesters),)), *options)
     for start in range(0, len(ids), _CHUNK):
         issuances += db.session.execute(
             select(Issuance).where(Issuance.id.in_(ids[start:start + _CHUNK]))
