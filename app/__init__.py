@@ -52,11 +52,11 @@ def create_app(config=None, **overrides) -> Flask:
 
 
 def _apply_defaults(flask_app: Flask) -> None:
-    from app.roles import ROLES
+    from app.roles import roles
 
     cfg = flask_app.config
     if not cfg.get("FAB_ROLES"):
-        cfg["FAB_ROLES"] = ROLES
+        cfg["FAB_ROLES"] = roles(admin_may_operate=cfg.get("ADMIN_MAY_OPERATE", False))
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")
     validator = cfg.get("FAB_PASSWORD_COMPLEXITY_VALIDATOR")
     if isinstance(validator, str):
