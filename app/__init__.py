@@ -41,12 +41,13 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, errors, sessions, web_security
+    from app import cli, errors, security_audit, sessions, web_security
 
     cli.register(flask_app)
     errors.install(flask_app)
     web_security.install(flask_app)
     sessions.install(flask_app)
+    security_audit.install(db)
     _register_hooks(flask_app)
     return flask_app
 
