@@ -121,6 +121,9 @@ class Config:
     MAX_UPLOAD_BYTES = _env_int("MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 
     FAB_ROLES = {}  # filled in app/roles.py
+    # Separation of duties: Admin does not approve, register receipts, return cards or run the
+    # registered-mail flow (app/roles.py); True gives Admin every permission.
+    ADMIN_MAY_OPERATE = _env_bool("ADMIN_MAY_OPERATE", False)
     RESERVKORT_APP_HOOKS = (_install_job_queue,)
     OUTBOX_SENDING_LEASE_SECONDS = _env_int("OUTBOX_SENDING_LEASE_SECONDS", 300)
     SMTP_TIMEOUT_SECONDS = _env_int("SMTP_TIMEOUT_SECONDS", 30)

@@ -41,7 +41,7 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, client_input, errors, sessions, web_security
+    from app import cli, client_input, errors, security_audit, sessions, web_security
 
     errors.install_database_outage_handling(flask_app)
     cli.register(flask_app)
@@ -49,16 +49,17 @@ def create_app(config=None, **overrides) -> Flask:
     web_security.install(flask_app)
     sessions.install(flask_app)
     client_input.install(flask_app)
+    security_audit.install(db)
     _register_hooks(flask_app)
     return flask_app
 
 
 def _apply_defaults(flask_app: Flask) -> None:
-    from app.roles import ROLES
+    from app.roles import roles
 
     cfg = flask_app.config
     if not cfg.get("FAB_ROLES"):
-        cfg["FAB_ROLES"] = ROLES
+        cfg["FAB_ROLES"] = roles(admin_may_operate=cfg.get("ADMIN_MAY_OPERATE", False))
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")
     validator = cfg.get("FAB_PASSWORD_COMPLEXITY_VALIDATOR")
     if isinstance(validator, str):

@@ -74,11 +74,11 @@ def create_user(username, password, roles, hsa_id=None, email=None, first_name=N
     )
     if not user:
         raise ValueError(f"could not create user {username}")
+    # The login itself is audited as FAB's other user changes are (app.security_audit).
     if person is not None:
-        link_user(user, person, bool(protected_identity_clearance))
-    audit.record("user.create", "user", user.id, after={
-        "username": username, "roles": list(roles), "hsa_id": person.hsa_id if person else None,
-        "protected_identity_clearance": bool(protected_identity_clearance)})
+        link = link_user(user, person, bool(protected_identity_clearance))
+        audit.record("user.create_link", "user", user.id, before=None,
+                     after=_link_state(link))
     if commit:
         db.session.commit()
     return user

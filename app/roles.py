@@ -1,8 +1,15 @@
 """The roles and what each may reach, declared for FAB_ROLES.
 
+Separation of duties: Admin manages users, roles, reference data, the audit log, jobs and e-mail,
+and may read the issuances, but does not approve, register receipts, return cards, handle the
+stock, apply, run the registered-mail flow or work deviations (`OPERATIONS` below). The setting
+`ADMIN_MAY_OPERATE=True` gives Admin everything, as FAB would.
+
 View class names and menu names here are the permission identifiers the views register under;
 a view that is added must be named here for any role but Admin to reach it.
 """
+
+import re
 
 # Menu item and category names (permission identifiers; the labels shown are translated).
 MENU = {
@@ -100,3 +107,47 @@ ROLES = {
 }
 
 ALL_ROLES = ("Admin", *ROLES)
+
+# Screens and APIs of the daily work -> what Admin keeps there (empty: nothing).
+OPERATIONS = {
+    "ApprovalQueueView": (),
+    "ReceiptsView": (),
+    "ReturnsView": (),
+    "MailFlowView": (),
+    "MailIssuanceApi": (),
+    "ApplicationWizardView": (),
+    "CardBatchView": (),
+    "IssuanceView": ("list", "show", "scan"),
+    "IssuanceApi": ("get", "receipt_pdf"),
+    "CardView": ("list", "show"),
+    "CardApi": ("get",),
+    "DeviationView": ("list", "show"),
+    "DeviationApi": ("get",),
+}
+# Their menu entries, hidden from Admin.
+OPERATION_MENUS = ("approval_queue", "receipts", "returns", "mail_flow", "application",
+                   "card_batch")
+
+
+def _none_of(views, menus) -> str:
+    """A regex matching every name but these, short enough for FAB's ab_view_menu.name (250),
+    where FAB also stores the builtin roles' regexes: view names grouped by their suffix."""
+    groups = []
+    for suffix in ("View", "Api"):
+        stems = [name[: -len(suffix)] for name in views if name.endswith(suffix)]
+        groups.append("(" + "|".join(stems) + ")" + suffix)
+    names = [*groups, *(re.escape(menu).replace("\\ ", " ") for menu in menus)]
+    return "^(?!(" + "|".join(names) + ")$)"
+
+
+def admin_role(may_operate: bool = False) -> list:
+    """Admin's permissions: everything but the daily work, unless it may operate."""
+    if may_operate:
+        return [[".*", ".*"]]
+    rules = [[_none_of(OPERATIONS, [MENU[key] for key in OPERATION_MENUS]), ".*"]]
+    rules += [[f"^{view}$", _perms(*kept)] for view, kept in OPERATIONS.items() if kept]
+    return rules
+
+
+def roles(admin_may_operate: bool = False) -> dict:
+    return {"Admin": admin_role(admin_may_operate), **ROLES}

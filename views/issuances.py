@@ -67,8 +67,8 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
 class IssuanceView(ModelView):
     route_base = "/issuances"
     datamodel = ListInterface(Issuance)
-    base_permissions = ["can_list", "can_show", "can_receipt", "can_block", "can_extend",
-                        "can_return", "can_lost"]
+    base_permissions = ["can_list", "can_show", "can_receipt", "can_scan", "can_block",
+                        "can_extend", "can_return", "can_lost"]
     page_size = PAGE_SIZE
     list_title = _l("All issuances")
     show_title = _l("Issuance")
@@ -159,7 +159,7 @@ class IssuanceView(ModelView):
 
     @expose("/<int:pk>/scan", methods=["GET"])
     @has_access
-    @permission_name("receipt")
+    @permission_name("scan")  # reading the scan, apart from registering a receipt
     def scan(self, pk):
         from app.workflow import lifecycle
 
