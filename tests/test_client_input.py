@@ -299,6 +299,11 @@ def test_booleans_are_json_booleans(api):
     ):
         assert_names(api.post("Servicecenter", path, body), field)
     assert_names(api.put("Servicecenter", "/pickup-points/1", {"active": 1}), "active")
+    refused = api.put("Servicecenter", "/kobe/register", [{
+        "hsa_id": BJORN, "ordinary_card": "active", "reserve_card_order": 0}])
+    assert refused.status_code == 400
+    assert [row["field"] for row in refused.get_json()["errors"]["rows"]] == [
+        "reserve_card_order"]
     added = api.ok(api.post("Servicecenter", "/pickup-points/", {"name": "Entré",
                                                                  "active": False}), 201)
     assert added["result"]["active"] is False
