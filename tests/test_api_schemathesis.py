@@ -72,6 +72,19 @@ def test_openapi_document_describes_every_route(app, client, api_headers):
 
 @pytest.mark.parametrize("role", CALLERS, ids=lambda role: role or "anonymous")
 def test_generated_requests_keep_to_the_document(app, client, api_headers, role):
+    _keeps_to_the_document(app, client, api_headers, role)
+
+
+# PostgreSQL refuses what SQLite takes (NUL characters, out-of-range numbers): the two roles
+# that reach the most operations run there too.
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("role", ["Admin", "Servicecenter"])
+def test_generated_requests_keep_to_the_document_on_postgresql(app, client, api_headers, role,
+                                                               dialect):
+    _keeps_to_the_document(app, client, api_headers, role)
+
+
+def _keeps_to_the_document(app, client, api_headers, role):
     api = Api(client, api_headers)
     headers = api.headers(role) if role else {}
     operations = list(_operations(app, api.headers("Admin")))

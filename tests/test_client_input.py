@@ -68,7 +68,7 @@ def url_rules(app, prefix, methods):
 
 # ---- 1. server errors for client input --------------------------------------------------------
 
-def test_receipt_pdf_of_a_registered_mail_issuance_is_not_found(api):
+def test_receipt_pdf_of_a_registered_mail_issuance_is_not_found(app, api, login):
     serial = api.free_card()
     prepared = api.ok(api.post("Korthandläggare", "/mail-issuances/", {
         "card_serial": serial, "recipient_hsa_id": BJORN, "reason": "awaiting_new_card",
@@ -76,6 +76,17 @@ def test_receipt_pdf_of_a_registered_mail_issuance_is_not_found(api):
     response = api.get("Servicecenter", f"/issuances/{prepared['id']}/receipt.pdf")
     assert response.status_code == 404
     assert "rekommenderad post" in response.get_json()["message"]
+    # The screen's receipt is for the issuance's attesters; one who is linked to a
+    # registered-mail issuance (as data may have it) gets no broken PDF either.
+    from app import clock
+    from app.security import person_for_user
+    from models import IssuanceAttester
+
+    user = app.appbuilder.sm.find_user(username="intygsgivare1")
+    db.session.add(IssuanceAttester(issuance_id=prepared["id"], person_id=person_for_user(user).id,
+                                    user_id=user.id, position=1, authenticated_at=clock.now()))
+    db.session.commit()
+    assert login("Intygsgivare").get(f"/ansokan/{prepared['id']}/kvittens.pdf").status_code == 404
 
 
 @pytest.mark.both_databases
@@ -299,6 +310,11 @@ def test_booleans_are_json_booleans(api):
     ):
         assert_names(api.post("Servicecenter", path, body), field)
     assert_names(api.put("Servicecenter", "/pickup-points/1", {"active": 1}), "active")
+    refused = api.put("Servicecenter", "/kobe/register", [{
+        "hsa_id": BJORN, "ordinary_card": "active", "reserve_card_order": 0}])
+    assert refused.status_code == 400
+    assert [row["field"] for row in refused.get_json()["errors"]["rows"]] == [
+        "reserve_card_order"]
     added = api.ok(api.post("Servicecenter", "/pickup-points/", {"name": "Entré",
                                                                  "active": False}), 201)
     assert added["result"]["active"] is False
@@ -319,3 +335,4 @@ def test_put_bodies_are_documented_as_partial(app, api):
             "content"]["application/json"]["schema"]["$ref"]
         assert schemas[post_ref.rsplit("/", 1)[1]].get("required")
         assert set(schema["properties"]) == set(schemas[post_ref.rsplit("/", 1)[1]]["properties"])
+

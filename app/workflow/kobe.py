@@ -73,6 +73,8 @@ def _csv_rows(reader) -> list[dict]:
 def _flag(value):
     if isinstance(value, bool):
         return value
+    if value is not None and not isinstance(value, str):
+        raise ValueError(value)  # a JSON number is not a yes/no (0 == False in Python)
     text = str(value if value is not None else "").strip().lower()
     if text in _TRUE:
         return True
