@@ -34,7 +34,7 @@ def pg_app(pg_cluster, tmp_path, redis_server, smtp_server):  # noqa: F811
         TestConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(instance),
         MAIL_DIR=str(instance / "mail"), UPLOAD_DIR=str(instance / "uploads"),
         FAB_UPDATE_PERMS=False, REDIS_URL=redis_server.url, SMTP_HOST="127.0.0.1",
-        SMTP_PORT=smtp_server.port, RESERVKORT_APP_HOOKS=(install,), FAB_API_SHOW_STACKTRACE=True)
+        SMTP_PORT=smtp_server.port, RESERVKORT_APP_HOOKS=(install,))
     flask_app.database_url = url
     yield flask_app
     with flask_app.app_context():
@@ -134,7 +134,7 @@ def test_postgresql_restart_under_traffic(pg_app, pg_cluster, caplog):  # noqa: 
         threads[-1].join(40)
         # Back without restarting anything: the same app, its stale pool re-pinged.
         maria = apply(api, cards[2], "Maria")
-        assert maria.status_code == 201, maria.get_json()["message"][-1500:]
+        assert maria.status_code == 201, maria.get_data(as_text=True)[-1500:]
         time.sleep(0.3)
     finally:
         stop.set()
@@ -147,8 +147,7 @@ def test_postgresql_restart_under_traffic(pg_app, pg_cluster, caplog):  # noqa: 
     assert "Databasen går inte att nå just nu" in screen.get_data(as_text=True)
     assert screen.headers["Retry-After"]
     codes = [code for code, _, _ in reads]
-    errors = [(r.name, r.getMessage()[:200], repr(r.exc_info[1])[:400] if r.exc_info else "") for r in caplog.records if r.levelno >= logging.ERROR]
-    assert 500 not in codes and set(codes) <= {200, 503}, (errors, unexpected[:3])
+    assert 500 not in codes and set(codes) <= {200, 503}, unexpected[:3]
     assert 503 in codes and codes[-1] == 200
     assert all(retry and is_json for code, retry, is_json in reads if code == 503)
     assert answers["Lars"][-1] == 201 and set(answers["Lars"]) <= {201, 503}
