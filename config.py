@@ -110,6 +110,15 @@ class Config:
     FAB_ROLES = {}  # filled in app/roles.py
     RESERVKORT_APP_HOOKS = (_install_job_queue,)
     OUTBOX_SENDING_LEASE_SECONDS = _env_int("OUTBOX_SENDING_LEASE_SECONDS", 300)
+    # How long the dispatcher keeps trying to record a message the server accepted while the
+    # database is away (it must not be sent again).
+    OUTBOX_MARK_SENT_RETRY_SECONDS = _env_int("OUTBOX_MARK_SENT_RETRY_SECONDS", 60)
+
+    # Operations: /health/ready fails (and the Jobs screen turns red) when the oldest e-mail not
+    # yet sent is older than this; LOG_FORMAT=json for one JSON object per log line.
+    HEALTH_OUTBOX_MAX_AGE_SECONDS = _env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 900)
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     SMTP_TIMEOUT_SECONDS = _env_int("SMTP_TIMEOUT_SECONDS", 30)
 
     # Security. Database login for development; client certificates (SITHS card) behind a

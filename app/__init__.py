@@ -41,9 +41,13 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, errors, web_security
+    from app import cli, errors, logs, metrics, web_security
+    from views.health import blueprint as health_blueprint
 
     errors.install_database_outage_handling(flask_app)
+    logs.install(flask_app)
+    metrics.install(flask_app)
+    flask_app.register_blueprint(health_blueprint)
     cli.register(flask_app)
     web_security.install(flask_app)
     _register_hooks(flask_app)

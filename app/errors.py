@@ -16,6 +16,9 @@ class RuleViolation(Exception):
         self.params = params
         self._message = message
         super().__init__(rule)
+        from app.logs import log_refusal
+
+        log_refusal(rule, field)  # one structured log line and a metric per refusal
 
     @property
     def message(self) -> str:

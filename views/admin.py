@@ -57,9 +57,15 @@ class JobsView(BaseView):
         last_sweep = db.session.execute(
             select(SweepRun).order_by(SweepRun.started_at.desc(), SweepRun.id.desc()).limit(1)
         ).scalar()
+        from app import health as operations
+
+        queue_state = operations.queue_status()
+        outbox_state = operations.outbox_status()
         return self.render_template(
             "admin/jobs.html", health=queue_health(), outbox_counts=outbox_counts,
             failed_mail=failed_mail, last_sweep=last_sweep, at=_at, short_error=_short_error,
+            live_workers=queue_state["live_workers"], outbox_state=outbox_state,
+            mail=operations.mail_status(outbox_state, queue_state),
         )
 
     @expose("/requeue/<job_id>", methods=["POST"])
