@@ -63,6 +63,9 @@ def _apply_defaults(flask_app: Flask) -> None:
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")
     for key in ("INSTANCE_DIR", "MAIL_DIR", "UPLOAD_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)
+    from app.audit import ensure_key
+
+    ensure_key(flask_app)  # the audit seal's key, generated on first start if none is given
 
 
 def _register_views(appbuilder) -> None:
