@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 from rq import Queue, Worker
 from rq.cron_scheduler_registry import get_keys as cron_scheduler_names
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from app import clock, create_app, mailer
 from app.extensions import db
@@ -241,3 +241,32 @@ def test_a_backlog_larger_than_a_claim_with_a_slow_server_goes_once(
         workers.wait(process, seconds=120)
     wait_until(lambda: _sent(pg_app) == 250, 5, "the whole backlog")
     _assert_each_once(smtp_server, 250)
+
+
+def test_audit_truncation_and_recomputation_are_caught_on_postgresql(pg_app, pg_cluster):  # noqa: F811
+    from app import audit
+    from models import AuditEvent
+
+    with pg_app.app_context():
+        checkpoint = audit.checkpoint()
+        assert checkpoint.ok
+        # Only someone who can switch the triggers off (the database owner) gets this far.
+        db.session.execute(text("SET session_replication_role = replica"))
+        rows = db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
+        rewritten_id = rows[1].id
+        for event in rows[-2:]:
+            db.session.delete(event)
+        db.session.flush()
+        prev = rows[0].hash
+        for index, event in enumerate(rows[1:-2]):  # rewrite row 2 and rebuild the rest
+            if index == 0:
+                event.actor = "mallory"
+            event.prev_hash = prev
+            event.hash = audit.row_hash(event)
+            prev = event.hash
+        db.session.commit()
+        db.session.remove()
+        result = audit.verify()
+    reasons = {entry["reason"] for entry in result["breaks"]}
+    assert reasons == {audit.SEAL, audit.TRUNCATED}, result["breaks"]
+    assert rewritten_id in {entry["id"] for entry in result["breaks"]}
