@@ -126,6 +126,23 @@ class Config:
     ADMIN_MAY_OPERATE = _env_bool("ADMIN_MAY_OPERATE", False)
     RESERVKORT_APP_HOOKS = (_install_job_queue,)
     OUTBOX_SENDING_LEASE_SECONDS = _env_int("OUTBOX_SENDING_LEASE_SECONDS", 300)
+    # How long the dispatcher keeps trying to record a message the server accepted while the
+    # database is away (it must not be sent again).
+    OUTBOX_MARK_SENT_RETRY_SECONDS = _env_int("OUTBOX_MARK_SENT_RETRY_SECONDS", 60)
+
+    # Operations: /health/ready fails (and the Jobs screen turns red) when the oldest e-mail not
+    # yet sent is older than this; LOG_FORMAT=json for one JSON object per log line.
+    HEALTH_OUTBOX_MAX_AGE_SECONDS = _env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 900)
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+
+    # The audit chain's anchor outside the database: the HMAC key (AUDIT_HMAC_KEY, or a key
+    # file made on first start) and the file the checkpoints are appended to. Keep both off the
+    # database server and out of its backups' reach.
+    AUDIT_HMAC_KEY = os.environ.get("AUDIT_HMAC_KEY", "")
+    AUDIT_HMAC_KEY_FILE = os.environ.get("AUDIT_HMAC_KEY_FILE", "")  # default: instance/
+    AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE", "")  # default: instance/
+    AUDIT_CHECKPOINT_MINUTES = _env_int("AUDIT_CHECKPOINT_MINUTES", 60)
     SMTP_TIMEOUT_SECONDS = _env_int("SMTP_TIMEOUT_SECONDS", 30)
 
     # Security. Database login for development; client certificates (SITHS card) behind a
@@ -170,3 +187,4 @@ class TestConfig(Config):
     REDIS_URL = ""
     WTF_CSRF_ENABLED = False
     SECRET_KEY = "test"
+    AUDIT_HMAC_KEY = "test-audit-key"

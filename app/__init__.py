@@ -41,9 +41,13 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, client_input, errors, security_audit, sessions, web_security
+    from app import cli, client_input, errors, logs, metrics, security_audit, sessions, web_security
+    from views.health import blueprint as health_blueprint
 
     errors.install_database_outage_handling(flask_app)
+    logs.install(flask_app)
+    metrics.install(flask_app)
+    flask_app.register_blueprint(health_blueprint)
     cli.register(flask_app)
     errors.install(flask_app)
     web_security.install(flask_app)
@@ -72,6 +76,9 @@ def _apply_defaults(flask_app: Flask) -> None:
     from app.secret_key import ensure_secret_key
 
     ensure_secret_key(cfg)
+    from app.audit import ensure_key
+
+    ensure_key(flask_app)  # the audit seal's key, generated on first start if none is given
 
 
 def _register_views(appbuilder) -> None:

@@ -2,20 +2,37 @@
 
 Each row's hash covers its content and the previous row's hash, so an edit or a deletion made
 directly in SQL breaks the chain at that row. On PostgreSQL appends are serialised with a
-transaction-level advisory lock, so concurrent transactions cannot fork the chain.
+transaction-level advisory lock, so concurrent transactions cannot fork the chain, and a trigger
+refuses UPDATE, DELETE and TRUNCATE of audit rows.
+
+Anchored outside the table, with a key the database never sees (AUDIT_HMAC_KEY, or a key file
+under the instance folder made on first start):
+- every row carries a seal, HMAC(key, hash): rewriting a row and recomputing the later hashes
+  with `row_hash` leaves seals that no longer match;
+- a checkpoint (`checkpoint()`, a scheduled job and `audit-verify --checkpoint`) verifies the
+  chain and records its head (id, hash, HMAC) in the audit_checkpoints table, in a file outside
+  the database (AUDIT_CHECKPOINT_FILE) and in the log: deleting the newest rows (truncation)
+  leaves a checkpoint pointing at a row that is gone.
 """
 
 import hashlib
+import hmac
 import json
+import logging
+import os
+import secrets
 from datetime import date, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
-from flask import has_request_context
-from sqlalchemy import insert, select, text
+from flask import current_app, has_request_context
+from sqlalchemy import func, insert, select, text
 
 from app import clock
 from app.extensions import db
-from models import AuditEvent
+from models import AuditCheckpoint, AuditEvent
+
+log = logging.getLogger("reservkort.audit")
 
 GENESIS = "0" * 64
 _AUDIT_LOCK_KEY = 7_361_001
@@ -84,6 +101,7 @@ def record(action: str, entity: str, entity_id, before=None, after=None, actor=N
         prev_hash=prev or GENESIS,
     )
     event.hash = row_hash(event)
+    event.mac = seal(event.hash)
     session.add(event)
     session.flush()
     return event
@@ -112,6 +130,7 @@ def record_many(entries, actor=None) -> int:
                "entity": entity, "entity_id": entity_id, "before": _jsonable(before),
                "after": _jsonable(after), "prev_hash": prev}
         row["hash"] = prev = row_hash(SimpleNamespace(**row))
+        row["mac"] = seal(row["hash"])
         rows.append(row)
     # One statement for all rows; the ids follow the list's order, so the chain (walked by
     # id) is the order it was computed in.
@@ -120,22 +139,173 @@ def record_many(entries, actor=None) -> int:
     return len(rows)
 
 
-def verify(batch_size: int = 5000):
-    """Walk the chain in order. Returns (ok, first_bad_id, explanation)."""
-    expected_prev = GENESIS
-    last_id = 0
+# --- The key and the seals ------------------------------------------------------------------
+
+def ensure_key(flask_app) -> None:
+    """At start: the HMAC key from AUDIT_HMAC_KEY, else from the key file (made on first start,
+    readable by the owner only)."""
+    config = flask_app.config
+    if config.get("AUDIT_HMAC_KEY"):
+        return
+    path = Path(config.get("AUDIT_HMAC_KEY_FILE")
+                or Path(config["INSTANCE_DIR"]) / "audit-hmac.key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    config["AUDIT_HMAC_KEY"] = path.read_text().strip()
+
+
+def _key() -> bytes:
+    return current_app.config["AUDIT_HMAC_KEY"].encode("utf-8")
+
+
+def seal(value: str) -> str:
+    return hmac.new(_key(), value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _checkpoint_seal(head_id, head_hash) -> str:
+    return seal(f"checkpoint:{head_id}:{head_hash}")
+
+
+def _checkpoint_file() -> Path:
+    config = current_app.config
+    return Path(config.get("AUDIT_CHECKPOINT_FILE")
+                or Path(config["INSTANCE_DIR"]) / "audit-checkpoints.jsonl")
+
+
+# --- Verification -----------------------------------------------------------------------------
+
+class Verification(dict):
+    """ok, breaks ([{"id", "reason"}], every one found), rows_checked, head_id, head_hash."""
+
+    @property
+    def ok(self):
+        return self["ok"]
+
+
+ALTERED = "the row was altered"
+GAP = "the row before it was altered or removed"
+SEAL = "the row's seal does not match (rewritten without the key)"
+TRUNCATED = "rows up to checkpoint %(head)s were removed (the end of the log was cut off)"
+REWRITTEN = "the chain was rewritten up to checkpoint %(head)s"
+FORGED = "checkpoint %(head)s does not carry a valid seal"
+
+
+def _anchors() -> list[dict]:
+    """The newest checkpoint from the file outside the database and from the table."""
+    anchors = []
+    path = _checkpoint_file()
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if lines:
+            try:
+                anchors.append(json.loads(lines[-1]))
+            except ValueError:
+                anchors.append({"head_id": None, "head_hash": None, "mac": None})
+    row = db.session.execute(
+        select(AuditCheckpoint).where(AuditCheckpoint.head_id.is_not(None))
+        .order_by(AuditCheckpoint.id.desc()).limit(1)).scalar()
+    if row is not None:
+        anchors.append({"head_id": row.head_id, "head_hash": row.head_hash, "mac": row.mac})
+    return anchors
+
+
+def verify(batch_size: int = 5000, from_checkpoint: bool = False) -> Verification:
+    """Walk the chain in order and report every break, then hold the log against its newest
+    checkpoints. `from_checkpoint`: start after the newest valid checkpoint (its head is held
+    against the row it names, the rows after it are walked)."""
+    breaks = []
+    anchors = _anchors()
+    valid_anchors = []
+    for anchor in anchors:
+        if anchor.get("mac") and hmac.compare_digest(
+                anchor["mac"], _checkpoint_seal(anchor.get("head_id"), anchor.get("head_hash"))):
+            valid_anchors.append(anchor)
+        else:
+            breaks.append({"id": anchor.get("head_id"), "reason": FORGED,
+                           "params": {"head": anchor.get("head_id")}})
+    expected_prev, last_id = GENESIS, 0
+    start = max(valid_anchors, key=lambda a: a["head_id"]) if (
+        from_checkpoint and valid_anchors) else None
+    if start is not None:
+        head = db.session.get(AuditEvent, start["head_id"])
+        if head is not None and head.hash == start["head_hash"]:
+            expected_prev, last_id = head.hash, head.id
+    rows_checked = 0
+    sealed_seen = False
+    head_id = head_hash = None
     while True:
         rows = db.session.execute(
             select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
             .limit(batch_size)
         ).scalars().all()
         if not rows:
-            return True, None, "ok"
+            break
         for event in rows:
+            rows_checked += 1
             if event.prev_hash != expected_prev:
-                return False, event.id, "the row before it was altered or removed"
+                breaks.append({"id": event.id, "reason": GAP})
             if row_hash(event) != event.hash:
-                return False, event.id, "the row was altered"
-            expected_prev = event.hash
-            last_id = event.id
+                breaks.append({"id": event.id, "reason": ALTERED})
+            elif event.mac is None:
+                if sealed_seen:  # rows from before the seals came are accepted, later ones not
+                    breaks.append({"id": event.id, "reason": SEAL})
+            elif not hmac.compare_digest(event.mac, seal(event.hash)):
+                breaks.append({"id": event.id, "reason": SEAL})
+            sealed_seen = sealed_seen or event.mac is not None
+            expected_prev = event.hash  # go on: every later break is reported too
+            last_id, head_id, head_hash = event.id, event.id, event.hash
         db.session.expunge_all()
+    for anchor in valid_anchors:
+        row = db.session.get(AuditEvent, anchor["head_id"])
+        params = {"head": anchor["head_id"]}
+        if row is None:
+            breaks.append({"id": anchor["head_id"], "reason": TRUNCATED, "params": params})
+        elif row.hash != anchor["head_hash"]:
+            breaks.append({"id": anchor["head_id"], "reason": REWRITTEN, "params": params})
+    if head_id is None and start is not None:
+        head_id, head_hash = start["head_id"], start["head_hash"]
+    unique = {(b["id"], b["reason"]): b for b in breaks}
+    ordered = sorted(unique.values(), key=lambda b: (b["id"] is None, b["id"] or 0))
+    return Verification(ok=not ordered, breaks=ordered, rows_checked=rows_checked,
+                        head_id=head_id, head_hash=head_hash)
+
+
+def describe(entry: dict) -> str:
+    return entry["reason"] % entry.get("params", {}) if entry.get("params") else entry["reason"]
+
+
+def checkpoint(from_checkpoint: bool = False) -> AuditCheckpoint:
+    """Verify, then record the head: a row in audit_checkpoints, a line in the checkpoint file
+    outside the database, and a log line. A broken log keeps its last good head."""
+    result = verify(from_checkpoint=from_checkpoint)
+    head_id, head_hash = result["head_id"], result["head_hash"]
+    if head_id is None:  # an empty log (or nothing after the last checkpoint)
+        head_id = db.session.execute(select(func.max(AuditEvent.id))).scalar()
+        head_hash = db.session.execute(
+            select(AuditEvent.hash).where(AuditEvent.id == head_id)).scalar() if head_id else None
+    mac = _checkpoint_seal(head_id, head_hash) if result.ok and head_id else None
+    row = AuditCheckpoint(at=clock.now(), head_id=head_id if mac else None,
+                          head_hash=head_hash if mac else None, mac=mac,
+                          rows_checked=result["rows_checked"], ok=result.ok,
+                          breaks=[{"id": b["id"], "reason": b["reason"],
+                                   "params": b.get("params", {})} for b in result["breaks"]])
+    db.session.add(row)
+    db.session.commit()
+    if mac:
+        path = _checkpoint_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"at": row.at.isoformat(), "head_id": head_id,
+                                     "head_hash": head_hash, "mac": mac}) + "\n")
+    log.info("audit checkpoint: ok=%s head=%s hash=%s mac=%s breaks=%s", result.ok, head_id,
+             head_hash, mac, len(result["breaks"]),
+             extra={"audit_head_id": head_id, "audit_head_mac": mac})
+    return row
+
+
+def last_checkpoint() -> AuditCheckpoint | None:
+    return db.session.execute(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)).scalar()

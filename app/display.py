@@ -35,7 +35,7 @@ def _as_datetime(value):
 
 
 def local_time(value) -> str:
-    """A stored (UTC) moment as Swedish wall-clock time "YYYY-MM-DD HH:MM"; a date as itself."""
+    """A stored moment as Swedish wall-clock time "YYYY-MM-DD HH:MM"; a date as itself."""
     if value in (None, ""):
         return DASH
     moment = _as_datetime(value)

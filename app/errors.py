@@ -16,6 +16,9 @@ class RuleViolation(Exception):
         self.params = params
         self._message = message
         super().__init__(rule)
+        from app.logs import log_refusal
+
+        log_refusal(rule, field)  # one structured log line and a metric per refusal
 
     @property
     def message(self) -> str:
@@ -219,39 +222,83 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 DATABASE_UNAVAILABLE = _l("The database cannot be reached right now. Try again in a moment.")
 
 
+def _outage_classes():
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError, DisconnectionError)
+
+
+def database_outage_response(exc):
+    """The 503 for a request that failed because the database is away, and its one log line."""
+    import logging
+
+    from flask import current_app, jsonify, request
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.extensions import db
+
+    reason = type(getattr(exc, "orig", None) or exc).__name__
+    logging.getLogger("reservkort.database").warning(
+        "database unavailable: %s %s -> 503 (%s)", request.method, request.path, reason)
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        db.session.registry.clear()
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+    if request.path.startswith(("/api/", "/health/")):
+        body = {"message": str(DATABASE_UNAVAILABLE), "rule": "database_unavailable",
+                "errors": {}}
+        return jsonify(body), 503, headers
+    # Rendered without the context processors: they would look up the user (the database).
+    page = current_app.jinja_env.get_template("errors/database_unavailable.html").render(
+        message=str(DATABASE_UNAVAILABLE), retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        config=current_app.config)
+    return page, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+
+def _fab_api_outage_aware() -> None:
+    """FAB's REST API catches every exception itself (its `safe` decorator) and answers 500
+    after logging a traceback: while the database is away, answer the 503 instead and leave
+    the traceback out (the 503 logs its own line)."""
+    import logging
+    import sys
+
+    from flask_appbuilder.api import BaseApi
+
+    if getattr(BaseApi.response_500, "outage_aware", False):
+        return
+    original = BaseApi.response_500
+
+    def response_500(self, message=None, **kwargs):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _outage_classes()):
+            return database_outage_response(exc)
+        return original(self, message, **kwargs)
+
+    response_500.outage_aware = True
+    BaseApi.response_500 = response_500
+
+    class DropOutageTracebacks(logging.Filter):
+        def filter(self, record):
+            return not (record.exc_info and isinstance(record.exc_info[1], _outage_classes()))
+
+    logging.getLogger("flask_appbuilder.api").addFilter(DropOutageTracebacks())
+
+
 def install_database_outage_handling(flask_app) -> None:
     """503 for every request that fails because the database is away; a teardown that
     tolerates a dead connection (so a request whose transaction committed is not turned into a
     500 by the closing rollback)."""
     import logging
 
-    from flask import jsonify, render_template, request
-    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from app.extensions import db
 
     log = logging.getLogger("reservkort.database")
-
-    def outage(exc):
-        reason = type(getattr(exc, "orig", None) or exc).__name__
-        log.warning("database unavailable: %s %s -> 503 (%s)", request.method, request.path,
-                    reason)
-        try:
-            db.session.rollback()
-        except SQLAlchemyError:
-            db.session.registry.clear()
-        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
-        if request.path.startswith("/api/") or request.path.startswith("/health/"):
-            body = {"message": str(DATABASE_UNAVAILABLE), "rule": "database_unavailable",
-                    "errors": {}}
-            return jsonify(body), 503, headers
-        page = render_template("errors/database_unavailable.html",
-                               message=str(DATABASE_UNAVAILABLE),
-                               retry_after=DATABASE_RETRY_AFTER_SECONDS)
-        return page, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
-
-    for exc_class in (OperationalError, InterfaceError, DisconnectionError):
-        flask_app.register_error_handler(exc_class, outage)
+    for exc_class in _outage_classes():
+        flask_app.register_error_handler(exc_class, database_outage_response)
+    _fab_api_outage_aware()
 
     @flask_app.teardown_appcontext
     def close_session_tolerantly(exc):

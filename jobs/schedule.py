@@ -7,14 +7,17 @@ DISPATCH_INTERVAL_SECONDS = 60
 
 def entries(config) -> list[dict]:
     """The jobs and their intervals: the sweeps every SWEEP_INTERVAL_MINUTES, the e-mail
-    catch-up every minute. `config` is a mapping (the app's config or `load_config()`)."""
-    from jobs.tasks import dispatch_outbox, run_sweeps
+    catch-up every minute, the audit checkpoint every AUDIT_CHECKPOINT_MINUTES. `config` is a
+    mapping (the app's config or `load_config()`)."""
+    from jobs.tasks import audit_checkpoint, dispatch_outbox, run_sweeps
 
     return [
         {"func": run_sweeps, "interval": int(config["SWEEP_INTERVAL_MINUTES"]) * 60,
          "job_timeout": SWEEP_JOB_TIMEOUT},
         {"func": dispatch_outbox, "interval": DISPATCH_INTERVAL_SECONDS,
          "job_timeout": DISPATCH_JOB_TIMEOUT},
+        {"func": audit_checkpoint, "interval": int(config["AUDIT_CHECKPOINT_MINUTES"]) * 60,
+         "job_timeout": SWEEP_JOB_TIMEOUT},
     ]
 
 

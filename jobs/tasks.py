@@ -29,6 +29,15 @@ def dispatch_outbox(at_iso: str | None = None) -> dict:
         return result
 
 
+def audit_checkpoint() -> dict:
+    """Verify the whole audit chain and record a new checkpoint."""
+    with app_context():
+        from app import audit
+
+        row = audit.checkpoint()  # the whole chain: a job, never a page view
+        return {"ok": row.ok, "head_id": row.head_id, "breaks": len(row.breaks or [])}
+
+
 def _moment(at_iso):
     from app import clock
 

@@ -32,13 +32,27 @@ QUEUE_NAME = "reservkort"
 HEALTHY_SECONDS = 30.0
 
 
-class AppWorker(Worker):
+class Reregistering:
+    """rq keeps an idle worker waiting through a Redis outage, but a Redis that comes back
+    empty no longer lists it: register again at the first heartbeat that finds the
+    registration gone, so the worker counts as live (health check, Jobs screen)."""
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        if (pipeline is None and self.birth_date is not None
+                and not self.connection.exists(self.key)):
+            log.warning("worker %s: registration lost (Redis restarted?); registering again",
+                        self.name)
+            self.register_birth()
+        return super().heartbeat(timeout, pipeline)
+
+
+class AppWorker(Reregistering, Worker):
     def work(self, *args, **kwargs):
         context.get_app()
         return super().work(*args, **kwargs)
 
 
-class ThreadWorker(SimpleWorker):
+class ThreadWorker(Reregistering, SimpleWorker):
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self):

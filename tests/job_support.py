@@ -101,6 +101,7 @@ class CollectingHandler:
         self.rcpt_replies = {}  # address -> reply, e.g. "550 5.1.1 No such user"
         self.data_reply = None  # e.g. "554 5.6.0 Message rejected"
         self.delay = 0.0  # seconds before answering DATA: a slow server
+        self.on_data = None  # called (blocking) before a message is accepted
 
     def hold(self):
         self.holding.set()
@@ -131,6 +132,8 @@ class CollectingHandler:
             await asyncio.sleep(self.delay)
         if self.data_reply:
             return self.data_reply
+        if self.on_data is not None:
+            self.on_data()
         message = message_from_bytes(envelope.content, policy=default_policy)
         self.messages.append(message)
         self.deliveries.append((str(message["Message-ID"]), list(envelope.rcpt_tos)))
@@ -213,6 +216,19 @@ class Workers:
         self.processes.append(process)
         return process
 
+    def spawn_module(self, env, module, *args):
+        """`python -m <module> <args>` (e.g. jobs.worker, jobs.cron), killed at teardown with
+        its whole process group (work-horses, scheduler)."""
+        self.instance.mkdir(parents=True, exist_ok=True)
+        log_path = self.instance / f"{module}-{len(self.processes)}.log"
+        with log_path.open("wb") as log:  # a file, never a pipe that fills up and blocks
+            process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+                                       env=env, start_new_session=True, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        process.log_path = log_path
+        self.processes.append(process)
+        return process
+
     def wait(self, process, seconds=45):
         try:
             output, _ = process.communicate(timeout=seconds)
@@ -241,6 +257,10 @@ class Workers:
         for process in self.processes:
             if process.poll() is None:
                 self.kill(process)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # whatever it left running
+            except (ProcessLookupError, PermissionError):
+                pass
             for stream in (process.stdout, process.stderr):
                 if stream:
                     stream.close()

@@ -4,6 +4,7 @@ import re
 
 from sqlalchemy import func, select, update
 
+from app import audit
 from app.extensions import db
 from models import AuditEvent, OrganisationType
 
@@ -13,20 +14,30 @@ def _last_event_id():
 
 
 def test_admin_sees_the_log_newest_first_and_intact(login):
-    page = login("Admin").get("/audit-log/list/").get_data(as_text=True)
+    client = login("Admin")
+    page = client.get("/audit-log/list/").get_data(as_text=True)
+    assert 'data-verify="unknown"' in page and "inte kontrollerats än" in page
+    checkpoint = audit.checkpoint()
+    page = client.get("/audit-log/list/").get_data(as_text=True)
     assert "Granskningsloggen är intakt" in page
     assert 'data-verify="ok"' in page
+    assert f"kontrollpunkt vid rad {checkpoint.head_id}, sigill {checkpoint.mac[:16]}" in page
     shown = [int(n) for n in re.findall(r'href="/audit-log/show/(\d+)"', page)]
     assert shown and shown[0] == _last_event_id()
     assert shown == sorted(shown, reverse=True)
 
 
-def test_a_tampered_row_is_reported_at_the_top(login):
+def test_a_tampered_row_is_reported_at_the_top_after_the_next_verification(login):
+    client = login("Admin")
+    audit.checkpoint()
     target = _last_event_id() - 1
     db.session.execute(update(AuditEvent).where(AuditEvent.id == target)
                        .values(actor="someone-else"))
     db.session.commit()
-    page = login("Admin").get("/audit-log/list/").get_data(as_text=True)
+    # A page view shows the last verification; it never walks the whole chain itself.
+    assert 'data-verify="ok"' in client.get("/audit-log/list/").get_data(as_text=True)
+    audit.checkpoint()
+    page = client.get("/audit-log/list/").get_data(as_text=True)
     assert 'data-verify="broken"' in page
     assert f"Granskningsloggen är bruten vid rad {target}: raden har ändrats." in page
 
@@ -82,5 +93,6 @@ def test_admin_changes_the_attester_count_of_an_organisation_type(login):
     ).scalar_one()
     assert event.before["attesters_required"] == 2 and event.after["attesters_required"] == 1
     assert event.actor == "admin"
+    audit.checkpoint()
     ok = login("Admin").get("/audit-log/list/").get_data(as_text=True)
     assert 'data-verify="ok"' in ok

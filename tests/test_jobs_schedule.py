@@ -169,6 +169,9 @@ def test_two_sweeps_and_two_workers_at_once_do_everything_once(
     assert len(ids) == total and len(set(ids)) == total
 
 
+AUDIT_JOB = "jobs.tasks.audit_checkpoint"
+
+
 def test_rq_cron_enqueues_the_sweeps_and_the_mail_catch_up(redis_server, workers):  # noqa: F811
     from rq.cron import CronScheduler
 
@@ -179,8 +182,9 @@ def test_rq_cron_enqueues_the_sweeps_and_the_mail_catch_up(redis_server, workers
     workers.processes.append(process)
     queue = Queue(QUEUE_NAME, connection=redis_server.connection())
     # Interval jobs are enqueued once at start, then on their interval.
-    wait_until(lambda: len(queue.get_job_ids()) == 2, 30, "rq cron to enqueue its jobs")
-    assert sorted(job.func_name for job in queue.get_jobs()) == [DISPATCH_JOB, SWEEP_JOB]
+    wait_until(lambda: len(queue.get_job_ids()) == 3, 30, "rq cron to enqueue its jobs")
+    assert sorted(job.func_name for job in queue.get_jobs()) == [
+        AUDIT_JOB, DISPATCH_JOB, SWEEP_JOB]
     (scheduler,) = CronScheduler.all(redis_server.connection())
     intervals = {job.func_name: job.interval for job in scheduler.get_jobs()}
-    assert intervals == {SWEEP_JOB: 7 * 60, DISPATCH_JOB: 60}
+    assert intervals == {SWEEP_JOB: 7 * 60, DISPATCH_JOB: 60, AUDIT_JOB: 60 * 60}

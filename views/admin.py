@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from app import access, mailer, queues
+from app import access, labels, mailer, queues
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
@@ -21,7 +21,7 @@ FAILED_SHOWN = 50
 
 
 def _at(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    return labels.moment(value)
 
 
 def _short_error(text, limit=300) -> str:
@@ -57,10 +57,16 @@ class JobsView(BaseView):
         last_sweep = db.session.execute(
             select(SweepRun).order_by(SweepRun.started_at.desc(), SweepRun.id.desc()).limit(1)
         ).scalar()
+        from app import health as operations
+
+        queue_state = operations.queue_status()
+        outbox_state = operations.outbox_status()
         return self.render_template(
             "admin/jobs.html", health=queue_health(), outbox_counts=outbox_counts,
             failed_mail=access.shown_outbox(failed_mail), last_sweep=last_sweep, at=_at,
             short_error=_short_error,
+            live_workers=queue_state["live_workers"], outbox_state=outbox_state,
+            mail=operations.mail_status(outbox_state, queue_state),
         )
 
     @expose("/requeue/<job_id>", methods=["POST"])
@@ -115,14 +121,14 @@ class OutboxView(ModelView):
     order_columns = ["id", "created_at", "template", "status", "attempts", "sent_at"]
     label_columns = {
         "id": _l("No."),
-        "created_at": _l("Queued (UTC)"),
+        "created_at": _l("Queued"),
         "template": _l("Kind"),
         "to_addrs": _l("To"),
         "subject": _l("Subject"),
         "status": _l("Status"),
         "attempts": _l("Attempts"),
-        "next_attempt_at": _l("Next attempt (UTC)"),
-        "sent_at": _l("Sent (UTC)"),
+        "next_attempt_at": _l("Next attempt"),
+        "sent_at": _l("Sent"),
         "last_error": _l("Last error"),
         "issuance_id": _l("Issuance"),
         "dedupe_key": _l("Dedupe key"),
