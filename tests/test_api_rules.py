@@ -135,6 +135,13 @@ def checks_incomplete(api, session):
     return api.approve(created["id"], identity=False)
 
 
+def protected_identity_clearance_required(api, session):
+    from models import Person
+
+    eva = session.execute(select(Person.id).where(Person.hsa_id == EVA)).scalar_one()
+    return api.put("Servicecenter", f"/people/{eva}", {"protected_identity": False})
+
+
 def transition_not_allowed(api, session):
     created = api.approved()
     return api.approve(created["id"])
@@ -146,7 +153,8 @@ RULES = [card_unknown, card_not_in_stock, card_expired, card_bound_to_other_pers
          new_card_not_ordered, reserve_order_missing, attesters_too_few, attesters_not_distinct,
          attester_is_recipient, attester_without_valid_card, attester_not_eligible,
          validity_too_long, extension_already_used, extension_window_passed,
-         extension_not_allowed, checks_incomplete, transition_not_allowed]
+         extension_not_allowed, checks_incomplete, protected_identity_clearance_required,
+         transition_not_allowed]
 
 
 def test_every_rule_code_of_the_domain_is_covered():

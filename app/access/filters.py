@@ -20,7 +20,7 @@ from app.access.persons import (
     MASK,
     PERSON_FIELDS,
     current_user_cleared,
-    field_value,
+    hidden,
     masked_dump,
     shown,
 )
@@ -132,8 +132,8 @@ class AccessInterface(SQLAInterface):
             owner = reduce(getattr, path, item)
         except AttributeError:
             owner = None
-        if isinstance(owner, Person):
-            value = field_value(owner, leaf, value)
+        if isinstance(owner, Person) and leaf in PERSON_FIELDS and hidden(owner):
+            value = str(MASK)  # a screen shows the mask in each identifying column
         elif isinstance(owner, AuditEvent) and leaf in ("before", "after"):
             value = audit_value(owner, value)
         elif isinstance(owner, OutboxMessage):
