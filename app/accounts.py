@@ -164,6 +164,7 @@ def login_page(search: str, page: int, page_size: int):
     return count, [
         {"user": user, "roles": ", ".join(sorted(role.name for role in user.roles)),
          "person_name": access.shown_name(name, protected), "hsa_id": hsa_id,
+         "login_name": access.shown_name(f"{user.first_name} {user.last_name}", protected),
          "clearance": bool(clearance)}
         for user, name, hsa_id, protected, clearance in page_rows
     ]

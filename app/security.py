@@ -2,15 +2,31 @@
 the REST API's answer when the access token is missing or wrong."""
 
 from flask import jsonify
+from flask_appbuilder.security.sqla.apis import UserApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.access import AccessInterface, MaskingSchemaConverter
 from app.extensions import db
 from models import AccountLink, Person
 
 
+class MaskedUserApi(UserApi):
+    """FAB's user API read through the access policy (a protected person's login)."""
+
+    model2schemaconverter = MaskingSchemaConverter
+
+
 class ReservkortSecurityManager(SecurityManager):
+    user_api = MaskedUserApi
+
+    def __init__(self, appbuilder):
+        super().__init__(appbuilder)
+        # FAB's user screens and API read logins through the access policy too.
+        self.userdbmodelview.datamodel = AccessInterface(self.user_model)
+        self.user_api.datamodel = AccessInterface(self.user_model)
+
     def create_jwt_manager(self, app):
         jwt_manager = super().create_jwt_manager(app)
         answer_401_with_message(jwt_manager)

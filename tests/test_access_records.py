@@ -129,3 +129,23 @@ def test_the_identity_check_and_receipt_do_not_name_a_person_protected_meanwhile
         body = pdf.render_receipt(issuance)
         text = "\n".join(p.extract_text() for p in PdfReader(BytesIO(body)).pages)
         assert not _leaks(text)
+
+
+def test_the_login_of_a_protected_person_is_masked_on_the_user_screens_and_api(
+        app, as_user, login, api_headers):
+    from tests.access_support import CANARY_STRINGS, leaked, make_canary
+
+    canary = make_canary(app, as_user, with_login=True)
+    admin = login("Admin")
+    for path in ("/users/list/", f"/users/show/{canary['login']}", "/admin/user-links/"):
+        answer = admin.get(path)
+        assert answer.status_code == 200, path
+        assert not leaked(answer.get_data(as_text=True), CANARY_STRINGS), path
+    searched = admin.get("/users/list/", query_string={"_flt_0_first_name": "Zebulon"})
+    assert "kanarie" not in searched.get_data(as_text=True)
+    for path in ("/api/v1/security/users/", f"/api/v1/security/users/{canary['login']}"):
+        answer = app.test_client().get(path, headers=api_headers("Admin"))
+        assert answer.status_code == 200, path
+        assert not leaked(answer.get_data(as_text=True), CANARY_STRINGS), path
+    cleared = login(cleared_login(app, "admin_cleared", roles=("Admin",)))
+    assert "Kanarieqvist" in cleared.get(f"/users/show/{canary['login']}").get_data(as_text=True)
