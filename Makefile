@@ -3,13 +3,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app:create_app
+# `make run` is the embedded set-up: it may make its own secret key and load the demo logins.
+EMBEDDED := RESERVKORT_EMBEDDED=1
 PORT ?= 5000
+AXE := tests/axe/node_modules/axe-core/axe.min.js
 SYSTEM_PACKAGES := pcscd vsmartcard-vpcd swig libpcsclite-dev chromium
 
 .PHONY: run test venv deps dev-deps system-deps translations migrate lint bench clean
 
 run: deps translations migrate  ## serve the back office with the jobs running in-process
-	$(BIN)/python run.py
+	$(EMBEDDED) $(BIN)/python run.py
 
 test: dev-deps translations  ## install what the tests need and run the whole suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -24,8 +27,18 @@ venv: $(BIN)/python
 deps: venv
 	$(BIN)/pip install --quiet -r requirements.txt
 
-dev-deps: venv system-deps
+dev-deps: venv system-deps $(AXE)
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+
+# axe-core for the browser accessibility test, from the npm package pinned in tests/axe.
+$(AXE): tests/axe/package.json tests/axe/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "Installing npm"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  else echo "ERROR: npm is missing (apt-get install npm)"; exit 1; fi; }
+	cd tests/axe && npm ci --no-audit --no-fund --silent
+	touch $@
 
 # The reader-bridge tests need a real PC/SC stack and the browser tests Debian's Chromium.
 system-deps:
@@ -45,9 +58,9 @@ translations: venv
 	$(BIN)/python -m app.translations.build >/dev/null
 
 migrate: deps
-	$(FLASK) db upgrade
-	$(FLASK) reservkort init
-	$(FLASK) reservkort demo
+	$(EMBEDDED) $(FLASK) db upgrade
+	$(EMBEDDED) $(FLASK) reservkort init
+	$(EMBEDDED) $(FLASK) reservkort demo
 
 lint: dev-deps
 	$(BIN)/ruff check .

@@ -30,11 +30,17 @@ def _install_job_queue(flask_app):
 
 class Config:
     APP_NAME = "Reservkort"
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # No usable default: every start but the embedded one (`make run`) refuses to run without a
+    # real key (app.secrets); the embedded start makes a random one under the instance folder.
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    EMBEDDED = _env_bool("RESERVKORT_EMBEDDED", False)
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{_INSTANCE / 'reservkort.db'}"
     )
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    # A pooled connection is tested before use, so the first request after a database restart
+    # does not fail on a connection the server has already closed.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL", "")  # empty: in-process substitute
     INSTANCE_DIR = str(_INSTANCE)
     MAIL_DIR = str(_INSTANCE / "mail")
@@ -47,7 +53,12 @@ class Config:
     FAB_UPDATE_PERMS = _env_bool("FAB_UPDATE_PERMS", True)
     FAB_CREATE_DB = False  # tables come from the migrations only
     FAB_API_SWAGGER_UI = True
-    FAB_ADD_SECURITY_API = True
+    # FAB's user, role and permission REST API: not part of the contract (users are managed
+    # on the screens and with the command line).
+    FAB_ADD_SECURITY_API = False
+    # FAB's OpenAPI document and menu API come from views/api/fab.py (documents that match).
+    FAB_ADD_MENU_API = False
+    FAB_ADD_OPENAPI_VIEWS = False
     FAB_API_MAX_PAGE_SIZE = 100
     FAB_SECURITY_MANAGER_CLASS = "app.security.ReservkortSecurityManager"
     FAB_INDEX_VIEW = "views.home.HomeView"
@@ -84,6 +95,8 @@ class Config:
     CARD_BOUND_TO_FIRST_HOLDER = _env_bool("CARD_BOUND_TO_FIRST_HOLDER", True)
     CARD_EXPIRY_WARNING_DAYS = _env_int("CARD_EXPIRY_WARNING_DAYS", 90)
     WIZARD_IDLE_MINUTES = _env_int("WIZARD_IDLE_MINUTES", 15)
+    # An attester's authentication in the application session counts for this long.
+    ATTESTATION_MAX_AGE_MINUTES = _env_int("ATTESTATION_MAX_AGE_MINUTES", 60)
     SWEEP_INTERVAL_MINUTES = _env_int("SWEEP_INTERVAL_MINUTES", 5)
 
     # E-mail
@@ -98,6 +111,9 @@ class Config:
     TELEVAXELN_MAILBOX = os.environ.get("TELEVAXELN_MAILBOX", "televaxeln@example.se")
     MINA_SIDOR_URL = "https://minasidor.siths.se"
     MAIL_SIGNATURE = "SITHS korthandläggare inom Region Halland"
+    # Where a user reports an accessibility problem (the accessibility statement names it).
+    ACCESSIBILITY_CONTACT = os.environ.get("ACCESSIBILITY_CONTACT", "tillganglighet@example.se")
+    ACCESSIBILITY_REVIEWED_ON = os.environ.get("ACCESSIBILITY_REVIEWED_ON", "2026-12-01")
     SERVICECENTER_ADDRESS = os.environ.get(
         "SERVICECENTER_ADDRESS", "Servicecenter, Box 1, 301 80 Halmstad"
     )
@@ -119,13 +135,26 @@ class Config:
     )
     CLIENT_CERT_USER_HEADER = os.environ.get("CLIENT_CERT_USER_HEADER", "X-SSL-Client-HSA-ID")
     CLIENT_CERT_VERIFY_HEADER = os.environ.get("CLIENT_CERT_VERIFY_HEADER", "X-SSL-Client-Verify")
-    AUTH_RATE_LIMITED = True
+    # Behind a TLS-terminating proxy: how many proxies in front of the app append to
+    # X-Forwarded-For. The header is believed only when the direct peer is in TRUSTED_PROXIES.
+    TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 1)
+    # Sign-in defences (app.signin_limits): failures only, per account and per client address,
+    # kept in the database. FAB's own limiter counted every login per address (so one proxy
+    # address was one client): off.
+    SIGNIN_LIMITS_ENABLED = _env_bool("SIGNIN_LIMITS_ENABLED", True)
+    SIGNIN_WINDOW_SECONDS = _env_int("SIGNIN_WINDOW_SECONDS", 15 * 60)
+    SIGNIN_ACCOUNT_FAILURES = _env_int("SIGNIN_ACCOUNT_FAILURES", 5)
+    SIGNIN_LOCK_MINUTES = _env_int("SIGNIN_LOCK_MINUTES", 30)  # 0: until Admin unlocks
+    SIGNIN_ADDRESS_FAILURES = _env_int("SIGNIN_ADDRESS_FAILURES", 30)
+    AUTH_RATE_LIMITED = False
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
-    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minutes")
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
     FAB_PASSWORD_COMPLEXITY_ENABLED = True
     FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.passwords.validate_password"
+    # A browser session ends after this long in any case, and after SESSION_IDLE_MINUTES without
+    # a request (shared ward PCs); logout and a password change end it at once (app.sessions).
     PERMANENT_SESSION_LIFETIME = _env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    SESSION_IDLE_MINUTES = _env_int("SESSION_IDLE_MINUTES", 30)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)  # True behind TLS

@@ -68,38 +68,35 @@ def start_redis(instance_dir: Path):
 
 
 def worker_loop(connection, stop: threading.Event) -> None:
-    """Run queued jobs until stopped; each burst empties the queue, then waits a moment."""
+    """Run queued jobs until stopped; each burst empties the queue (and moves scheduled jobs
+    that are due onto it), then waits a moment. A Redis outage only lengthens the pause."""
     from rq import Queue
 
     from jobs.queue import QUEUE_NAME
-    from jobs.worker import ThreadWorker
+    from jobs.worker import Backoff, ThreadWorker
 
     queue = Queue(QUEUE_NAME, connection=connection)
+    backoff = Backoff(stop, maximum=30.0, first=1.0)
     while not stop.is_set():
         try:
-            ThreadWorker([queue], connection=connection).work(burst=True, logging_level="WARNING")
-        except Exception:  # a broken Redis connection must not end the runner
+            ThreadWorker([queue], connection=connection).work(
+                burst=True, with_scheduler=True, logging_level="WARNING")
+        except RedisError as exc:
+            log.warning("Redis unavailable (%s); the worker waits", exc.__class__.__name__)
+            backoff.wait()
+            continue
+        except Exception:  # a broken job run must not end the runner
             log.exception("worker burst failed")
+        backoff.reset()
         stop.wait(1.0)
 
 
 def scheduler_loop(connection, config, stop: threading.Event) -> None:
-    """Enqueue the scheduled jobs on time (rq's CronScheduler without its signal handling)."""
-    from rq.cron import CronScheduler
+    """Enqueue the scheduled jobs on time (the production scheduler, without its signal
+    handling), riding out Redis outages."""
+    from jobs.cron import run_scheduler
 
-    from jobs.queue import QUEUE_NAME
-    from jobs.schedule import entries
-
-    scheduler = CronScheduler(connection=connection, logging_level="WARNING")
-    for entry in entries(config):
-        scheduler.register(entry["func"], queue_name=QUEUE_NAME, interval=entry["interval"],
-                           job_timeout=entry["job_timeout"])
-    while not stop.is_set():
-        try:
-            scheduler.enqueue_jobs()
-        except RedisError:
-            log.exception("could not enqueue the scheduled jobs")
-        stop.wait(max(1.0, scheduler.calculate_sleep_interval()))
+    run_scheduler(connection, config, stop)
 
 
 def serve(flask_app, port: int) -> None:
@@ -126,6 +123,8 @@ def _stop_on_signals() -> None:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
+    # This is the embedded set-up: it makes its own secret key under the instance folder.
+    os.environ.setdefault("RESERVKORT_EMBEDDED", "1")
     from app import create_app
     from jobs import context
     from jobs.queue import EXTENSION_KEY, install

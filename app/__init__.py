@@ -41,10 +41,14 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, web_security
+    from app import cli, client_input, errors, sessions, web_security
 
+    errors.install_database_outage_handling(flask_app)
     cli.register(flask_app)
+    errors.install(flask_app)
     web_security.install(flask_app)
+    sessions.install(flask_app)
+    client_input.install(flask_app)
     _register_hooks(flask_app)
     return flask_app
 
@@ -56,8 +60,17 @@ def _apply_defaults(flask_app: Flask) -> None:
     if not cfg.get("FAB_ROLES"):
         cfg["FAB_ROLES"] = ROLES
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")
+    validator = cfg.get("FAB_PASSWORD_COMPLEXITY_VALIDATOR")
+    if isinstance(validator, str):
+        # FAB calls it: an import path in the configuration becomes the function.
+        from werkzeug.utils import import_string
+
+        cfg["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = import_string(validator)
     for key in ("INSTANCE_DIR", "MAIL_DIR", "UPLOAD_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)
+    from app.secret_key import ensure_secret_key
+
+    ensure_secret_key(cfg)
 
 
 def _register_views(appbuilder) -> None:

@@ -22,9 +22,23 @@ def find_person(hsa_id: str) -> Person:
     return person
 
 
+def _refuse_second_login(person, user_id=None) -> None:
+    """A person has at most one login account."""
+    taken_by = db.session.execute(
+        select(AccountLink.user_id).where(AccountLink.person_id == person.id,
+                                          AccountLink.user_id != (user_id or 0))
+    ).scalar()
+    if taken_by is not None:
+        raise FieldError("hsa_id", _l(
+            "%(hsa_id)s is already linked to another login account; remove that link first."
+        ) % {"hsa_id": person.hsa_id})
+
+
 def create_user(username, password, roles, hsa_id=None, email=None, first_name=None,
-                last_name=None, commit=True):
-    """Create a login with its roles; link it to the person with `hsa_id` when given."""
+                last_name=None, commit=True, protected_identity_clearance=False):
+    """Create a login with its roles; link it to the person with `hsa_id` when given (a person
+    has at most one login: a second is refused with a FieldError on hsa_id), optionally
+    cleared to see people with protected identity (which needs the person)."""
     from flask import current_app
 
     from app.passwords import problems
@@ -42,7 +56,12 @@ def create_user(username, password, roles, hsa_id=None, email=None, first_name=N
             raise ValueError(f"no role {name}")
         role_objects.append(role)
     person = find_person(hsa_id) if hsa_id else None
+    if protected_identity_clearance and person is None:
+        raise FieldError("hsa_id", _l(
+            "Clearance for protected identity belongs to a login linked to a person: give the "
+            "person's HSA-id."))
     if person is not None:
+        _refuse_second_login(person)
         first_name = first_name or person.name.split(" ")[0]
         last_name = last_name or (person.name.split(" ", 1)[1:] or ["-"])[0]
         email = email or person.email
@@ -57,9 +76,10 @@ def create_user(username, password, roles, hsa_id=None, email=None, first_name=N
     if not user:
         raise ValueError(f"could not create user {username}")
     if person is not None:
-        link_user(user, person)
-    audit.record("user.create", "user", user.id, after={"username": username, "roles": roles,
-                                                        "hsa_id": hsa_id})
+        link_user(user, person, bool(protected_identity_clearance))
+    audit.record("user.create", "user", user.id, after={
+        "username": username, "roles": list(roles), "hsa_id": person.hsa_id if person else None,
+        "protected_identity_clearance": bool(protected_identity_clearance)})
     if commit:
         db.session.commit()
     return user
@@ -105,14 +125,7 @@ def set_link(user_id, hsa_id, protected_identity_clearance=False) -> AccountLink
     """Link a login account to the person with `hsa_id` (or change its link or clearance)."""
     user = _user(user_id)
     person = find_person(hsa_id)
-    taken_by = db.session.execute(
-        select(AccountLink.user_id).where(AccountLink.person_id == person.id,
-                                          AccountLink.user_id != user.id)
-    ).scalar()
-    if taken_by is not None:
-        raise FieldError("hsa_id", _l(
-            "%(hsa_id)s is already linked to another login account; remove that link first."
-        ) % {"hsa_id": person.hsa_id})
+    _refuse_second_login(person, user.id)
     before = _link_state(_current_link(user.id))
     link = link_user(user, person, bool(protected_identity_clearance))
     db.session.refresh(link)

@@ -1,7 +1,6 @@
 """The operations commands: `flask reservkort ...`. Each is a thin call into app/."""
 
 import sys
-from datetime import datetime
 
 import click
 from flask.cli import AppGroup
@@ -31,17 +30,44 @@ def demo_command():
 @click.option("--email", default=None)
 @click.option("--first-name", default=None)
 @click.option("--last-name", default=None)
-def create_user_command(username, password, roles, hsa_id, email, first_name, last_name):
-    """Create a login with its roles, linked to a person."""
+@click.option("--protected-identity-clearance", is_flag=True, default=False,
+              help="Let the login see people with protected identity (needs --hsa-id).")
+def create_user_command(username, password, roles, hsa_id, email, first_name, last_name,
+                        protected_identity_clearance):
+    """Create a login with its roles, linked to a person (a person has at most one login)."""
     from app import accounts
     from app.errors import NotFound, RuleViolation
+    from app.validation import FieldError
 
     try:
         user = accounts.create_user(username, password, list(roles), hsa_id=hsa_id, email=email,
-                                    first_name=first_name, last_name=last_name)
+                                    first_name=first_name, last_name=last_name,
+                                    protected_identity_clearance=protected_identity_clearance)
+    except FieldError as exc:
+        raise click.ClickException(f"--{exc.field.replace('_', '-')}: {exc.message}") from exc
     except (RuleViolation, NotFound, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Created {user.username} ({', '.join(roles)})")
+    cleared = ", cleared for protected identity" if protected_identity_clearance else ""
+    click.echo(f"Created {user.username} ({', '.join(roles)}{cleared})")
+
+
+@reservkort.command("set-password")
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def set_password_command(username, password):
+    """Give a login a new password (checked against the password policy)."""
+    from flask import current_app
+
+    from app import passwords
+
+    user = current_app.appbuilder.sm.find_user(username=username)
+    if user is None:
+        raise click.ClickException(f"no login {username}")
+    try:
+        passwords.set_password(user, password)
+    except passwords.PasswordPolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"The password of {username} is changed.")
 
 
 @reservkort.command("audit-verify")
@@ -58,7 +84,9 @@ def audit_verify_command():
 
 
 @reservkort.command("sweep")
-@click.option("--at", "at", default=None, help="ISO time to run the sweeps as of (default now).")
+@click.option("--at", "at", default=None,
+              help="ISO time to run the sweeps as of (default now); without an offset it is "
+                   "Swedish local time.")
 def sweep_command(at):
     """Run every deadline sweep once and print what changed."""
     from app import clock
@@ -67,7 +95,7 @@ def sweep_command(at):
     moment = clock.now()
     if at:
         try:
-            moment = clock.to_utc_naive(datetime.fromisoformat(at))
+            moment = clock.parse_moment(at)
         except ValueError as exc:
             raise click.BadParameter(f"not an ISO 8601 time: {at}", param_hint="--at") from exc
     result = sweeps.run_all(moment, trigger="command")
@@ -82,6 +110,20 @@ def init_command():
 
     init_security_and_reference_data()
     click.echo("Roles, permissions and reference data are in place.")
+
+
+@reservkort.command("deploy")
+def deploy_command():
+    """Once per deploy, before starting the new version: the migrations, then roles,
+    permissions and reference data. Exit 1 naming the step that failed."""
+    from app.bootstrap import DeployError, deploy
+
+    try:
+        deploy(echo=click.echo)
+    except DeployError as exc:
+        click.echo(f"Deploy failed at {exc}", err=True)
+        sys.exit(1)
+    click.echo("Deploy steps done.")
 
 
 def register(flask_app) -> None:

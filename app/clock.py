@@ -39,6 +39,19 @@ def to_utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def from_local(moment: datetime) -> datetime:
+    """A Swedish wall-clock time (naive, or aware in any zone) as naive UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL_TZ)
+    return to_utc_naive(moment)
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 time typed by a person: with an offset, that instant; without one, Swedish
+    local time (a day count must never depend on UTC). Naive UTC; ValueError when not ISO."""
+    return from_local(datetime.fromisoformat(str(text).strip()))
+
+
 def set_now(moment: datetime | None) -> None:
     """Freeze the clock for the whole process (tests, the sweep command); None unfreezes."""
     _global_frozen[0] = to_utc_naive(moment) if moment else None

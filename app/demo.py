@@ -69,6 +69,7 @@ def load():
     db.session.add_all(units + points)
     db.session.flush()
     people = _people(units)
+    # Karin Karlsson (login chef) manages the first unit.
     db.session.execute(unit_managers.insert().values(unit_id=units[0].id, person_id=people[10].id))
     _cards(points)
     audit.record("demo.load", "demo", None, after={"people": len(people), "cards": 50})
@@ -99,11 +100,9 @@ def _people(units):
         db.session.add(person)
         db.session.flush()
         db.session.add(KobeRecord(person_id=person.id, ordinary_card=card,
-                                  reserve_card_order=order, updated_at=now, updated_by="demo"))
+                                  reserve_card_order=order, updated_at=now, ordinary_card_since=now,
+                                  updated_by="demo"))
         people.append(person)
-    manager = people[10]
-    for person in people[:10]:
-        person.manager_id = manager.id
     return people
 
 

@@ -5,96 +5,21 @@ filters: `local_time`, `dash`, `action_label` and `changes`."""
 from datetime import date, datetime
 
 from flask import current_app
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
-from app import clock
-from app.workflow._common import STATUS_LABELS as ISSUANCE_STATUS_LABELS
+from app import clock, labels
 
 DASH = "–"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
-STATUS_LABELS = {
-    **ISSUANCE_STATUS_LABELS,
-    # cards
-    "in_stock": _l("In stock"),
-    "issued": _l("Issued"),
-    "lost": _l("Lost"),
-    "destroyed": _l("Destroyed"),
-    # deviations
-    "open": _l("Open"),
-    "closed": _l("Closed"),
-}
-CHANNEL_LABELS = {"in_person": _l("In person"), "registered_mail": _l("Registered mail")}
-
-# audit action -> what happened, in words
-ACTION_LABELS = {
-    "issuance.apply": _l("Application registered"),
-    "issuance.prepare": _l("Prepared for registered mail"),
-    "issuance.dispatch": _l("Sent by registered mail"),
-    "issuance.mail_receipt": _l("Receipt returned by post"),
-    "issuance.certificate_issued": _l("Certificate issued"),
-    "issuance.approve": _l("Issuance approved"),
-    "issuance.reject": _l("Issuance rejected"),
-    "issuance.block": _l("Card blocked"),
-    "issuance.extend": _l("Validity extended"),
-    "issuance.return": _l("Card returned"),
-    "issuance.receipt_reminder": _l("Receipt reminder sent"),
-    "issuance.expiry_reminder": _l("Expiry reminder sent"),
-    "issuance.expire": _l("Validity expired"),
-    "issuance.return_request": _l("Return requested"),
-    "receipt.register": _l("Receipt registered"),
-    "card.issue": _l("Card handed out"),
-    "card.return": _l("Card returned"),
-    "card.move": _l("Card moved"),
-    "card.lost": _l("Card reported lost"),
-    "card.restock": _l("Card restocked"),
-    "card.destroy": _l("Card destroyed"),
-    "card.register_batch": _l("Cards registered in stock"),
-    "deviation.create": _l("Deviation created"),
-    "deviation.note": _l("Note added"),
-    "deviation.close": _l("Deviation closed"),
-}
-
-# changed field -> its label; fields not listed show under their own key
-FIELD_LABELS = {
-    "status": _l("Status"),
-    "channel": _l("Channel"),
-    "card": _l("Card"),
-    "recipient": _l("Recipient"),
-    "reason": _l("Reason"),
-    "valid_until": _l("Valid until"),
-    "receipt_due": _l("Receipt due"),
-    "attesters": _l("Attesters"),
-    "address": _l("Address"),
-    "justification": _l("Why registered mail"),
-    "registered_mail_number": _l("Registered mail number"),
-    "dispatched_at": _l("Sent"),
-    "received_at": _l("Receipt received"),
-    "scan_filename": _l("Scanned receipt"),
-    "block_reason": _l("Reason for blocking"),
-    "blocked_at": _l("Blocked"),
-    "kobe_reference": _l("Kobe reference"),
-    "checks_confirmed": _l("Checks"),
-    "approved_at": _l("Approved"),
-    "rejection_reason": _l("Reason for rejection"),
-    "rejected_at": _l("Rejected"),
-    "returned_at": _l("Returned"),
-    "expired_at": _l("Expired"),
-    "expiry_reminder_7_at": _l("Expiry reminder (7 days)"),
-    "expiry_reminder_3_at": _l("Expiry reminder (3 days)"),
-    "receipt_reminder_at": _l("Receipt reminder"),
-    "return_requested_at": _l("Return requested"),
-    "id_method": _l("Identification method"),
-    "certificate_issued_at": _l("Certificate issued"),
-    "receipt_archived_at": _l("Receipt archived"),
-    "note": _l("Note"),
-    "type": _l("Type"),
-    "issuance_id": _l("Issuance"),
-}
+# The words come from the one table, app/labels.py.
+STATUS_LABELS = labels.STATUS
+CHANNEL_LABELS = labels.CHANNEL
+ACTION_LABELS = labels.ACTION
+FIELD_LABELS = labels.FIELD
 # Internal bookkeeping: the "Who" column already names the actor; file paths mean nothing here.
 HIDDEN_FIELDS = {"scan_path", "scan_mime", "registered_by_user_id", "blocked_by_user_id",
-                 "approved_by_user_id", "certificate_issued_by_user_id", "bound_person_id"}
+                 "approved_by_user_id", "certificate_issued_by_user_id", "bound_person_id",
+                 "lost_by_user_id", "certificate_block_requested_by_user_id"}
 
 
 def _as_datetime(value):
@@ -151,9 +76,7 @@ def _checks_text(checks: dict) -> str:
 
 
 def _reason_text(reason) -> str:
-    from app.workflow.application import REASON_LABELS
-
-    return str(REASON_LABELS.get(reason, reason))
+    return labels.reason(reason)
 
 
 def change_value(key, value) -> str:
@@ -169,7 +92,7 @@ def change_value(key, value) -> str:
     if key == "checks_confirmed" and isinstance(value, dict):
         return _checks_text(value)
     if isinstance(value, bool):
-        return _("Yes") if value else _("No")
+        return labels.yes_no(value)
     if isinstance(value, list):
         return ", ".join(change_value(None, item) for item in value) or DASH
     if isinstance(value, dict):
@@ -189,7 +112,8 @@ def changes(after) -> list[tuple[str, str]]:
 
 
 FILTERS = {"local_time": local_time, "dash": dash, "action_label": action_label,
-           "changes": changes}
+           "changes": changes, "cell": labels.cell, "yes_no": labels.yes_no,
+           "label": lambda code, kind: labels.label(kind, code)}
 
 
 def install(flask_app=None) -> None:

@@ -29,6 +29,17 @@ class RuleViolation(Exception):
         return {"message": self.message, "rule": self.rule, "errors": errors}
 
 
+class ScopeRefusal(RuleViolation):
+    """A step on something outside the login's row scope (a manager: another unit). The REST
+    API answers 403."""
+
+    http_status = 403
+
+    def __init__(self, field: str | None = None):
+        super().__init__("outside_managed_units", RULE_MESSAGES["outside_managed_units"],
+                         field=field)
+
+
 class NotFound(Exception):
     """The thing a step names does not exist (the API answers 404)."""
 
@@ -86,6 +97,9 @@ RULE_MESSAGES = {
     "validity_too_long": _l(
         "The end date may be at the latest %(max_date)s (%(max_days)s days for this reason)."
     ),
+    "validity_past_card_expiry": _l(
+        "The end date may be at the latest %(expires_on)s, the card's own expiry date."
+    ),
     "extension_already_used": _l("The reserve card has already been extended once."),
     "extension_window_passed": _l(
         "An extension must be asked for within %(months)s months of issue (at the latest "
@@ -103,8 +117,15 @@ RULE_MESSAGES = {
         "The person has protected identity: only a login cleared for protected identity may "
         "change their details or lift the protection."
     ),
+    "outside_managed_units": _l(
+        "This belongs to a unit you are not a manager of; you can only see and handle the "
+        "deviations of the units you manage and the units below them."
+    ),
     "transition_not_allowed": _l(
         "The step '%(step)s' is not possible when the issuance is '%(status)s'."
+    ),
+    "email_address_invalid": _l(
+        "The e-mail address %(address)s is not a valid address; no e-mail can be sent to it."
     ),
 }
 
@@ -112,3 +133,136 @@ RULE_MESSAGES = {
 def refuse(rule: str, field: str | None = None, **params) -> RuleViolation:
     """Build the RuleViolation for a rule code with its standard message."""
     return RuleViolation(rule, RULE_MESSAGES[rule], field=field, **params)
+
+
+# --- error pages ------------------------------------------------------------------------------
+# Swedish pages for the browser, JSON {"message"} under /api/ (the REST contract).
+
+ERROR_PAGES = {
+    403: (_l("Access denied"), _l("Your role does not give access to this page or action.")),
+    404: (_l("Page not found"), _l("There is nothing at this address. Check the link or start "
+                                   "again from the start page.")),
+    429: (_l("Too many attempts"), _l("Too many attempts in a short time. Wait a moment and try "
+                                      "again.")),
+    500: (_l("Something went wrong"), _l("The server could not complete the request. Try "
+                                         "again; if it happens again, contact support.")),
+}
+
+
+def _wants_json() -> bool:
+    from flask import request
+
+    return request.path.startswith("/api/")
+
+
+def error_answer(status: int, message=None, headers=None):
+    """The answer for an HTTP error: JSON under /api/, otherwise a Swedish page."""
+    from flask import current_app, jsonify, render_template
+
+    title, default = ERROR_PAGES[status]
+    text = str(message or default)
+    if _wants_json():
+        response = jsonify({"message": text})
+    else:
+        context = {"title": str(title), "message": text}
+        try:
+            if status == 500:
+                raise RuntimeError("no full page after a server error")
+            appbuilder = current_app.appbuilder
+            body = render_template("errors/page.html", appbuilder=appbuilder,
+                                   base_template=appbuilder.base_template,
+                                   known_endpoints=current_app.view_functions, **context)
+        except Exception:  # the full page needs the database and the menu: the plain one not
+            from flask_babel import get_locale
+
+            body = render_template("errors/plain.html", lang=str(get_locale() or "sv"),
+                                   **context)
+        response = current_app.response_class(body, mimetype="text/html")
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def install(flask_app) -> None:
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    from app.signin_limits import TooManyAttempts, too_many_attempts_response
+
+    def http_error(exc: HTTPException):
+        if exc.code not in ERROR_PAGES:
+            return exc
+        headers = {}
+        if exc.code == 429 and getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_answer(exc.code, headers=headers)
+
+    def too_many_attempts(exc: TooManyAttempts):
+        if _wants_json():
+            return too_many_attempts_response(exc)
+        return error_answer(429, exc.message, {"Retry-After": str(exc.retry_after)})
+
+    def server_error(exc):
+        return error_answer(500)
+
+    flask_app.register_error_handler(HTTPException, http_error)
+    flask_app.register_error_handler(TooManyAttempts, too_many_attempts)
+    flask_app.register_error_handler(InternalServerError, server_error)
+
+
+# --- The database is away --------------------------------------------------------------------
+# Self-contained: while PostgreSQL restarts or the network to it is cut, the API answers its
+# JSON contract with 503 and Retry-After, the screens a plain Swedish page (it must not need the
+# database: no menu, no user), and the log gets one line per failed request, not a traceback.
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE = _l("The database cannot be reached right now. Try again in a moment.")
+
+
+def install_database_outage_handling(flask_app) -> None:
+    """503 for every request that fails because the database is away; a teardown that
+    tolerates a dead connection (so a request whose transaction committed is not turned into a
+    500 by the closing rollback)."""
+    import logging
+
+    from flask import jsonify, render_template, request
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+
+    from app.extensions import db
+
+    log = logging.getLogger("reservkort.database")
+
+    def outage(exc):
+        reason = type(getattr(exc, "orig", None) or exc).__name__
+        log.warning("database unavailable: %s %s -> 503 (%s)", request.method, request.path,
+                    reason)
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            db.session.registry.clear()
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        if request.path.startswith("/api/") or request.path.startswith("/health/"):
+            body = {"message": str(DATABASE_UNAVAILABLE), "rule": "database_unavailable",
+                    "errors": {}}
+            return jsonify(body), 503, headers
+        page = render_template("errors/database_unavailable.html",
+                               message=str(DATABASE_UNAVAILABLE),
+                               retry_after=DATABASE_RETRY_AFTER_SECONDS)
+        return page, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+    for exc_class in (OperationalError, InterfaceError, DisconnectionError):
+        flask_app.register_error_handler(exc_class, outage)
+
+    @flask_app.teardown_appcontext
+    def close_session_tolerantly(exc):
+        # Runs before Flask-SQLAlchemy's own teardown (registered earlier, so called later).
+        try:
+            db.session.remove()
+        except SQLAlchemyError as err:
+            log.warning("database connection lost while closing the request's session (%s)",
+                        type(getattr(err, "orig", None) or err).__name__)
+            try:
+                db.session.registry().invalidate()
+            except SQLAlchemyError:
+                pass
+            db.session.registry.clear()

@@ -1,62 +1,115 @@
 """Sends the outbox: claims due messages, delivers them over SMTP (or as .eml files when no SMTP
-server is configured) and records the outcome.
+server is configured) and records the outcome per recipient.
 
-Exactly once as far as SMTP allows: a message is claimed (status `sending`, with a lease in
-`next_attempt_at`) in its own commit, so two dispatchers never take the same row, and it is
-marked sent in its own commit right after the server accepted it. Only a crash between the
-server's accept and that commit can send it twice; the Message-ID derived from the outbox id
-makes such a duplicate recognisable. A dispatcher killed mid-batch leaves its claims behind;
-once the lease has run out they go back to `pending` and the next dispatch sends them.
+Exactly once as far as SMTP allows:
+- a dispatcher claims at most `limit` due rows (their ids selected first with FOR UPDATE SKIP
+  LOCKED on PostgreSQL, then updated by id) under a random owner token, with a lease in
+  `next_attempt_at`, in its own commit; two dispatchers never take the same row;
+- before each message the lease is renewed, so a slow batch never outlives its claims, and a
+  row whose claim was lost (the lease ran out and another dispatcher took it) is skipped;
+- only the owner marks a row sent, in its own commit right after the server accepted it; that
+  commit is retried through a short database outage. Only a crash between the server's accept
+  and that commit can send it twice; the Message-ID derived from the outbox id makes such a
+  duplicate recognisable.
+A dispatcher killed mid-batch leaves its claims behind; once the lease has run out they go back
+to `pending` and the next dispatch sends them.
+
+Errors: a temporary one (4xx, a connection that fails) is retried with exponential backoff; a
+permanent one (5xx, a message that cannot be built) fails the message at once with the reason.
+A recipient refused while others were accepted is recorded in `recipient_results` and only the
+recipients not yet accepted are tried again.
 """
 
+import logging
 import smtplib
 import ssl
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import case, select, update
+from rq.timeouts import BaseTimeoutException
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from app import access, audit, clock
 from app.errors import NotFound, refuse
 from app.extensions import db
 from models import OutboxMessage
 
+log = logging.getLogger("reservkort.mailer")
+
 DEFAULT_LEASE_SECONDS = 300
 INTERRUPTED = "Interrupted while sending (the dispatcher stopped); sent again."
-
-
-def dispatch_due(now: datetime | None = None, limit: int = 100) -> dict:
-    """Send every due message (at most `limit`). Returns counts: sent, retry, failed."""
-    now = now or clock.now()
-    counts = {"sent": 0, "retry": 0, "failed": 0, "recovered": recover_interrupted(now)}
-    ids = _claim(now, limit)
-    if not ids:
-        return counts
-    with _transport() as transport:
-        for position, message_id in enumerate(ids):
-            message = db.session.get(OutboxMessage, message_id)
-            try:
-                transport.send(message, build_email(message))
-            except TransportDown as exc:
-                # The server cannot be reached: every claimed message waits for the next try.
-                for waiting_id in ids[position:]:
-                    waiting = db.session.get(OutboxMessage, waiting_id)
-                    counts[_record_failure(waiting, exc.__cause__ or exc, now)] += 1
-                break
-            except Exception as exc:  # any failure is recorded and retried
-                counts[_record_failure(message, exc, now)] += 1
-                transport.reset()
-                continue
-            _mark_sent(message_id)
-            counts["sent"] += 1
-    return counts
+# Never recorded as a failed delivery: the job itself was stopped (rq's job timeout).
+NOT_A_DELIVERY_ERROR = (BaseTimeoutException,)
 
 
 class TransportDown(Exception):
     """The mail server could not be reached or refused the session."""
+
+
+class PermanentError(Exception):
+    """A message that can never be delivered as it is (5xx, or it cannot be built)."""
+
+
+def dispatch_due(now: datetime | None = None, limit: int = 100) -> dict:
+    """Send every due message (at most `limit`). Returns counts: sent, retry, failed,
+    recovered, and `next_due` (the earliest future attempt still waiting, or None)."""
+    now = now or clock.now()
+    counts = {"sent": 0, "retry": 0, "failed": 0, "recovered": recover_interrupted(now)}
+    token = str(uuid.uuid4())
+    ids = _claim(now, limit, token)
+    try:
+        if ids:
+            _send_claimed(ids, token, now, counts)
+    finally:
+        _release(ids, token)  # claims not reached (a timeout, a crash) go back at once
+    counts["next_due"] = next_due(now)
+    return counts
+
+
+def _send_claimed(ids, token, now, counts):
+    with _transport() as transport:
+        for position, message_id in enumerate(ids):
+            if not _renew(message_id, token, now):
+                continue  # the claim was lost to another dispatcher: it is theirs now
+            message = db.session.get(OutboxMessage, message_id)
+            try:
+                email = build_email(message)
+            except NOT_A_DELIVERY_ERROR:
+                raise
+            except Exception as exc:  # bad headers: no retry can fix it
+                counts[_record_failure(message, PermanentError(f"{type(exc).__name__}: {exc}"),
+                                       now)] += 1
+                continue
+            try:
+                refused = transport.send(message, email, _open_recipients(message))
+            except NOT_A_DELIVERY_ERROR:
+                raise
+            except TransportDown as exc:
+                # The server cannot be reached: every claimed message waits for the next try.
+                for waiting_id in ids[position:]:
+                    waiting = db.session.get(OutboxMessage, waiting_id)
+                    if waiting.claim_token == token and waiting.status == "sending":
+                        counts[_record_failure(waiting, exc.__cause__ or exc, now)] += 1
+                break
+            except smtplib.SMTPRecipientsRefused as exc:  # every open recipient refused
+                counts[_record_refusals(message, exc.recipients, now, token)] += 1
+                transport.reset()
+                continue
+            except Exception as exc:  # recorded, and retried or failed by its kind
+                counts[_record_failure(message, exc, now)] += 1
+                transport.reset()
+                continue
+            if refused:
+                counts[_record_refusals(message, refused, now, token)] += 1
+            else:
+                _mark_sent(message_id, token, _open_recipients(message))
+                counts["sent"] += 1
 
 
 def recover_interrupted(now: datetime) -> int:
@@ -70,6 +123,7 @@ def recover_interrupted(now: datetime) -> int:
             attempts=OutboxMessage.attempts + 1,
             last_error=INTERRUPTED,
             next_attempt_at=now,
+            claim_token=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -77,9 +131,15 @@ def recover_interrupted(now: datetime) -> int:
     return result.rowcount or 0
 
 
-def _claim(now: datetime, limit: int) -> list[int]:
-    """Take due pending messages for this dispatcher in one set-based, committed update."""
-    lease = current_app.config.get("OUTBOX_SENDING_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+def _lease(now: datetime) -> datetime:
+    seconds = current_app.config.get("OUTBOX_SENDING_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+    return max(now, clock.now()) + timedelta(seconds=seconds)
+
+
+def _claim(now: datetime, limit: int, token: str) -> list[int]:
+    """Take at most `limit` due pending messages for this dispatcher: the ids are selected
+    first (locked, skipping rows another dispatcher is claiming) and then updated by id, so
+    the limit holds whatever plan the database picks."""
     due = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
@@ -88,10 +148,14 @@ def _claim(now: datetime, limit: int) -> list[int]:
     )
     if db.session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)  # a second worker takes other rows
+    candidates = db.session.execute(due).scalars().all()
+    if not candidates:
+        db.session.commit()
+        return []
     ids = db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()), OutboxMessage.status == "pending")
-        .values(status="sending", next_attempt_at=now + timedelta(seconds=lease))
+        .where(OutboxMessage.id.in_(candidates), OutboxMessage.status == "pending")
+        .values(status="sending", claim_token=token, next_attempt_at=_lease(now))
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).scalars().all()
@@ -99,23 +163,110 @@ def _claim(now: datetime, limit: int) -> list[int]:
     return sorted(ids)
 
 
-def _mark_sent(message_id: int) -> None:
-    db.session.execute(
+def _renew(message_id: int, token: str, now: datetime) -> bool:
+    """Extend this dispatcher's lease on one message; False if the claim is no longer ours."""
+    result = db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
-        .values(status="sent", sent_at=clock.now(), attempts=OutboxMessage.attempts + 1,
-                last_error=None)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending",
+               OutboxMessage.claim_token == token)
+        .values(next_attempt_at=_lease(now))
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+    db.session.expire_all()
+    return bool(result.rowcount)
 
 
-def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> str:
-    """One more attempt used: back to pending with exponential backoff, or failed at the limit."""
+def _release(ids, token) -> None:
+    """Give back the claims this dispatcher still holds without having tried them (no attempt
+    used). Best effort: if the database is away the lease returns them later anyway."""
+    if not ids:
+        return
+    try:
+        db.session.rollback()
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
+                   OutboxMessage.claim_token == token)
+            .values(status="pending", claim_token=None, next_attempt_at=clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    except DBAPIError:
+        db.session.rollback()
+        log.warning("could not release %s outbox claims; their lease returns them", len(ids))
+
+
+def next_due(now: datetime) -> datetime | None:
+    """The earliest future attempt among waiting messages (to schedule a dispatch for it)."""
+    return db.session.execute(
+        select(func.min(OutboxMessage.next_attempt_at))
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at > now)
+    ).scalar()
+
+
+def _recipients(message: OutboxMessage) -> list[str]:
+    return [addr.strip() for addr in message.to_addrs.split(",") if addr.strip()]
+
+
+def _open_recipients(message: OutboxMessage) -> list[str]:
+    """The recipients still to try: neither accepted nor refused for good."""
+    results = message.recipient_results or {}
+    return [addr for addr in _recipients(message)
+            if (results.get(addr) or {}).get("status") not in ("sent", "failed")]
+
+
+def _mark_sent(message_id: int, token: str, addresses) -> None:
+    """The server accepted the message: record it, as the owner of the claim only. The commit
+    is retried through a short database outage, since the mail has already gone."""
+    deadline = time.monotonic() + current_app.config.get("OUTBOX_MARK_SENT_RETRY_SECONDS", 60)
+    delay = 0.2
+    while True:
+        try:
+            message = db.session.get(OutboxMessage, message_id)
+            results = dict(message.recipient_results or {})
+            for addr in addresses:
+                results[addr] = {"status": "sent"}
+            # A recipient refused for good on an earlier attempt keeps the message visible.
+            refused = any(entry.get("status") == "failed" for entry in results.values())
+            db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending",
+                       OutboxMessage.claim_token == token)
+                .values(status="failed" if refused else "sent", sent_at=clock.now(),
+                        attempts=OutboxMessage.attempts + 1,
+                        last_error=message.last_error if refused else None,
+                        claim_token=None, recipient_results=results)
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+            return
+        except DBAPIError as exc:
+            db.session.rollback()
+            if time.monotonic() + delay > deadline:
+                log.error("outbox %s was accepted by the server but could not be marked sent: "
+                          "%s", message_id, exc.__class__.__name__)
+                raise
+            log.warning("outbox %s accepted; marking it sent failed (%s), retrying",
+                        message_id, exc.__class__.__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def is_permanent(exc: Exception) -> bool:
+    """5xx answers and messages that cannot be built never succeed by trying again."""
+    if isinstance(exc, PermanentError):
+        return True
+    code = getattr(exc, "smtp_code", None)
+    return isinstance(code, int) and 500 <= code < 600
+
+
+def _retry_or_fail(message: OutboxMessage, error: str, permanent: bool, now: datetime) -> str:
     config = current_app.config
     message.attempts = (message.attempts or 0) + 1
-    message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-    if message.attempts >= config["OUTBOX_MAX_ATTEMPTS"]:
+    message.last_error = error[:2000]
+    message.claim_token = None
+    if permanent or message.attempts >= config["OUTBOX_MAX_ATTEMPTS"]:
         message.status = "failed"
     else:
         message.status = "pending"
@@ -123,6 +274,59 @@ def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> st
         message.next_attempt_at = now + timedelta(seconds=delay)
     db.session.commit()
     return "failed" if message.status == "failed" else "retry"
+
+
+def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> str:
+    """One more attempt used: back to pending with exponential backoff, or failed at once when
+    the error is permanent, or at the attempt limit."""
+    permanent = is_permanent(exc)
+    kind = "permanent" if permanent else "temporary"
+    return _retry_or_fail(message, f"{kind}: {type(exc).__name__}: {exc}", permanent, now)
+
+
+def _describe(response) -> tuple[int | None, str]:
+    code, text = (response if isinstance(response, tuple) else (None, response))
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return code, str(text)
+
+
+def _record_refusals(message: OutboxMessage, refused: dict, now: datetime, token: str) -> str:
+    """Some recipients refused: the accepted ones are done, a permanently refused one is failed
+    on its own, a temporarily refused one is tried again (only it) after the backoff."""
+    results = dict(message.recipient_results or {})
+    temporary = []
+    for addr in _open_recipients(message):
+        if addr not in refused:
+            results[addr] = {"status": "sent"}
+            continue
+        code, text = _describe(refused[addr])
+        permanent = isinstance(code, int) and 500 <= code < 600
+        results[addr] = {"status": "failed" if permanent else "refused", "code": code,
+                         "error": text[:500]}
+        if not permanent:
+            temporary.append(addr)
+    message.recipient_results = results
+    error = "; ".join(f"{addr}: {results[addr]['code']} {results[addr]['error']}"
+                      for addr in refused if addr in results)
+    if temporary:
+        outcome = _retry_or_fail(message, f"refused: {error}", False, now)
+        if outcome == "failed":
+            for addr in temporary:
+                results[addr] = {**results[addr], "status": "failed"}
+            message.recipient_results = dict(results)
+            db.session.commit()
+        return outcome
+    # Nobody left to try: failed with the refusals shown (recipient_results says who got it;
+    # "Send again" tries only those who did not).
+    if any(entry.get("status") == "sent" for entry in results.values()):
+        message.sent_at = clock.now()
+    message.attempts = (message.attempts or 0) + 1
+    message.status = "failed"
+    message.last_error = f"permanent: refused: {error}"[:2000]
+    message.claim_token = None
+    db.session.commit()
+    return "failed"
 
 
 def resend(message_id: int) -> OutboxMessage:
@@ -138,6 +342,10 @@ def resend(message_id: int) -> OutboxMessage:
         message.status = "pending"
         message.attempts = 0
         message.next_attempt_at = clock.now()
+        if message.recipient_results:  # try again whoever has not received it
+            message.recipient_results = {
+                addr: entry for addr, entry in message.recipient_results.items()
+                if entry.get("status") == "sent"}
         audit.record("outbox.resend", "outbox", message.id, before=before,
                      after={"status": "pending", "attempts": 0})
         db.session.info["outbox_dirty"] = True  # start dispatch at once after the commit
@@ -205,13 +413,14 @@ class SmtpTransport:
             raise
         return smtp
 
-    def send(self, message: OutboxMessage, email: EmailMessage) -> None:
+    def send(self, message: OutboxMessage, email: EmailMessage, to_addrs) -> dict:
+        """Deliver to `to_addrs`; returns the refused ones {address: (code, text)}."""
         if self.smtp is None:
             try:
                 self.smtp = self._connect()
             except (smtplib.SMTPException, OSError) as exc:
                 raise TransportDown(str(exc)) from exc
-        self.smtp.send_message(email)
+        return self.smtp.send_message(email, to_addrs=list(to_addrs)) or {}
 
     def reset(self):
         if self.smtp is not None:
@@ -235,11 +444,12 @@ class EmlTransport:
     def __exit__(self, *exc):
         return None
 
-    def send(self, message: OutboxMessage, email: EmailMessage) -> None:
+    def send(self, message: OutboxMessage, email: EmailMessage, to_addrs) -> dict:
         target = self.directory / f"{message.id}-{message.template}.eml"
         partial = target.with_suffix(".eml.part")
         partial.write_bytes(bytes(email))
         partial.replace(target)  # a reader never sees half a file
+        return {}
 
     def reset(self):
         return None

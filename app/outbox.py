@@ -4,18 +4,32 @@ A dispatcher (jobs) sends pending rows later. After a commit that queued mail, t
 trigger (if any) is called so that dispatch can start at once.
 """
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 
 from app import access, clock
+from app.errors import refuse
 from app.extensions import db
 from models import OutboxMessage
 
 
+def checked_address(address: str) -> str:
+    """The address in its normal form, or a refusal (`email_address_invalid`, field `email`)
+    naming it: the outbox only takes addresses a mail server can deliver to."""
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise refuse("email_address_invalid", field="email", address=address,
+                     reason=str(exc)) from exc
+
+
 def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=None):
     """Render `email/<template>.*` and store it for sending. Returns the row, or None when a
-    message with the same dedupe key is already queued (so reminders never go twice)."""
-    recipients = [addr for addr in ([to] if isinstance(to, str) else to) if addr]
+    message with the same dedupe key is already queued (so reminders never go twice).
+    An address that cannot be delivered to is refused here (RuleViolation), not at sending."""
+    recipients = [checked_address(addr) for addr in ([to] if isinstance(to, str) else to)
+                  if addr]
     if not recipients:
         return None
     if dedupe_key and db.session.execute(
@@ -48,6 +62,46 @@ def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=N
     return message
 
 
+def queue_many(messages) -> int:
+    """Queue many e-mails in the current transaction at once: one look-up of the dedupe keys
+    already used and one INSERT of the rendered rows. `messages` are
+    (template, to, context, dedupe_key, issuance_id) tuples, as for `queue_email`; a message
+    whose key is already queued, or that has no address, is skipped. Returns how many rows
+    were written."""
+    messages = [(template, [a for a in ([to] if isinstance(to, str) else to) if a], context,
+                 key, issuance_id) for template, to, context, key, issuance_id in messages]
+    messages = [message for message in messages if message[1]]
+    keys = [message[3] for message in messages if message[3]]
+    taken = set()
+    for start in range(0, len(keys), _KEY_BATCH):
+        taken.update(db.session.execute(
+            select(OutboxMessage.dedupe_key)
+            .where(OutboxMessage.dedupe_key.in_(keys[start:start + _KEY_BATCH]))
+        ).scalars())
+    now = clock.now()
+    rows = []
+    for template, recipients, context, key, issuance_id in messages:
+        if key and key in taken:
+            continue
+        taken.add(key)
+        context = {**context, "config": current_app.config}
+        rows.append({
+            "dedupe_key": key, "template": template,
+            "to_addrs": ", ".join(dict.fromkeys(recipients)),
+            "subject": render_template(f"email/{template}.subject.txt", **context).strip(),
+            "body_text": render_template(f"email/{template}.txt", **context),
+            "body_html": render_template(f"email/{template}.html", **context),
+            "issuance_id": issuance_id, "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now,
+        })
+    for start in range(0, len(rows), _KEY_BATCH):
+        db.session.execute(insert(OutboxMessage), rows[start:start + _KEY_BATCH])
+    if rows:
+        db.session.info["outbox_dirty"] = True
+    return len(rows)
+
+
+_KEY_BATCH = 500
 _triggers = []
 
 

@@ -16,8 +16,7 @@ from reportlab.graphics.barcode.code128 import Code128
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 
-from app import access, clock
-from app.workflow.application import REASON_LABELS_SV
+from app import access, clock, labels
 
 FONT_DIR = Path(reportlab.__file__).resolve().parent / "fonts"
 FONTS = {"regular": FONT_DIR / "Vera.ttf", "bold": FONT_DIR / "VeraBd.ttf"}
@@ -79,7 +78,7 @@ def _context(issuance) -> dict:
         # As the reader may see them (masked for protected identity without clearance).
         "recipient": access.shown(issuance.recipient),
         "attesters": [access.shown(link.person) for link in issuance.attesters],
-        "reason_name": REASON_LABELS_SV.get(issuance.reason, issuance.reason),
+        "reason_name": labels.REASON_SV.get(issuance.reason, issuance.reason),
         "issued_on": clock.to_local(issued_at).date(),
         "barcode_uri": _data_uri(code128_png(issuance.card.serial)),
         "fonts": {name: path.as_uri() for name, path in FONTS.items()},

@@ -30,6 +30,7 @@ MENU = {
     "jobs": "Jobs and e-mail",
     "outbox": "Outbox",
     "user_links": "User links",
+    "signin_locks": "Locked accounts",
 }
 
 ANY = "^can_.*$"
@@ -63,7 +64,7 @@ ROLES = {
         [_views("CardApi", "PersonApi", "PickupPointApi", "UnitApi", "KobeApi", "DeviationApi",
                 "ReportApi"), ANY],
         ["^IssuanceApi$", _perms("get", "info", "receipt", "extend", "return", "block",
-                                 "receipt_pdf")],
+                                 "lost", "receipt_pdf")],
         _menus("stock", "cards", "card_batch", "pickup_points", "issuances_cat", "issuances",
                "receipts", "returns", "deviations_cat", "deviations", "deviation_report",
                "registers", "people", "units", "kobe"),
@@ -77,10 +78,10 @@ ROLES = {
     ],
     "Korthandläggare": [
         ["^MailFlowView$", ANY],
-        ["^IssuanceView$", _perms("list", "show", "block")],
+        ["^IssuanceView$", _perms("list", "show", "block", "lost")],
         ["^MailIssuanceApi$", ANY],
         ["^CardApi$", _perms("get", "info")],
-        ["^IssuanceApi$", _perms("get", "info", "block")],
+        ["^IssuanceApi$", _perms("get", "info", "block", "lost")],
         _menus("issuances_cat", "issuances", "mail_flow"),
         *SELF_SERVICE,
     ],

@@ -1,15 +1,38 @@
 """The security manager: FAB's database login, plus the link from a login to its person, and
 the REST API's answer when the access token is missing or wrong."""
 
-from flask import jsonify
+from datetime import datetime
+
+from flask import g, has_request_context, jsonify, request
+from flask_appbuilder.api import safe
+from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.sqla.apis import UserApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.views import expose
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import joinedload
 
+from app import signin_limits
 from app.access import AccessInterface, MaskingSchemaConverter
 from app.extensions import db
+from app.security_views import ResetMyPasswordView, ResetPasswordView
 from models import AccountLink, Person
+from views.api.login import LoginApi
+
+
+class SecurityApi(LoginApi):
+    """FAB's API login, answering 429 when the sign-in limits refuse (app.signin_limits)."""
+
+    @expose("/login", methods=["POST"])
+    @safe
+    def login(self):
+        try:
+            return FabSecurityApi.login.__wrapped__(self)
+        except signin_limits.TooManyAttempts as exc:
+            return signin_limits.too_many_attempts_response(exc)
+
+_KNOWN_LOGINS = "rk_known_logins"
 
 
 class MaskedUserApi(UserApi):
@@ -19,6 +42,10 @@ class MaskedUserApi(UserApi):
 
 
 class ReservkortSecurityManager(SecurityManager):
+    resetmypasswordview = ResetMyPasswordView
+    resetpasswordview = ResetPasswordView
+    security_api = SecurityApi
+    userstatschartview = None  # FAB's login-count chart: not needed, and it loads Google Charts
     user_api = MaskedUserApi
 
     def __init__(self, appbuilder):
@@ -27,18 +54,96 @@ class ReservkortSecurityManager(SecurityManager):
         self.userdbmodelview.datamodel = AccessInterface(self.user_model)
         self.user_api.datamodel = AccessInterface(self.user_model)
 
+    def auth_user_db(self, username, password):
+        """Every password check (login page, API login, attesters) counts failures and is
+        refused while the account is locked or the client has failed too often."""
+        parent = super()
+        return signin_limits.attempt(username, lambda: parent.auth_user_db(username, password))
+
+    def on_user_logout(self, user) -> None:
+        """Logout ends the login's sessions and tokens for good, copies included."""
+        from app import sessions
+
+        sessions.end_all_sessions(user.id)
+
+    def load_user_jwt(self, _jwt_header, jwt_data):
+        """A token made before the last logout or password change is no longer valid."""
+        from app import sessions
+
+        user = self.load_user(jwt_data["sub"])
+        if user is None or not user.is_active or not sessions.token_valid(user, jwt_data):
+            return None
+        g.user = user  # as FAB does: the API's permission checks read it
+        return user
+
     def create_jwt_manager(self, app):
         jwt_manager = super().create_jwt_manager(app)
         answer_401_with_message(jwt_manager)
         return jwt_manager
 
+    def get_user_by_id(self, pk):
+        """The user of a request (session or JWT) with its roles and groups in one statement,
+        instead of one for the user and one for each relation."""
+        return db.session.execute(
+            select(self.user_model).where(self.user_model.id == pk)
+            .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))
+        ).unique().scalar_one_or_none()
+
+    def exist_permission_on_roles(self, view_name, permission_name, role_ids) -> bool:
+        """Whether the roles hold the permission on the view. A page asks this for every menu
+        entry and button (Admin: 40 times on the start page); the roles' permissions are read
+        once per request, in one statement, and each question is answered from that set."""
+        if not has_request_context():
+            return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        cache = request.__dict__.setdefault("_rk_role_permissions", {})
+        key = tuple(sorted(role_ids))
+        if key not in cache:
+            links = self.role_model.permissions.property.secondary
+            cache[key] = set(db.session.execute(
+                select(self.permission_model.name, self.viewmenu_model.name)
+                .select_from(self.permissionview_model)
+                .join(links, links.c.permission_view_id == self.permissionview_model.id)
+                .join(self.permission_model,
+                      self.permission_model.id == self.permissionview_model.permission_id)
+                .join(self.viewmenu_model,
+                      self.viewmenu_model.id == self.permissionview_model.view_menu_id)
+                .where(links.c.role_id.in_(key))
+            ).all())
+        return (permission_name, view_name) in cache[key]
+
+    def get_public_permissions(self):
+        """The public role's permissions in one statement (FAB asks on every API call)."""
+        role = self.role_model
+        return db.session.execute(
+            select(self.permissionview_model)
+            .join(role.permissions.property.secondary)
+            .join(role, role.id == role.permissions.property.secondary.c.role_id)
+            .where(role.name == self.auth_role_public)
+        ).unique().scalars().all()
+
     def person_for_user(self, user) -> Person | None:
         if user is None or not getattr(user, "id", None):
             return None
-        return db.session.execute(
+        person = db.session.execute(
             select(Person).join(AccountLink, AccountLink.person_id == Person.id)
             .where(AccountLink.user_id == user.id)
         ).scalar_one_or_none()
+        if person is not None:
+            # Remembered for this transaction: whose login a person is (the attester rows).
+            db.session.info.setdefault(_KNOWN_LOGINS, {})[person.id] = user.id
+        return person
+
+
+@event.listens_for(db.session, "after_commit")
+@event.listens_for(db.session, "after_rollback")
+def _forget_known_logins(session):
+    session.info.pop(_KNOWN_LOGINS, None)
+
+
+def known_login(person_id):
+    """The login id of a person already looked up through `person_for_user` in this
+    transaction, or None when it is not known yet."""
+    return db.session.info.get(_KNOWN_LOGINS, {}).get(person_id)
 
 
 def person_for_user(user) -> Person | None:
@@ -53,12 +158,31 @@ def user_roles(user) -> set[str]:
 
 
 def authenticate(username: str, password: str):
-    """Check credentials with the same backend as the login page; the user or None."""
-    from flask import current_app
+    """Check credentials against the same password hashes as the login page; the user or None.
 
-    if not username or not password:
+    Unlike FAB's `auth_user_db`, a successful check writes its login statistics into the
+    caller's transaction (committed with the step it is part of, e.g. the application) instead
+    of a commit of its own in the middle of the request. A failed check is counted at once, as
+    FAB does, since no step follows it."""
+    from flask import current_app
+    from flask_appbuilder.security.utils import is_null_password
+    from werkzeug.security import check_password_hash
+
+    if not username or not password or is_null_password(password):
         return None
-    return current_app.appbuilder.sm.auth_user_db(username, password)
+    sm = current_app.appbuilder.sm
+    user = sm.find_user(username=username)
+    if user is None or not user.is_active:
+        # The same work either way, so the time does not tell whether the login exists.
+        check_password_hash(current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"], "password")
+        return None
+    if not check_password_hash(user.password, password):
+        sm.update_user_auth_stat(user, False)
+        return None
+    user.login_count = (user.login_count or 0) + 1
+    user.fail_login_count = 0
+    user.last_login = datetime.now()
+    return user
 
 
 def _unauthorized(message):

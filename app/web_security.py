@@ -1,5 +1,11 @@
-"""Web hardening: security headers with a per-request CSP nonce, expiring sessions, and the
-trusted-proxy gate for client-certificate (SITHS card) login.
+"""Web hardening: security headers with a per-request CSP nonce, expiring sessions, the real
+client address behind the TLS proxy, and the trusted-proxy gate for client-certificate (SITHS
+card) login.
+
+Client address: behind the proxy every request comes from the proxy's address. werkzeug's
+ProxyFix takes the client's address from X-Forwarded-For, but only for requests whose direct peer
+is one of `TRUSTED_PROXIES` (`TRUSTED_PROXY_HOPS` proxies deep); from anyone else the header is
+ignored, so nobody can choose the address the sign-in limits count against.
 
 Client-certificate login: a TLS-terminating proxy verifies the SITHS card and passes the
 certificate's HSA-id in a header. Only requests whose direct peer is a configured proxy may set
@@ -10,6 +16,33 @@ import ipaddress
 import secrets
 
 from flask import g, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def _networks(proxies):
+    return [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+
+def _peer_trusted(networks, address) -> bool:
+    try:
+        peer = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(peer in network for network in networks)
+
+
+class TrustedProxyFix:
+    """WSGI middleware: ProxyFix for requests from a trusted proxy; the rest as they come."""
+
+    def __init__(self, wsgi_app, proxies, hops):
+        self.wsgi_app = wsgi_app
+        self.networks = _networks(proxies)
+        self.fixed = ProxyFix(wsgi_app, x_for=hops, x_proto=hops)
+
+    def __call__(self, environ, start_response):
+        if _peer_trusted(self.networks, environ.get("REMOTE_ADDR")):
+            return self.fixed(environ, start_response)
+        return self.wsgi_app(environ, start_response)
 
 
 class TrustedProxyRemoteUser:
@@ -17,16 +50,12 @@ class TrustedProxyRemoteUser:
 
     def __init__(self, wsgi_app, proxies, user_header, verify_header):
         self.wsgi_app = wsgi_app
-        self.networks = [ipaddress.ip_network(p, strict=False) for p in proxies]
+        self.networks = _networks(proxies)
         self.user_key = "HTTP_" + user_header.upper().replace("-", "_")
         self.verify_key = "HTTP_" + verify_header.upper().replace("-", "_")
 
     def _trusted(self, address):
-        try:
-            peer = ipaddress.ip_address(address or "")
-        except ValueError:
-            return False
-        return any(peer in network for network in self.networks)
+        return _peer_trusted(self.networks, address)
 
     def __call__(self, environ, start_response):
         user = environ.pop(self.user_key, None)
@@ -54,6 +83,10 @@ def _csp(nonce, bridge_url):
 
 def install(flask_app) -> None:
     cfg = flask_app.config
+    if cfg.get("TRUSTED_PROXIES"):
+        flask_app.wsgi_app = TrustedProxyFix(flask_app.wsgi_app, cfg["TRUSTED_PROXIES"],
+                                             cfg.get("TRUSTED_PROXY_HOPS", 1))
+    # Outermost: the certificate gate must see the direct peer, before ProxyFix rewrites it.
     if cfg.get("CLIENT_CERT_LOGIN"):
         flask_app.wsgi_app = TrustedProxyRemoteUser(
             flask_app.wsgi_app, cfg["TRUSTED_PROXIES"], cfg["CLIENT_CERT_USER_HEADER"],

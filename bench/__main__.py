@@ -78,6 +78,7 @@ def measurements(flask_app, engine, url, scale):
     return (
         ("approval queue", lambda: measure.approval_queue(flask_app, engine)),
         ("issuance list", lambda: measure.issuance_list(flask_app, engine)),
+        ("screens", lambda: measure.screens(flask_app, engine)),
         ("statements per page", lambda: measure.statements_per_page(flask_app, engine)),
         ("receipt PDF", lambda: measure.receipt_pdf(flask_app, engine)),
         ("deviation export", lambda: measure.deviation_export(flask_app, engine)),

@@ -7,6 +7,7 @@ several clients race for the same card exactly one wins and the others get a 422
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -138,7 +139,9 @@ def server(database_url):
     port = _free_port()
     instance = Path(tempfile.mkdtemp(prefix="rk-bench-server-"))
     env = {**os.environ, "DATABASE_URL": database_url, "FAB_UPDATE_PERMS": "false",
-           "RATELIMIT_ENABLED": "false", "REDIS_URL": "", "RESERVKORT_INSTANCE": str(instance)}
+           "RATELIMIT_ENABLED": "false", "REDIS_URL": "",
+           "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
+           "RESERVKORT_INSTANCE": str(instance)}
     log_path = instance / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -185,7 +188,7 @@ def application(serial, hsa_id, second_attester) -> dict:
     return {
         "card_serial": serial, "recipient_hsa_id": hsa_id, "reason": "forgotten",
         "second_attester": {"username": second_attester, "password": DEMO_PASSWORD},
-        "recipient_present": True, "envelope_unopened": True,
+        "password": DEMO_PASSWORD, "recipient_present": True, "envelope_unopened": True,
     }
 
 
@@ -221,9 +224,11 @@ def concurrent_applications(flask_app, database_url, scale) -> list[Row]:
     per_client = applications_per_client(scale)
     with flask_app.app_context():
         pairs = attester_logins(CLIENTS)
-        people = recipients(CLIENTS * per_client + RACERS)
-        cards = sealed_cards(CLIENTS * per_client + 1)
+        people = recipients(CLIENTS * per_client + RACERS + 1)
+        cards = sealed_cards(CLIENTS * per_client + 2)
+        engine = db.engine
         db.session.remove()
+    single = one_application(flask_app, engine, pairs[0], people.pop(), cards.pop())
     started = time.perf_counter()
     with server(database_url) as base:
         _, tokens = run_together([lambda first=first: login(base, first) for first, _ in pairs])
@@ -236,9 +241,41 @@ def concurrent_applications(flask_app, database_url, scale) -> list[Row]:
     with flask_app.app_context():
         person_doubles, card_doubles = doubles()
         db.session.remove()
+    rows.insert(0, single)
     rows.append(Row("people / cards with two open issuances", f"{person_doubles} / {card_doubles}",
                     target="0 / 0", ok=yes(person_doubles == card_doubles == 0)))
     return rows
+
+
+def one_application(flask_app, engine, pair, hsa_id, serial) -> Row:
+    """One application through the app: its SQL statements besides the second attester's
+    password check (the login looked up, its statistics written) and its commits."""
+    from sqlalchemy import event
+
+    from bench.measure import Api, Statements
+
+    api = Api(flask_app, pair[0])
+    commits = []
+
+    def counted(conn):
+        commits.append(1)
+
+    event.listen(engine, "commit", counted)
+    try:
+        with Statements(engine) as seen:
+            answer = api.client.post("/api/v1/issuances/", json=application(
+                serial, hsa_id, pair[1]), headers=api.headers)
+    finally:
+        event.remove(engine, "commit", counted)
+    check = [s for s, _, _ in seen.items
+             if "lower(ab_user.username)" in s or s.lstrip().startswith("UPDATE ab_user")]
+    statements = seen.count - len(check)
+    value = f"{statements} statements, {len(commits)} commit(s)"
+    if answer.status_code != 201:
+        value += f"; HTTP {answer.status_code}"
+    return Row("one application: statements besides the password check, commits", value,
+               target="≤ 15, 1", ok=yes(answer.status_code == 201 and statements <= 15
+                                         and len(commits) == 1))
 
 
 def _throughput(base, pairs, tokens, people, cards, per_client) -> Row:

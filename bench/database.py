@@ -1,5 +1,7 @@
 """The bench database: create it, migrate it, load the reference and demo data, drop it."""
 
+import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -53,6 +55,7 @@ def bench_app(url, instance_dir=None, **overrides):
         "UPLOAD_DIR": str(instance / "uploads"),
         "REDIS_URL": "",
         "RATELIMIT_ENABLED": False,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
         "RATELIMIT_STORAGE_URI": "memory://",
         **overrides,
     }

@@ -18,8 +18,15 @@ def dispatch_outbox(at_iso: str | None = None) -> dict:
     anything a lost trigger left behind."""
     with app_context():
         from app import mailer
+        from jobs.queue import dispatch_started, schedule_dispatch_at
 
-        return mailer.dispatch_due(_moment(at_iso))
+        dispatch_started()
+        result = mailer.dispatch_due(_moment(at_iso))
+        next_due = result.pop("next_due", None)
+        if next_due is not None:
+            schedule_dispatch_at(next_due)  # a retry runs at its due time, not at a cron tick
+            result["next_due"] = next_due.isoformat()
+        return result
 
 
 def _moment(at_iso):

@@ -2,13 +2,14 @@
 
 from flask_appbuilder import Model
 
-from models.audit import AuditEvent
+from models.audit import AuditCheckpoint, AuditEvent
 from models.cards import CARD_STATUSES, LOA_LEVELS, PickupPoint, ReserveCard
 from models.deviations import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, DeviationNote
 from models.issuances import (
     CHANNELS,
     CLOSED_FOR_CARD,
     CLOSED_FOR_PERSON,
+    ENDED,
     ISSUANCE_STATUSES,
     REASONS,
     Extension,
@@ -20,10 +21,12 @@ from models.kobe import ORDINARY_CARD_STATES, KobeRecord
 from models.outbox import OUTBOX_STATUSES, OutboxMessage
 from models.people import AccountLink, Person, unit_managers
 from models.receipts import Receipt
+from models.signin import SessionGeneration, SigninFailure, SigninLock
 from models.units import ORG_TYPES, OrganisationType, Unit
 
 __all__ = [
     "Model",
+    "AuditCheckpoint",
     "AuditEvent",
     "CARD_STATUSES",
     "LOA_LEVELS",
@@ -36,6 +39,7 @@ __all__ = [
     "CHANNELS",
     "CLOSED_FOR_CARD",
     "CLOSED_FOR_PERSON",
+    "ENDED",
     "ISSUANCE_STATUSES",
     "REASONS",
     "Extension",
@@ -50,6 +54,9 @@ __all__ = [
     "Person",
     "unit_managers",
     "Receipt",
+    "SessionGeneration",
+    "SigninFailure",
+    "SigninLock",
     "ORG_TYPES",
     "OrganisationType",
     "Unit",

@@ -1,7 +1,8 @@
-"""The audit log: append-only, each row hash-chained to the one before."""
+"""The audit log: append-only, each row hash-chained to the one before and sealed with a keyed
+HMAC; checkpoints record the verified head of the chain."""
 
 from flask_appbuilder import Model
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, String
 
 
 class AuditEvent(Model):
@@ -19,3 +20,19 @@ class AuditEvent(Model):
     after = Column(JSON)
     prev_hash = Column(String(64), nullable=False)
     hash = Column(String(64), nullable=False, unique=True)
+    mac = Column(String(64))  # HMAC of `hash` with a key kept outside the database
+
+
+class AuditCheckpoint(Model):
+    """One verification run: how far the chain was checked, what broke, and the sealed head."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False)
+    head_id = Column(Integer)
+    head_hash = Column(String(64))
+    mac = Column(String(64))  # HMAC of "head_id:head_hash"
+    rows_checked = Column(Integer, nullable=False, default=0)
+    ok = Column(Boolean, nullable=False)
+    breaks = Column(JSON)  # [{"id": ..., "reason": ...}, ...]

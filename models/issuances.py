@@ -36,12 +36,16 @@ ISSUANCE_STATUSES = (
     "rejected",
     "blocked",
     "returned",
+    "lost",
 )
-# A person may get a new reserve card once the old one is returned, rejected or blocked
-# (a blocked or rejected card is useless; its return is still followed up).
-CLOSED_FOR_PERSON = ("returned", "rejected", "blocked")
-# A card is physically out until it is returned.
-CLOSED_FOR_CARD = ("returned",)
+# The issuance is over: the card came back, or it was reported lost.
+ENDED = ("returned", "lost")
+# A person holds a card from the completed application (in person) or from the dispatch (mail)
+# until it is returned or reported lost: blocked, expired and rejected cards still count. A
+# registered-mail card still at Servicecenter (`prepared`) is not out with the person.
+CLOSED_FOR_PERSON = (*ENDED, "prepared")
+# A card belongs to its issuance until the issuance ends (a prepared envelope is reserved).
+CLOSED_FOR_CARD = ENDED
 
 
 def _not_in(values):
@@ -72,18 +76,25 @@ class Issuance(Model):
         ),
         Index("ix_issuances_status_created", "status", "created_at"),
         Index("ix_issuances_status_valid_until", "status", "valid_until"),
+        # The list pages, the start page and the sweeps (migration 0006_scale says which).
+        Index("ix_issuances_created_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_issuances_status_id", "status", "id"),
+        Index("ix_issuances_open", "status", "channel", "receipt_due", "valid_until",
+              postgresql_where=_not_in(CLOSED_FOR_PERSON), sqlite_where=_not_in(CLOSED_FOR_PERSON)),
+        Index("ix_issuances_not_returned_valid_until", "valid_until",
+              postgresql_where=_not_in(CLOSED_FOR_CARD), sqlite_where=_not_in(CLOSED_FOR_CARD)),
     )
 
     id = Column(Integer, primary_key=True)
-    channel = Column(String(16), nullable=False, default="in_person", index=True)
-    status = Column(String(20), nullable=False, index=True)
+    channel = Column(String(16), nullable=False, default="in_person")
+    status = Column(String(20), nullable=False)
     card_id = Column(Integer, ForeignKey("reserve_cards.id"), nullable=False, index=True)
     recipient_id = Column(Integer, ForeignKey("people.id"), nullable=False, index=True)
-    reason = Column(String(32), nullable=False, index=True)
+    reason = Column(String(32), nullable=False)
     assignment = Column(Text)
-    created_at = Column(DateTime, nullable=False, index=True)
+    created_at = Column(DateTime, nullable=False)
     created_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
-    issued_at = Column(DateTime, index=True)
+    issued_at = Column(DateTime)
     valid_until = Column(Date, index=True)
     original_days = Column(Integer, nullable=False)
     receipt_due = Column(Date, index=True)
@@ -96,17 +107,23 @@ class Issuance(Model):
     rejected_at = Column(DateTime)
     # Blocking
     block_reason = Column(Text)
-    blocked_at = Column(DateTime, index=True)
+    blocked_at = Column(DateTime)
     blocked_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
     # End of life
     expired_at = Column(DateTime)
-    return_requested_at = Column(DateTime, index=True)
-    returned_at = Column(DateTime, index=True)
+    return_requested_at = Column(DateTime)
+    returned_at = Column(DateTime)
+    # Lost: who reported it, and that the certificate is to be blocked (who and when)
+    lost_at = Column(DateTime)
+    lost_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
+    lost_note = Column(Text)
+    certificate_block_requested_at = Column(DateTime)
+    certificate_block_requested_by_user_id = Column(Integer, ForeignKey("ab_user.id"))
     # Registered mail
     address = Column(Text)
     justification = Column(Text)
     registered_mail_number = Column(String(64))
-    dispatched_at = Column(DateTime, index=True)
+    dispatched_at = Column(DateTime)
     id_method = Column(String(64))
     certificate_issued_at = Column(DateTime)
     certificate_issued_by_user_id = Column(Integer, ForeignKey("ab_user.id"))

@@ -19,6 +19,9 @@ class KobeRecord(Model):
     ordinary_card = Column(String(16), nullable=False, default="none", index=True)
     reserve_card_order = Column(Boolean, nullable=False, default=False)
     updated_at = Column(DateTime, index=True)
+    # When `ordinary_card` last changed value (not any change of the row): the return request
+    # follows the ordinary card becoming active after the issue.
+    ordinary_card_since = Column(DateTime, index=True)
     updated_by = Column(String(128))
 
     person = relationship("Person", back_populates="kobe")

@@ -1,7 +1,7 @@
 """The e-mail outbox: written in the same transaction as the change that causes the e-mail."""
 
 from flask_appbuilder import Model
-from sqlalchemy import Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text
 
 from models._types import one_of
 
@@ -30,3 +30,7 @@ class OutboxMessage(Model):
     last_error = Column(Text)
     created_at = Column(DateTime, nullable=False, index=True)
     sent_at = Column(DateTime)
+    # The dispatcher holding a `sending` row (a random token per claim).
+    claim_token = Column(String(36))
+    # Per address: {"status": "sent" | "refused" | "failed", "code": int, "error": str}.
+    recipient_results = Column(JSON)

@@ -1,7 +1,7 @@
 """People (recipients, attesters, managers) and the link from a login account to its person."""
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table
 from sqlalchemy.orm import relationship
 
 unit_managers = Table(
@@ -15,23 +15,23 @@ unit_managers = Table(
 
 class Person(Model):
     __tablename__ = "people"
+    __table_args__ = (Index("ix_people_name_id", "name", "id"),)  # the people list's order
 
     id = Column(Integer, primary_key=True)
     hsa_id = Column(String(64), nullable=False, unique=True)
     # Normalised to 12 digits (YYYYMMDDNNNN); empty for people without a Swedish number.
     personal_number = Column(String(12), unique=True)
-    name = Column(String(200), nullable=False, index=True)
+    name = Column(String(200), nullable=False)
     email = Column(String(254))
     unit_id = Column(Integer, ForeignKey("units.id"), index=True)
-    manager_id = Column(Integer, ForeignKey("people.id"), index=True)
     protected_identity = Column(Boolean, nullable=False, default=False)
     # SITHS card-office role (RA, ORA, KRA, LRA) that excludes the person from attesting.
     card_office_role = Column(String(16))
     created_at = Column(DateTime)
 
     unit = relationship("Unit", lazy="joined")
-    manager = relationship("Person", remote_side=[id])
-    managed_units = relationship("Unit", secondary=unit_managers)
+    # The units this person is a manager of (role Chef): the one notion of manager.
+    managed_units = relationship("Unit", secondary=unit_managers, back_populates="managers")
     kobe = relationship("KobeRecord", uselist=False, back_populates="person", lazy="joined")
 
     def __repr__(self):

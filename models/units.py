@@ -37,6 +37,13 @@ class Unit(Model):
 
     org_type = relationship(OrganisationType, lazy="joined")
     parent = relationship("Unit", remote_side=[id])
+    # Its managers (people with a Chef login); they are responsible for every unit below too.
+    managers = relationship("Person", secondary="unit_managers", back_populates="managed_units",
+                            order_by="Person.hsa_id")
+
+    @property
+    def manager_hsa_ids(self) -> list[str]:
+        return [person.hsa_id for person in self.managers]
 
     def __repr__(self):
         return self.name

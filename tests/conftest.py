@@ -163,7 +163,8 @@ def app_config():
 def _forget_cached_user(sender, **extra):
     # A test keeps one app context, so flask.g would outlive each request; clear what a request
     # caches there, as a real request's fresh context would.
-    for key in ("_login_user", "user", "protected_identity_clearance"):
+    for key in ("_login_user", "user", "protected_identity_clearance", "_jwt_extended_jwt_user",
+                "_jwt_extended_jwt", "_jwt_extended_jwt_header", "_jwt_extended_jwt_location"):
         g.pop(key, None)
 
 

@@ -7,6 +7,7 @@ Import the fixtures explicitly: `from tests.job_support import redis_server, smt
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +26,8 @@ from redis.exceptions import RedisError
 
 ROOT = Path(__file__).resolve().parent.parent
 RQ = str(Path(sys.executable).with_name("rq"))
+# The workers start with the production configuration, which needs a real key.
+SECRET_KEY = secrets.token_urlsafe(48)
 
 
 def free_port() -> int:
@@ -91,9 +94,13 @@ class CollectingHandler:
 
     def __init__(self):
         self.messages = []
+        self.deliveries = []  # (Message-ID, [accepted recipients]) per accepted message
         self.holding = threading.Event()
         self.stalled = threading.Event()
         self._released = None
+        self.rcpt_replies = {}  # address -> reply, e.g. "550 5.1.1 No such user"
+        self.data_reply = None  # e.g. "554 5.6.0 Message rejected"
+        self.delay = 0.0  # seconds before answering DATA: a slow server
 
     def hold(self):
         self.holding.set()
@@ -112,8 +119,21 @@ class CollectingHandler:
         envelope.mail_from = address
         return "250 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_replies.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.data_reply:
+            return self.data_reply
+        message = message_from_bytes(envelope.content, policy=default_policy)
+        self.messages.append(message)
+        self.deliveries.append((str(message["Message-ID"]), list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 
     def message_ids(self):
@@ -175,6 +195,7 @@ class Workers:
             "REDIS_URL": redis_url,
             "RESERVKORT_INSTANCE": str(self.instance),
             "FAB_UPDATE_PERMS": "false",
+            "SECRET_KEY": SECRET_KEY,
             "SMTP_HOST": "127.0.0.1" if smtp_port else "",
             "SMTP_PORT": str(smtp_port or 25),
         }

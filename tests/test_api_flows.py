@@ -65,6 +65,7 @@ class Api:
         body = {
             "card_serial": card or self.free_card(), "recipient_hsa_id": recipient,
             "reason": reason, "second_attester": {"username": second, "password": password},
+            "password": "Reservkort-demo-2026",
             "recipient_present": True, "envelope_unopened": True, **extra,
         }
         return self.post(by, "/issuances/", body)

@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("POST", f"/issuances/{ID}/extend", {SC}),
     ("POST", f"/issuances/{ID}/return", {SC}),
     ("POST", f"/issuances/{ID}/block", {SC, KH}),
+    ("POST", f"/issuances/{ID}/lost", {SC, KH}),
     ("POST", "/mail-issuances/", {KH}),
     ("POST", f"/mail-issuances/{ID}/dispatched", {KH}),
     ("POST", f"/mail-issuances/{ID}/receipt-returned", {KH}),

@@ -46,7 +46,11 @@ def test_notes_only_on_visible_deviations(api, two_deviations, session):
     noted = api.ok(api.post("Chef", f"/deviations/{own}/notes",
                             {"text": "Pratat med medarbetaren"}), 201)
     assert noted == {"id": own, "notes": 1}
-    assert api.post("Chef", f"/deviations/{other}/notes", {"text": "x"}).status_code == 404
+    refused = api.post("Chef", f"/deviations/{other}/notes", {"text": "x"})
+    assert refused.status_code == 403
+    assert refused.get_json()["rule"] == "outside_managed_units"
+    assert "enhet" in refused.get_json()["message"]
+    assert api.post("Chef", "/deviations/999999/notes", {"text": "x"}).status_code == 404
     assert api.post("Chef", f"/deviations/{own}/notes", {"text": ""}).status_code == 400
     session.expire_all()
     assert [n.text for n in session.get(Deviation, own).notes] == ["Pratat med medarbetaren"]

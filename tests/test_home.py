@@ -1,4 +1,5 @@
-"""The start page: each role's own counts, in Swedish, with the chart drawn as inline SVG."""
+"""The start page: each role's own counts of what to do today, in Swedish, linking to their
+lists; no chart repeating them."""
 
 import re
 from datetime import date, timedelta
@@ -66,18 +67,22 @@ def test_admin_sees_every_count(login, known_setup):
     assert len(counts) == 8
 
 
-def test_the_chart_is_inline_svg_with_a_bar_per_count(login, known_setup):
-    page = login("Servicecenter").get("/").get_data(as_text=True)
-    svg = re.search(r"<svg.*?</svg>", page, re.S).group(0)
-    assert "<title" in svg and "Dagens läge" in svg
-    bars = re.findall(r'<g class="rk-bar" data-count="(\w+)"', svg)
-    assert bars == ["receipts_due_soon", "receipts_overdue", "cards_out",
-                    "expired_not_returned", "cards_to_restock", "open_deviations"]
-    widths = dict(re.findall(r'data-count="(\w+)">\s*<text[^>]*>[^<]*</text>\s*'
-                             r'<rect[^>]*width="(\d+)"', svg))
-    assert int(widths["cards_out"]) == 320  # the largest count fills the chart
-    assert int(widths["receipts_overdue"]) == 160
-    assert "<script" not in svg
+def test_no_chart_repeats_the_counts(login, known_setup):
+    page = login("Admin").get("/").get_data(as_text=True)
+    assert len(_counts(page)) == 8
+    assert "<svg" not in page and "rk-bar" not in page
+    assert "Att göra i dag" in page
+
+
+def test_each_count_link_names_what_it_counts(login, known_setup):
+    page = login("Televäxeln").get("/").get_data(as_text=True)
+    assert re.search(r'<a href="/approval/">1<span class="sr-only"> – Väntar på godkännande'
+                     r'</span></a>', page)
+
+
+def test_intygsgivare_is_offered_a_new_application(login, known_setup):
+    page = login("Intygsgivare").get("/").get_data(as_text=True)
+    assert re.search(r'<a class="btn btn-primary btn-lg" href="/ansokan/">Ny ansökan</a>', page)
 
 
 def test_intygsgivare_has_no_counts(login, known_setup):

@@ -52,7 +52,7 @@ def _apply_over_http(client, headers, card_serial, recipient):
     return client.post("/api/v1/issuances/", headers=headers, json={
         "card_serial": card_serial, "recipient_hsa_id": recipient.hsa_id, "reason": "forgotten",
         "second_attester": {"username": "intygsgivare2", "password": DEMO_PASSWORD},
-        "recipient_present": True, "envelope_unopened": True})
+        "password": DEMO_PASSWORD, "recipient_present": True, "envelope_unopened": True})
 
 
 def test_redis_down_requests_succeed_and_each_mail_goes_once_when_back(

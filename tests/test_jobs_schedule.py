@@ -22,12 +22,14 @@ RECIPIENTS = ("Anna", "Lars", "Maria")
 
 def _apply_all(as_user, demo_person, in_stock_card, prefixes=RECIPIENTS):
     from app.workflow import application
+    from tests.workflow_support import attestations
 
     with as_user("Intygsgivare"):
         for prefix in prefixes:
             application.apply_in_person(
                 in_stock_card("LOA2").serial, demo_person(prefix).hsa_id, "forgotten",
-                [demo_person("Helena")], recipient_present=True, envelope_unopened=True)
+                attestations([demo_person("Helena")]), recipient_present=True,
+                envelope_unopened=True)
 
 
 def _overdue_moment():

@@ -33,9 +33,10 @@ def issuance(as_user, in_stock_card):
 
     serial = in_stock_card().serial
     with as_user("intygsgivare1"):
-        helena = application.authenticate_attester("intygsgivare2", PASSWORD)
+        attesters = [application.attest_caller(PASSWORD),
+                     application.attest("intygsgivare2", PASSWORD)]
         issuance_id = application.apply_in_person(
-            serial, ANNA, "lost_stolen_damaged", [helena], recipient_present=True,
+            serial, ANNA, "lost_stolen_damaged", attesters, recipient_present=True,
             envelope_unopened=True).id
     return db.session.get(Issuance, issuance_id)
 
@@ -147,7 +148,8 @@ def test_mail_letter_has_receipt_and_information(as_user, in_stock_card):
         assert_a4(page)
     receipt, letter = words(reader.pages[0]), words(reader.pages[1])
     for item in (serial, "Björn Östlund", BJORN, "Väntar på nytt SITHS-kort",
-                 "Östra vägen 3, 432 37 Varberg", issuance.valid_until.isoformat(), ADDRESS,
+                 "Östra vägen 3, 432 37 Varberg",
+                 f"{issuance.original_days} dagar från att certifikatet utfärdats", ADDRESS,
                  "Reservkortsmottagarens underskrift", "Namnförtydligande"):
         assert item in receipt, item
     assert "https://minasidor.siths.se" in letter and "SITHS eID-appen" in letter

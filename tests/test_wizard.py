@@ -59,7 +59,14 @@ class Wizard:
     def reason(self, reason, valid_until="", assignment=""):
         return self.post("reason", reason=reason, valid_until=valid_until, assignment=assignment)
 
+    def me(self, password=PASSWORD):
+        """Attester 1 (logged in) authenticates again in the application."""
+        self.me_done = True
+        return self.post("attesters", **{"me-password": password})
+
     def attester(self, username, password=PASSWORD):
+        if not getattr(self, "me_done", False):
+            self.me()
         return self.post("attesters", username=username, password=password)
 
     def complete(self, present=True, unopened=True):

@@ -11,7 +11,7 @@ from app.errors import RuleViolation
 from app.validation import FieldError
 from app.workflow import application, lifecycle
 from models import Issuance, OrganisationType, Receipt, ReserveCard
-from tests.workflow_support import apply, free_cards, mails, person
+from tests.workflow_support import apply, attestations, free_cards, mails, person
 
 TODAY = date(2026, 3, 2)
 
@@ -102,8 +102,8 @@ def test_recipient_rules(app, as_user, session):
         assert apply(as_user, recipient=recipient, reason=reason).status == "awaiting_approval"
     with as_user("intygsgivare1"):
         error = refused("recipient_unknown", lambda: application.apply_in_person(
-            free_cards(1)[0], "SE2321000131-E999999999999", "forgotten", [person("Helena")],
-            True, True))
+            free_cards(1)[0], "SE2321000131-E999999999999", "forgotten",
+            attestations(["Helena"]), True, True))
     assert error.field == "recipient_hsa_id"
     assert application.find_recipient("19800101-1231").name == "Anna Åkesson"
     with pytest.raises(FieldError) as caught:
@@ -118,7 +118,10 @@ def test_one_open_reserve_card_per_person(app, as_user):
     assert facts["open_issuance_id"] == first.id
     with as_user("servicecenter"):
         lifecycle.block(first.id, "Kortet borttappat")
-    # a blocked card is useless: the person may get a new one (its return is still followed up)
+    # a blocked card is still out with the person until it comes back or is reported lost
+    refused("recipient_has_open_issuance", lambda: apply(as_user))
+    with as_user("servicecenter"):
+        lifecycle.report_lost(first.id, "Tappat på tåget")
     second = apply(as_user)
     with as_user("servicecenter"):
         lifecycle.return_card(second.id, then="restock")
@@ -165,9 +168,13 @@ def test_card_rules(app, as_user, session):
     refused("card_expired", lambda: apply(as_user, serial=expiring))
     for serial in others:
         refused("card_not_in_stock", lambda s=serial: apply(as_user, serial=s))
-    card.expires_on = TODAY  # expires today: still usable today
+    card.expires_on = TODAY  # expires today: no end date after today fits before its expiry
     session.commit()
-    assert apply(as_user, serial=expiring).card.serial == expiring
+    refused("validity_past_card_expiry", lambda: apply(as_user, serial=expiring))
+    card.expires_on = TODAY + timedelta(days=1)  # the end date defaults to the card's expiry
+    session.commit()
+    issued = apply(as_user, serial=expiring)
+    assert issued.card.serial == expiring and issued.valid_until == TODAY + timedelta(days=1)
 
 
 def test_card_bound_to_first_holder(app, as_user):

@@ -11,7 +11,7 @@ from app import clock
 from app.errors import RuleViolation
 from app.extensions import db
 from app.workflow import application
-from tests.workflow_support import free_cards, person
+from tests.workflow_support import attestations, free_cards, person
 
 
 def _race(app, attempts, patch_open_check=False):
@@ -26,8 +26,8 @@ def _race(app, attempts, patch_open_check=False):
                 with clock.frozen_at(clock.now()):
                     attester = db.session.get(type(person("Helena")), attester_id)
                     barrier.wait(timeout=20)
-                    application.apply_in_person(serial, recipient_hsa_id, reason, [attester],
-                                                True, True)
+                    application.apply_in_person(serial, recipient_hsa_id, reason,
+                                                attestations([attester]), True, True)
                 outcomes[index] = "ok"
             except RuleViolation as exc:
                 outcomes[index] = exc.rule

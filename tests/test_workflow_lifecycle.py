@@ -10,7 +10,7 @@ from app.errors import RuleViolation
 from app.validation import FieldError
 from app.workflow import approval, lifecycle, mail_flow
 from app.workflow.lifecycle import TRANSITIONS, can_transition
-from models import ISSUANCE_STATUSES, Extension, Issuance, Receipt, ReserveCard
+from models import ISSUANCE_STATUSES, Deviation, Extension, Issuance, Receipt, ReserveCard
 from tests.workflow_support import ALL_CHECKS, apply, approve, force_status, mails
 
 ISSUED = date(2026, 3, 2)
@@ -65,7 +65,8 @@ def test_extension_window_and_once_only(app, as_user, set_now, session):
         assert caught.value.field == "same_reason"
         extended = lifecycle.extend(issuance.id)
         assert extended.status == "extended"
-        assert extended.valid_until == ISSUED + timedelta(40)
+        # expired long ago, not returned: the new period starts on the day of the extension
+        assert extended.valid_until == date(2026, 10, 2) + timedelta(20)
         assert extended.extension.previous_valid_until == ISSUED + timedelta(20)
         assert rule_of(lambda: lifecycle.extend(issuance.id)) == "extension_already_used"
     assert mails("issuance_extended", issuance.id)
@@ -107,6 +108,7 @@ STEPS = {
     "block": ("servicecenter", lambda i: lifecycle.block(i, "Spärra")),
     "extend": ("servicecenter", lambda i: lifecycle.extend(i)),
     "return_card": ("servicecenter", lambda i: lifecycle.return_card(i)),
+    "report_lost": ("servicecenter", lambda i: lifecycle.report_lost(i, "Borta")),
     "dispatched": ("korthandlaggare", lambda i: mail_flow.dispatched(i, "RR123456785SE")),
     "receipt_returned": ("korthandlaggare", lambda i: mail_flow.receipt_returned(i)),
     "certificate_issued": ("korthandlaggare", lambda i: mail_flow.certificate_issued(i)),
@@ -115,9 +117,12 @@ STEPS = {
 
 def _reset(session, issuance_id, status):
     session.execute(delete(Extension).where(Extension.issuance_id == issuance_id))
+    session.execute(delete(Deviation).where(Deviation.issuance_id == issuance_id))
     session.execute(update(Receipt).where(Receipt.issuance_id == issuance_id)
                     .values(received_at=None))
-    force_status(issuance_id, status)
+    # approved and with its certificate, so that the extension has only its status to check
+    force_status(issuance_id, status, approved_at=datetime(2026, 3, 2, 9),
+                 certificate_issued_at=datetime(2026, 3, 2, 9))
 
 
 def test_every_step_from_every_status(app, as_user, session):

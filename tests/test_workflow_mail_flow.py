@@ -83,4 +83,9 @@ def test_mail_flow_refusals(app, as_user, session):
         issuance = prepare(valid_until=TODAY + timedelta(days=30))
         assert rule_of(lambda: mail_flow.receipt_returned(issuance.id)) == (
             "transition_not_allowed")
-        assert rule_of(prepare) == "recipient_has_open_issuance"
+        # still at Servicecenter, the first card is not out: a second envelope may be prepared,
+        # but only one of them can leave
+        second = prepare()
+        mail_flow.dispatched(issuance.id, "RR123456785SE")
+        assert rule_of(lambda: mail_flow.dispatched(second.id, "RR123456799SE")) == (
+            "recipient_has_open_issuance")

@@ -26,7 +26,8 @@ def _setup(as_user, set_now):
         lifecycle.register_receipt(b.id)
     with as_user("korthandlaggare"):
         c = mail_flow.prepare(free_cards(1)[0], person("Cecilia").hsa_id, "temporary_assignment",
-                              "Cecilia Ängström, Byvägen 2, 312 00 Laholm", "På distans")
+                              "Cecilia Ängström, Byvägen 2, 312 00 Laholm", "På distans",
+                              assignment="Vikariat i Laholm")
         mail_flow.dispatched(c.id, "RR123456785SE")  # receipt due back D+14
     return a.id, b.id, c.id
 

@@ -5,6 +5,7 @@ from importlib import import_module
 # Each module has register(appbuilder). Order is menu order.
 MODULES = (
     "views.home",
+    "views.accessibility",
     "views.wizard",
     "views.approval",
     "views.stock",
@@ -14,6 +15,7 @@ MODULES = (
     "views.registers",
     "views.admin",
     "views.accounts",
+    "views.signin",
     "views.api",
 )
 

@@ -11,11 +11,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app import access, mailer, queues
-from app.access import AccessInterface
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
 from models import OutboxMessage, SweepRun
+from views.listing import ListInterface
 
 FAILED_SHOWN = 50
 
@@ -99,7 +99,7 @@ class JobsView(BaseView):
 class OutboxView(ModelView):
     """Every e-mail the system has queued, newest first (read-only)."""
 
-    datamodel = AccessInterface(OutboxMessage)
+    datamodel = ListInterface(OutboxMessage)
     route_base = "/admin/outbox"
     include_route_methods = {"list", "show"}
     can_add = can_edit = can_delete = False

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from app import labels
 from app.access import person_label
 from app.display import install as install_display
 from app.extensions import db
@@ -25,13 +26,9 @@ def _page() -> int:
 
 
 def register_says_text(value) -> str:
-    if value is True:
-        return _("Yes")
-    if value is False:
-        return _("No")
-    if value in ("active", "ordered", "none"):
-        return {"active": _("Active"), "ordered": _("Ordered"), "none": _("None")}[value]
-    return str(value)
+    if isinstance(value, bool):
+        return labels.yes_no(value)
+    return labels.label("ordinary_card", value)
 
 
 class ApprovalQueueView(BaseView):

@@ -8,26 +8,25 @@ from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.exceptions import FABException
 from flask_babel import lazy_gettext as _l
 
-from app import audit
-from app.access import AccessInterface
+from app import audit, display, labels
 from app.roles import MENU
 from app.workflow import registers
 from models import AuditEvent, OrganisationType
+from views.listing import ListInterface
 from views.registers import AuditedModelView
 
 
-def _as_json(value) -> str:
+def _as_words(value) -> str:
+    """What an event changed, one field a line, in words (app/labels.py via app.display)."""
     if value in (None, {}, []):
         return ""
+    if isinstance(value, dict):
+        return "\n".join(f"{name}: {words}" for name, words in display.changes(value))
     return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1, default=str)
 
 
-def _at(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
-
 class AuditLogView(ModelView):
-    datamodel = AccessInterface(AuditEvent)
+    datamodel = ListInterface(AuditEvent)
     route_base = "/audit-log"
     include_route_methods = {"list", "show"}
     can_add = can_edit = can_delete = False
@@ -42,7 +41,7 @@ class AuditLogView(ModelView):
     order_columns = ["id", "at", "actor", "action", "entity"]
     label_columns = {
         "id": _l("No."),
-        "at": _l("Time (UTC)"),
+        "at": _l("Time"),
         "actor": _l("Who"),
         "actor_user_id": _l("User id"),
         "action": _l("Action"),
@@ -53,7 +52,9 @@ class AuditLogView(ModelView):
         "prev_hash": _l("Previous hash"),
         "hash": _l("Hash"),
     }
-    formatters_columns = {"before": _as_json, "after": _as_json, "at": _at}
+    formatters_columns = {"before": _as_words, "after": _as_words, "at": labels.moment,
+                          "action": labels.action,
+                          "entity": lambda code: labels.label("entity", code)}
     page_size = 50
 
     @expose("/list/")
@@ -76,7 +77,7 @@ class OrgTypeView(AuditedModelView):
     """The attester count per organisation type (the routine allows fewer for some); saved by
     the workflow, which checks the range and writes the audit row."""
 
-    datamodel = AccessInterface(OrganisationType)
+    datamodel = ListInterface(OrganisationType)
     route_base = "/organisation-types"
     include_route_methods = {"list", "show", "edit"}
     list_title = _l("Organisation types")

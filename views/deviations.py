@@ -5,29 +5,24 @@ Which deviations a user sees is the workflow's rule (`deviations.visible_deviati
 query here is narrowed by it, so another unit's deviation answers 404 for a manager.
 """
 
-import csv
-import io
-import itertools
-from datetime import date
-from tempfile import SpooledTemporaryFile
-
-from flask import Response, abort, flash, redirect, request, stream_with_context, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.filters import FilterInFunction
+from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import false, select
 from wtforms import SelectField
 
-from app import access, clock
+from app import access, clock, exports
 from app.display import install as install_display
 from app.display import local_time
-from app.errors import NotFound, RuleViolation
+from app.errors import NotFound, RuleViolation, ScopeRefusal
 from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Unit
+from views.api.deviations import VisibleToUser
+from views.listing import ListInterface, UnitLookupField, unit_choices
 
 TYPE_LABELS = {
     "not_returned": _l("Card not returned"),
@@ -55,7 +50,6 @@ REPORT_COLUMNS = (
     ("description", _l("Description")),
     ("closed_at", _l("Closed at")),
 )
-CHUNK_BYTES = 64 * 1024
 
 
 # --- who sees what --------------------------------------------------------------------------
@@ -73,16 +67,13 @@ def _current_user():
     return current_user._get_current_object()
 
 
-def visible_ids():
-    """Ids of the deviations the logged-in user may see (the workflow's rule), as a subquery."""
-    visible = _workflow().visible_deviations(_current_user()).subquery()
-    return select(visible.c.id)
-
-
 def visible_unit_ids():
-    """Units that have deviations the user may see: what the report's unit filter offers."""
-    visible = _workflow().visible_deviations(_current_user()).subquery()
-    return select(visible.c.unit_id).where(visible.c.unit_id.is_not(None)).distinct()
+    """Units whose deviations the user may see, as a select: what the report offers."""
+    scope = _workflow().visible_unit_ids(_current_user())
+    query = select(Unit.id)
+    if scope is not None:
+        query = query.where(Unit.id.in_(sorted(scope)) if scope else false())
+    return query
 
 
 def type_label(value) -> str:
@@ -103,11 +94,12 @@ def flash_refusal(exc) -> None:
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
 class DeviationView(ModelView):
-    datamodel = access.AccessInterface(Deviation)
+    datamodel = ListInterface(Deviation)
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.
-    include_route_methods = {"list", "show", "note", "close", "create"}
-    base_filters = [["id", FilterInFunction, visible_ids]]
+    include_route_methods = {"list", "show", "note", "close", "create", "unit_lookup"}
+    # The workflow's row-level rule as a condition on the unit column (no id IN subquery).
+    base_filters = [["id", VisibleToUser, None]]
     base_order = ("created_at", "desc")
     list_title = _l("Deviations")
     show_title = _l("Deviation")
@@ -117,9 +109,10 @@ class DeviationView(ModelView):
     show_columns = ["id", "type", "status", "unit", "person", "card_serial", "issuance",
                     "description", "created_at", "closed_at"]
     search_columns = ["type", "status", "created_at", "unit", "card_serial"]
-    search_form_query_rel_fields = {"unit": [["id", FilterInFunction, visible_unit_ids]]}
-    # Choose type and status by their Swedish names instead of typing the codes.
+    # Choose type and status by their Swedish names instead of typing the codes; the unit is
+    # looked up as you type (the page never holds every unit).
     search_form_extra_fields = {
+        "unit": UnitLookupField(_l("Unit"), lookup_endpoint="DeviationView.unit_lookup"),
         "type": SelectField(_l("Type"), choices=list(TYPE_LABELS.items())),
         "status": SelectField(_l("Status"), choices=list(STATUS_LABELS.items())),
     }
@@ -141,6 +134,14 @@ class DeviationView(ModelView):
                           "created_at": local_time, "closed_at": local_time}
     page_size = 50
 
+    @expose("/units", methods=["GET"])
+    @has_access
+    @permission_name("list")
+    def unit_lookup(self):
+        """Units for the filter, looked up as you type: the user's own units whose name or
+        HSA-id holds the typed text, at most LOOKUP_LIMIT of them."""
+        return jsonify(results=unit_choices(request.args.get("q", ""), visible_unit_ids()))
+
     def _visible(self, pk) -> Deviation:
         deviation = self.datamodel.get(pk, self._base_filters)
         if deviation is None:
@@ -161,21 +162,24 @@ class DeviationView(ModelView):
     @expose("/note/<int:pk>", methods=["POST"])
     @has_access
     def note(self, pk):
-        self._visible(pk)
-        try:
-            _workflow().add_note(pk, request.form.get("text", ""))
-            flash(_("The note was saved."), "success")
-        except (RuleViolation, FieldError) as exc:
-            flash_refusal(exc)
-        return redirect(url_for(".show", pk=pk))
+        return self._step(pk, lambda: _workflow().add_note(pk, request.form.get("text", "")),
+                          _("The note was saved."))
 
     @expose("/close/<int:pk>", methods=["POST"])
     @has_access
     def close(self, pk):
-        self._visible(pk)
+        return self._step(pk, lambda: _workflow().close(pk), _("The deviation was closed."))
+
+    def _step(self, pk, run, done):
+        """A workflow step on deviation `pk`; the workflow decides (scope included)."""
         try:
-            _workflow().close(pk)
-            flash(_("The deviation was closed."), "success")
+            run()
+            flash(done, "success")
+        except NotFound:
+            abort(404)
+        except ScopeRefusal as exc:
+            flash_refusal(exc)
+            return redirect(url_for(".list"))
         except (RuleViolation, FieldError) as exc:
             flash_refusal(exc)
         return redirect(url_for(".show", pk=pk))
@@ -215,105 +219,18 @@ def _optional_int(value):
 
 # --- the report export --------------------------------------------------------------------
 
-def _date(field):
-    raw = (request.args.get(field) or "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise FieldError(field, _l("Give the date as YYYY-MM-DD.")) from exc
-
-
 def report_filters() -> dict:
-    """The export's filters from the query string; bad values raise FieldError."""
-    unit = (request.args.get("unit_id") or "").strip()
-    if unit and not unit.isdigit():
-        raise FieldError("unit_id", _l("Choose a unit from the list."))
-    kind = request.args.get("type") or None
-    status = request.args.get("status") or None
-    if kind and kind not in DEVIATION_TYPES:
-        raise FieldError("type", _l("Choose a type from the list."))
-    if status and status not in DEVIATION_STATUSES:
-        raise FieldError("status", _l("Choose a status from the list."))
-    filters = {"from": _date("from"), "to": _date("to"), "unit_id": int(unit) if unit else None,
-               "type": kind, "status": status}
-    return {key: value for key, value in filters.items() if value is not None}
+    """The export's filters from the query string, checked by the workflow (FieldError)."""
+    return _workflow().report_filters(
+        {key: request.args.get(key) for key in ("from", "to", "unit_id", "type", "status")})
 
 
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return "\n".join(str(v) for v in value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat(sep=" ", timespec="minutes") if hasattr(value, "hour") \
-            else value.isoformat()
-    return value
-
-
-def report_values(row: dict) -> list:
-    """One report row as cells in column order, with Swedish words for type and status (the
-    workflow's rows already show each person as the reader may see them)."""
-    values = dict(row)
-    values["type"] = type_label(values.get("type"))
-    values["status"] = status_label(values.get("status"))
-    return [_cell(values.get(key)) for key, _label in REPORT_COLUMNS]
-
-
-def report_headers() -> list[str]:
-    return [str(label) for _key, label in REPORT_COLUMNS]
-
-
-def csv_chunks(rows):
-    """The report as CSV for Swedish Excel (BOM, semicolons), yielded in chunks."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    buffer.write("\ufeff")
-    writer.writerow(report_headers())
-    for row in rows:
-        writer.writerow(report_values(row))
-        if buffer.tell() >= CHUNK_BYTES:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
-
-
-def xlsx_chunks(rows):
-    """The report as XLSX: openpyxl's write-only mode keeps memory flat; the file is spooled
-    (to disk when large) and streamed in chunks."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=str(_l("Deviations"))[:31])
-    sheet.append(report_headers())
-    for row in rows:
-        sheet.append([_xlsx_cell(value) for value in report_values(row)])
-    with SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        workbook.save(spool)
-        spool.seek(0)
-        while chunk := spool.read(CHUNK_BYTES):
-            yield chunk
-
-
-def _xlsx_cell(value):
-    # A leading = would make a spreadsheet formula of user text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
-
-
-def _peeked(rows):
-    """Start the rows before answering, so a refusal becomes a message and not a broken file."""
-    iterator = iter(rows)
-    first = next(iterator, None)
-    return iterator if first is None else itertools.chain([first], iterator)
-
-
-FORMATS = {
-    "csv": (csv_chunks, "text/csv; charset=utf-8"),
-    "xlsx": (xlsx_chunks,
-             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-}
+def report_columns() -> list:
+    """The screen's report columns: Swedish headers, type and status in words."""
+    type_words = {code: type_label(code) for code in DEVIATION_TYPES}
+    status_words = {code: status_label(code) for code in DEVIATION_STATUSES}
+    words = {"type": type_words, "status": status_words}
+    return [exports.Column(key, str(label), words.get(key, {})) for key, label in REPORT_COLUMNS]
 
 
 class DeviationReportView(BaseView):
@@ -337,27 +254,18 @@ class DeviationReportView(BaseView):
     @has_access
     def export(self):
         fmt = request.args.get("format", "csv")
-        if fmt not in FORMATS:
+        if fmt not in exports.FORMATS:
             flash(_("Choose CSV or XLSX."), "danger")
             return redirect(url_for(".index"))
         try:
-            filters = report_filters()
-        except FieldError as exc:
-            flash_refusal(exc)
-            return redirect(url_for(".index", **request.args))
-        chunks, mimetype = FORMATS[fmt]
-        try:
-            rows = _peeked(_workflow().report_rows(_current_user(), filters))
+            rows = exports.deviation_report_rows(_current_user(), report_filters(),
+                                                 access.current_user_cleared())
         except (RuleViolation, FieldError) as exc:
             flash_refusal(exc)
             return redirect(url_for(".index", **request.args))
         filename = f"avvikelser-{clock.today().isoformat()}.{fmt}"
-        return Response(
-            stream_with_context(chunks(rows)),
-            mimetype=mimetype,
-            headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                     "Cache-Control": "no-store"},
-        )
+        return exports.download(fmt, report_columns(), rows, filename,
+                                sheet_title=str(_l("Deviations")))
 
 
 def register(appbuilder) -> None:

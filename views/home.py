@@ -1,4 +1,4 @@
-"""The start page: each role's own counts, with a small bar chart drawn by the template (SVG)."""
+"""The start page: what each role must do today, as counts that link to their lists."""
 
 from flask import current_app, url_for
 from flask_appbuilder import IndexView, expose
@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
+from app import labels
 from app.display import install as install_display
 from app.security import user_roles
 
@@ -13,8 +14,8 @@ from app.security import user_roles
 # queries.dashboard_counts). The permission is separate: the list screens of BaseViews are
 # `index` methods guarded by `can_list`.
 COUNTS = {
-    "awaiting_approval": (_l("Awaiting approval"), "ApprovalQueueView.index", "can_list",
-                          "awaiting_approval"),
+    "awaiting_approval": (labels.ISSUANCE_STATUS["awaiting_approval"], "ApprovalQueueView.index",
+                          "can_list", "awaiting_approval"),
     "receipts_due_soon": (_l("Receipts due within %(days)s days"), "ReceiptsView.index",
                           "can_list", "receipts_due_soon"),
     "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.index", "can_list",
@@ -39,7 +40,6 @@ ROLE_COUNTS = {
     "Chef": {"open_deviations"},
     "Intygsgivare": set(),
 }
-CHART_WIDTH = 320
 
 
 def keys_for(roles) -> list[str]:
@@ -59,7 +59,7 @@ def _link(endpoint, permission):
 
 
 def dashboard(user) -> list[dict]:
-    """The counts this user's roles follow, each with label, number, link and bar width."""
+    """The counts this user's roles follow, each with label, number and link."""
     from app.workflow import queries
 
     keys = keys_for(user_roles(user))
@@ -74,9 +74,6 @@ def dashboard(user) -> list[dict]:
         rows.append({"key": key, "label": str(label) % {"days": days},
                      "value": int(counts.get(COUNTS[key][3]) or 0),
                      "link": _link(endpoint, permission)})
-    largest = max(row["value"] for row in rows) or 1
-    for row in rows:
-        row["bar"] = round(CHART_WIDTH * row["value"] / largest)
     return rows
 
 
@@ -88,8 +85,10 @@ class HomeView(IndexView):
         self.update_redirect()
         user = current_user._get_current_object()
         rows = dashboard(user) if user.is_authenticated else []
+        new_application = (_link("ApplicationWizardView.start", "can_apply")
+                           if user.is_authenticated and not rows else None)
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
-                                    counts=rows, chart_width=CHART_WIDTH)
+                                    counts=rows, new_application=new_application)
 
 
 def register(appbuilder) -> None:

@@ -11,24 +11,23 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from app import access, clock, display
+from app import clock, display, labels
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
 from models import AuditEvent, Issuance, Person, ReserveCard
+from views.listing import ListInterface
 from views.registers import STEP_ERRORS, flash_refusal
 from views.stock import active_pickup_points
 
 PAGE_SIZE = 25
 DUE_SOON_DAYS = 2
 ACTIONS = {"receipt": "register_receipt", "block": "block", "extend": "extend",
-           "return": "return_card"}
+           "return": "return_card", "lost": "report_lost"}
 
 
 def reason_label(reason) -> str:
-    from app.workflow.application import REASON_LABELS
-
-    return str(REASON_LABELS.get(reason, reason))
+    return labels.reason(reason)
 
 
 def uploaded_scan():
@@ -61,14 +60,15 @@ class SerialOrHsaIdFilter(BaseFilter):
         ))
 
 
-TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returned_at")
+TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returned_at", "lost_at",
+                "certificate_block_requested_at")
 
 
 class IssuanceView(ModelView):
     route_base = "/issuances"
-    datamodel = access.AccessInterface(Issuance)
+    datamodel = ListInterface(Issuance)
     base_permissions = ["can_list", "can_show", "can_receipt", "can_block", "can_extend",
-                        "can_return"]
+                        "can_return", "can_lost"]
     page_size = PAGE_SIZE
     list_title = _l("All issuances")
     show_title = _l("Issuance")
@@ -77,7 +77,8 @@ class IssuanceView(ModelView):
     show_columns = ["id", "card", "recipient", "reason", "assignment", "channel", "status",
                     "created_at", "issued_at", "valid_until", "original_days", "receipt_due",
                     "kobe_reference", "approved_at", "rejection_reason", "block_reason",
-                    "blocked_at", "returned_at", "registered_mail_number", "justification"]
+                    "blocked_at", "returned_at", "lost_at", "lost_note",
+                    "certificate_block_requested_at", "registered_mail_number", "justification"]
     search_columns = ["status", "reason", "channel", "created_at", "valid_until", "receipt_due"]
     order_columns = ["id", "reason", "channel", "status", "valid_until", "receipt_due",
                      "created_at"]
@@ -101,6 +102,9 @@ class IssuanceView(ModelView):
         "block_reason": _l("Reason for blocking"),
         "blocked_at": _l("Blocked"),
         "returned_at": _l("Returned"),
+        "lost_at": _l("Reported lost"),
+        "lost_note": _l("How the card was lost"),
+        "certificate_block_requested_at": _l("Certificate to be blocked"),
         "registered_mail_number": _l("Registered mail number"),
         "justification": _l("Why registered mail"),
     }
@@ -175,6 +179,18 @@ class IssuanceView(ModelView):
             return redirect(url_for("IssuanceView.show", pk=pk))
         return self._step(pk, lifecycle.block, pk, request.form.get("reason", ""),
                           success=_("The card is blocked."))
+
+    @expose("/<int:pk>/lost", methods=["POST"])
+    @has_access
+    @permission_name("lost")
+    def lost(self, pk):
+        from app.workflow import lifecycle
+
+        if not confirmed():
+            return redirect(url_for("IssuanceView.show", pk=pk))
+        return self._step(pk, lifecycle.report_lost, pk, request.form.get("note", ""),
+                          success=_("The card is reported lost; its certificate is to be "
+                                    "blocked and a deviation is filed."))
 
     @expose("/<int:pk>/extend", methods=["POST"])
     @has_access

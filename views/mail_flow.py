@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app import labels
 from app.access import person_label_with_number as person_label
 from app.display import install as install_display
 from app.errors import NotFound, RuleViolation
@@ -21,22 +22,11 @@ from views.deviations import flash_refusal
 
 OPEN_STATUSES = ("prepared", "sent", "receipt_received", "active")
 RECENT_CLOSED = 20
-STATUS_LABELS = {
-    "prepared": _l("Prepared"),
-    "sent": _l("Sent by registered mail"),
-    "receipt_received": _l("Receipt returned"),
-    "active": _l("Active"),
-    "expired": _l("Expired"),
-    "blocked": _l("Blocked"),
-    "returned": _l("Returned"),
-    "rejected": _l("Rejected"),
-}
-REASON_LABELS = {
-    "forgotten": _l("Forgotten"),
-    "lost_stolen_damaged": _l("Stolen, lost, broken or damaged"),
-    "awaiting_new_card": _l("Awaiting new SITHS card"),
-    "temporary_assignment": _l("Temporary assignment"),
-}
+# The words of the one table (app/labels.py); the mail flow names two statuses by what they
+# mean in this flow.
+STATUS_LABELS = {**labels.ISSUANCE_STATUS, "sent": labels.ACTION["issuance.dispatch"],
+                 "receipt_received": labels.ACTION["issuance.mail_receipt"]}
+REASON_LABELS = labels.REASON
 # The step forms an issuance page offers, in the order of the flow (step name of TRANSITIONS).
 STEPS = ("dispatched", "receipt_returned", "certificate_issued", "block")
 

@@ -2,7 +2,7 @@
 turning a refused workflow step into a flash message, and loading a list page's relations with
 the page's own query. Who sees what of a person is the access policy's (app.access)."""
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.security.decorators import permission_name
@@ -12,13 +12,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, StringField
+from wtforms import BooleanField, Field, StringField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
 from app import access, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
+from views.listing import ListInterface
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
 NOT_FOUND_WHAT = {
@@ -44,9 +45,18 @@ def flash_refusal(exc) -> None:
     flash(step_message(exc), "danger")
 
 
-# Every model screen reads through the access policy's interface (search, order, masking),
-# with the named relations loaded by the page's own query.
-EagerInterface = access.AccessInterface
+class EagerInterface(ListInterface):
+    """The list interface of the registers: the page's ids first, its relations (the named
+    load options too) loaded with the page's rows only, the count bounded; searches, order and
+    shown values through the access policy (ListInterface is an access.AccessInterface)."""
+
+
+class PersonInterface(EagerInterface):
+    def query(self, *args, **kwargs):
+        # The viewer's clearance is looked up with every page, not only when a protected
+        # person happens to be on it: the statements per page stay the same at any size.
+        access.current_user_cleared()
+        return super().query(*args, **kwargs)
 
 
 # --- registers saved by the workflow ---------------------------------------------------------
@@ -166,7 +176,7 @@ class FieldFormat:
 
 class PersonView(AuditedModelView):
     route_base = "/registers/people"
-    datamodel = EagerInterface(Person)
+    datamodel = PersonInterface(Person)
     audit_entity = "person"
     base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
     list_title = _l("People")
@@ -174,10 +184,10 @@ class PersonView(AuditedModelView):
     add_title = _l("Add person")
     edit_title = _l("Edit person")
     list_columns = ["name", "hsa_id", "personal_number", "unit", "email", "protected_identity"]
-    show_columns = ["name", "hsa_id", "personal_number", "email", "unit", "manager",
+    show_columns = ["name", "hsa_id", "personal_number", "email", "unit",
                     "protected_identity", "card_office_role", "kobe"]
     add_columns = edit_columns = ["hsa_id", "personal_number", "name", "email", "unit",
-                                  "manager_hsa_id", "protected_identity", "card_office_role"]
+                                  "protected_identity", "card_office_role"]
     search_columns = ["name", "hsa_id", "personal_number", "email", "protected_identity"]
     order_columns = ["name", "hsa_id", "personal_number", "email"]
     base_order = ("name", "asc")
@@ -187,8 +197,6 @@ class PersonView(AuditedModelView):
         "personal_number": _l("Personal identity number"),
         "email": _l("E-mail"),
         "unit": _l("Unit"),
-        "manager": _l("Manager"),
-        "manager_hsa_id": _l("Manager (HSA-id)"),
         "protected_identity": _l("Protected identity"),
         "card_office_role": _l("Card-office role"),
         "kobe": _l("Kobe register"),
@@ -206,15 +214,7 @@ class PersonView(AuditedModelView):
             description=_l("YYYYMMDD-NNNN; empty for a person without a Swedish number."),
             validators=[Optional(), FieldFormat(validation.personal_number)]),
         "protected_identity": BooleanField(_l("Protected identity")),
-        "manager_hsa_id": StringField(_l("Manager (HSA-id)"),
-                                      validators=[Optional(), FieldFormat(validation.hsa_id)]),
     }
-    formatters_columns = {"manager": access.person_label}
-
-    def prefill_form(self, form, pk):
-        item = self.datamodel.get(pk)
-        if item is not None and item.manager is not None:
-            form.manager_hsa_id.data = item.manager.hsa_id
 
     def _edit(self, pk):
         item = self.datamodel.get(pk)
@@ -225,17 +225,61 @@ class PersonView(AuditedModelView):
         return super()._edit(pk)
 
 
+class PersonLookupWidget:
+    """A multi-select of people looked up as you type (static/js/person-lookup.js): only the
+    chosen people are in the page, never every person."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def __call__(self, field, **kwargs):
+        from markupsafe import Markup, escape
+
+        options = "".join(
+            f'<option value="{escape(value)}" selected>{escape(label)}</option>'
+            for value, label in field.choice_labels())
+        url = url_for(self.endpoint)
+        placeholder = _("Search by name or HSA-id")
+        return Markup(
+            f'<select multiple id="{escape(field.id)}" name="{escape(field.name)}" '
+            f'class="form-control rk-person-lookup" data-lookup-url="{escape(url)}" '
+            f'data-placeholder="{escape(placeholder)}">{options}</select>')
+
+
+class ManagersField(Field):
+    """The HSA-ids of a unit's managers; the workflow checks them (FieldError at the field)."""
+
+    def __init__(self, label=None, validators=None, endpoint="", **kwargs):
+        super().__init__(label, validators, widget=PersonLookupWidget(endpoint), **kwargs)
+
+    def process_formdata(self, valuelist):
+        self.data = [value for value in valuelist if str(value).strip()]
+
+    def _value(self):
+        return self.data or []
+
+    def choice_labels(self):
+        from app.workflow.registers import manager_labels
+
+        return manager_labels(self.data or [], access.current_user_cleared())
+
+
+def _managers_label(managers) -> str:
+    return ", ".join(access.person_label(person) for person in managers or [])
+
+
 class UnitView(AuditedModelView):
     route_base = "/registers/units"
-    datamodel = EagerInterface(Unit, selectinload(Unit.parent))
+    datamodel = EagerInterface(Unit, selectinload(Unit.parent), selectinload(Unit.managers))
     audit_entity = "unit"
     base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
     list_title = _l("Units")
     show_title = _l("Unit")
     add_title = _l("Add unit")
     edit_title = _l("Edit unit")
-    list_columns = ["name", "hsa_id", "org_type", "parent"]
-    show_columns = add_columns = edit_columns = ["name", "hsa_id", "org_type", "parent"]
+    list_columns = ["name", "hsa_id", "org_type", "parent", "managers"]
+    show_columns = ["name", "hsa_id", "org_type", "parent", "managers"]
+    add_columns = edit_columns = ["name", "hsa_id", "org_type", "parent", "manager_hsa_ids"]
     search_columns = ["name", "hsa_id", "org_type_code"]
     base_order = ("name", "asc")
     label_columns = {
@@ -244,11 +288,34 @@ class UnitView(AuditedModelView):
         "org_type": _l("Organisation type"),
         "org_type_code": _l("Organisation type"),
         "parent": _l("Part of"),
+        "managers": _l("Managers"),
+        "manager_hsa_ids": _l("Managers"),
+    }
+    description_columns = {
+        "manager_hsa_ids": _l("People with a Chef login. A manager is responsible for this unit "
+                              "and every unit below it."),
     }
     add_form_extra_fields = edit_form_extra_fields = {
         "hsa_id": StringField(_l("HSA-id"), validators=[Optional(),
                                                        FieldFormat(validation.hsa_id)]),
+        "manager_hsa_ids": ManagersField(_l("Managers"), endpoint="UnitView.manager_lookup"),
     }
+    formatters_columns = {"managers": _managers_label}
+
+    def prefill_form(self, form, pk):
+        item = self.datamodel.get(pk)
+        if item is not None:
+            form.manager_hsa_ids.data = item.manager_hsa_ids
+
+    @expose("/managers/lookup")
+    @has_access
+    @permission_name("edit")
+    def manager_lookup(self):
+        """People with a Chef login matching ?q= (at least two characters), for the form."""
+        from app.workflow.registers import manager_candidates
+
+        found = manager_candidates(request.args.get("q", ""), access.current_user_cleared())
+        return jsonify({"results": found})
 
 
 def _ordinary_card_label(value):

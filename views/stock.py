@@ -17,6 +17,7 @@ from app.access import AccessInterface
 from app.display import install as install_display
 from app.extensions import db
 from models import LOA_LEVELS, PickupPoint, ReserveCard
+from views.listing import ListInterface
 from views.registers import STEP_ERRORS, AuditedModelView, flash_refusal
 
 PRODUCT_CODES = ("473", "573")
@@ -50,7 +51,7 @@ def expiry_with_warning(expires_on):
         return Markup('<span class="text-danger rk-danger card-expired" title="{t}">'
                       '<i class="fa fa-ban"></i> {d} ({label})</span>').format(
             t=_("The card is past its own expiry date"), d=escape(expires_on),
-            label=_("expired"))
+            label=_("expired, do not lend"))
     title = _("Expires within %(days)s days", days=current_app.config["CARD_EXPIRY_WARNING_DAYS"])
     return Markup('<span class="text-warning card-expiry-warning" title="{t}">'
                   '<i class="fa fa-exclamation-triangle"></i> {d} ({label})</span>').format(
@@ -82,7 +83,7 @@ class CardView(ModelView):
     per pickup point against its minimum stock."""
 
     route_base = "/stock/cards"
-    datamodel = AccessInterface(ReserveCard)
+    datamodel = ListInterface(ReserveCard)
     base_permissions = ["can_list", "can_show", "can_move", "can_lost", "can_restock",
                         "can_destroy"]
     page_size = 25

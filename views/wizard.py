@@ -2,8 +2,10 @@
 
 Five steps (card, recipient, reason and end date, second attester, summary). What has been
 entered lives in the Flask session under a wizard id until completion, so going back keeps it
-and an abandoned wizard reserves nothing. The second attester's password is checked once and
-never stored: only the person's id and the time of authentication. Every rule is checked by the
+and an abandoned wizard reserves nothing. Every attester authenticates in the wizard itself, the
+logged-in attester 1 too (password again, or the card with client-certificate login); each
+password is checked once and never stored: only the person's id and the time of
+authentication. Every rule is checked by the
 workflow; refusals are shown on the step where they arise.
 """
 
@@ -61,13 +63,12 @@ class ReasonForm(FlaskForm):
     valid_until = DateField(_l("End date"), validators=[Optional()])
     assignment = TextAreaField(_l("Assignment"), render_kw={"rows": 3})
 
-    def validate(self, extra_validators=None):
-        if not super().validate(extra_validators):
-            return False
-        if self.reason.data == "temporary_assignment" and not (self.assignment.data or "").strip():
-            self.assignment.errors.append(_("Describe the temporary assignment."))
-            return False
-        return True
+
+class CallerForm(FlaskForm):
+    """Attester 1, already logged in, authenticates again in this application."""
+
+    password = PasswordField(_l("Your password"), validators=[Optional()],
+                             render_kw={"autocomplete": "off", "autofocus": True})
 
 
 class AttesterForm(FlaskForm):
@@ -131,6 +132,24 @@ def _attester_people(state) -> list[Person]:
     return [db.session.get(Person, entry["person_id"]) for entry in state.get("attesters", [])]
 
 
+def _attestations(state) -> list:
+    """Who authenticated in this wizard and when: attester 1 first, then the others."""
+    entries = ([state["me"]] if state.get("me") else []) + list(state.get("attesters", []))
+    return [application.Attestation(db.session.get(Person, entry["person_id"]),
+                                    datetime.fromisoformat(entry["at"]))
+            for entry in entries]
+
+
+def _card(state):
+    """The chosen card (its own expiry caps the end date), or None."""
+    from app.workflow import stock
+
+    try:
+        return stock.find_card(state["serial"]) if state.get("serial") else None
+    except NotFound:
+        return None
+
+
 def _me() -> Person | None:
     return person_for_user(current_user)
 
@@ -147,23 +166,25 @@ def _first_missing_step(state) -> str | None:
         return "recipient"
     if not state.get("reason_done"):
         return "reason"
+    if not state.get("me"):
+        return "attesters"
     if len(state.get("attesters", [])) < _others_needed(_recipient(state)):
         return "attesters"
     return None
 
 
-def _reason_choices(start: date) -> list[tuple[str, str]]:
+def _reason_choices(start: date, card=None) -> list[tuple[str, str]]:
     days = current_app.config["REASON_MAX_DAYS"]
     return [
         (code, _("%(reason)s (max %(days)s days, until %(date)s at the latest)",
                  reason=label, days=days[code],
-                 date=application.max_valid_until(code, start).isoformat()))
+                 date=application.max_valid_until(code, start, card).isoformat()))
         for code, label in application.REASON_LABELS.items()
     ]
 
 
-def _max_dates(start: date) -> dict[str, str]:
-    return {code: application.max_valid_until(code, start).isoformat()
+def _max_dates(start: date, card=None) -> dict[str, str]:
+    return {code: application.max_valid_until(code, start, card).isoformat()
             for code in application.REASON_LABELS}
 
 
@@ -288,12 +309,13 @@ class ApplicationWizardView(BaseView):
             return redirected
         today = clock.today()
         form = ReasonForm(data=self._reason_data(state, today))
-        form.reason.choices = _reason_choices(today)
+        card = _card(state)
+        form.reason.choices = _reason_choices(today, card)
         if form.validate_on_submit():
             if self._check_reason(form, state, today):
                 return self._next(wid, state, "attesters")
         return self._page("reason.html", wid, "reason", state, form=form,
-                          max_dates=_max_dates(today), facts=None)
+                          max_dates=_max_dates(today, card), facts=None)
 
     @staticmethod
     def _reason_data(state, today) -> dict:
@@ -303,7 +325,7 @@ class ApplicationWizardView(BaseView):
         if chosen:
             end = date.fromisoformat(chosen)
         elif reason:
-            end = application.max_valid_until(reason, today)
+            end = application.max_valid_until(reason, today, _card(state))
         return {"reason": reason, "valid_until": end, "assignment": state.get("assignment", "")}
 
     @staticmethod
@@ -313,7 +335,8 @@ class ApplicationWizardView(BaseView):
         state["assignment"] = (form.assignment.data or "").strip()
         chosen = form.valid_until.data
         # The maximum itself is kept as "the maximum", so a changed reason moves it along.
-        at_max = chosen is None or chosen == application.max_valid_until(reason, today)
+        at_max = chosen is None or chosen == application.max_valid_until(reason, today,
+                                                                          _card(state))
         state["valid_until"] = "" if at_max else chosen.isoformat()
         state["reason_done"] = False
         try:
@@ -322,7 +345,12 @@ class ApplicationWizardView(BaseView):
             _refused(form.reason, exc)
             return False
         try:
-            application.check_validity(reason, chosen, today)
+            application.check_assignment(reason, state["assignment"])
+        except STEP_ERRORS as exc:
+            _refused(form.assignment, exc)
+            return False
+        try:
+            application.check_validity(reason, chosen, today, card=_card(state))
         except STEP_ERRORS as exc:
             _refused(form.valid_until, exc)
             return False
@@ -337,23 +365,51 @@ class ApplicationWizardView(BaseView):
             return redirected
         recipient = _recipient(state)
         form = AttesterForm()
+        caller_form = CallerForm(prefix="me")
         if request.method == "POST" and request.form.get("action") == "reset":
             state["attesters"] = []
+            state.pop("me", None)
             return self._next(wid, state, "attesters")
         needed = _others_needed(recipient)
+        if not state.get("me"):
+            if request.method == "POST" and caller_form.validate_on_submit():
+                if self._authenticate_me(caller_form, state):
+                    more = len(state["attesters"]) < needed
+                    return self._next(wid, state, "attesters" if more else "summary")
+            caller_form.password.data = ""
+            return self._page("attesters.html", wid, "attesters", state, form=form,
+                              caller_form=caller_form, me=_me(), me_done=False,
+                              others=_attester_people(state), needed=needed,
+                              card_login=current_app.config.get("CLIENT_CERT_LOGIN"))
         if len(state["attesters"]) < needed and form.validate_on_submit():
             if self._authenticate(form, state, recipient, needed):
                 more = len(state["attesters"]) < needed
                 return self._next(wid, state, "attesters" if more else "summary")
         form.password.data = ""
-        return self._page("attesters.html", wid, "attesters", state, form=form, me=_me(),
-                          others=_attester_people(state), needed=needed)
+        return self._page("attesters.html", wid, "attesters", state, form=form,
+                          caller_form=caller_form, me=_me(), me_done=True,
+                          others=_attester_people(state), needed=needed, card_login=False)
+
+    @staticmethod
+    def _authenticate_me(form, state) -> bool:
+        """Attester 1 proves here and now that they are at the screen."""
+        try:
+            attestation = application.attest_caller(form.password.data or None)
+        except STEP_ERRORS as exc:
+            _refused(form.password, exc)
+            form.password.errors = [*form.password.errors,
+                                    _("Wrong password: give your own password again.")]
+            return False
+        state["me"] = {"person_id": attestation.person.id,
+                       "at": attestation.authenticated_at.isoformat()}
+        return True
 
     @staticmethod
     def _authenticate(form, state, recipient, needed) -> bool:
         """Check the next attester's own credentials; keep only who they are and when."""
         try:
-            person = application.authenticate_attester(form.username.data, form.password.data)
+            attestation = application.attest(form.username.data, form.password.data)
+            person = attestation.person
         except STEP_ERRORS as exc:
             _refused(form.username, exc)
             form.username.errors = [*form.username.errors,
@@ -367,7 +423,8 @@ class ApplicationWizardView(BaseView):
                 _refused(form.username, exc)
                 state["attesters"] = []
                 return False
-        state["attesters"].append({"person_id": person.id, "at": clock.now().isoformat()})
+        state["attesters"].append({"person_id": person.id,
+                                   "at": attestation.authenticated_at.isoformat()})
         return True
 
     @expose("/<wid>/sammanfattning", methods=["GET", "POST"])
@@ -384,7 +441,7 @@ class ApplicationWizardView(BaseView):
                 return redirect(url_for(".done", issuance_id=issuance.id))
         today = clock.today()
         end = (date.fromisoformat(state["valid_until"]) if state.get("valid_until")
-               else application.max_valid_until(state["reason"], today))
+               else application.max_valid_until(state["reason"], today, _card(state)))
         return self._page(
             "summary.html", wid, "summary", state, form=form, recipient=_recipient(state),
             me=_me(), others=_attester_people(state), end=end, today=today,
@@ -398,7 +455,7 @@ class ApplicationWizardView(BaseView):
                 card_serial=state["serial"],
                 recipient_hsa_id=_recipient(state).hsa_id,
                 reason=state["reason"],
-                attester_people=_attester_people(state),
+                attesters=_attestations(state),
                 recipient_present=bool(form.recipient_present.data),
                 envelope_unopened=bool(form.envelope_unopened.data),
                 valid_until=state.get("valid_until") or None,
@@ -438,6 +495,8 @@ class ApplicationWizardView(BaseView):
     @has_access
     def receipt_pdf(self, issuance_id):
         issuance = self._own_issuance(issuance_id)
+        if not lifecycle.has_printable_receipt(issuance):
+            abort(404)
         response = make_response(pdf.render_receipt(issuance))
         response.headers["Content-Type"] = "application/pdf"
         response.headers["Content-Disposition"] = (

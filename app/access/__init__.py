@@ -49,9 +49,19 @@ from app.access.redaction import (
     redact_value,
     shown_outbox,
 )
-
-# --- row scope of each role (app/access/scope.py) --------------------------------------------
-# The Chef's unit scope lives in app.access.scope; its public names are re-exported here.
+from app.access.scope import (
+    deviations_in_scope,
+    in_units,
+    managed_roots,
+    people_in_scope,
+    reaches_unit,
+    require_unit,
+    responsible_managers,
+    sees_all,
+    unit_ids,
+    units_below,
+    visible_unit_ids,
+)
 
 __all__ = [
     "MASK", "PERSON_FIELDS", "AccessInterface", "MaskedPerson", "MaskingSchemaConverter",
@@ -61,4 +71,7 @@ __all__ = [
     "person_label_with_number", "person_view", "search_guard", "shown", "shown_name",
     "audit_value", "mail_texts", "outbox_value", "protected_identities", "redact_value",
     "shown_outbox",
+    "deviations_in_scope", "managed_roots", "people_in_scope", "reaches_unit", "require_unit",
+    "responsible_managers", "sees_all", "unit_ids", "units_below", "in_units",
+    "visible_unit_ids",
 ]

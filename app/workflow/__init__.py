@@ -36,10 +36,14 @@ Modules and their public functions:
   valid_until=None) -> Issuance (prepared); dispatched(issuance_id, registered_mail_number);
   receipt_returned(issuance_id); certificate_issued(issuance_id) -> Issuance (active).
 - deviations: create(type, description, issuance_id=None, person_hsa_id=None) -> Deviation;
-  add_note(deviation_id, text); close(deviation_id); visible_deviations(user) -> Select
-  (row-level: a Chef sees only their own units); report_rows(user, filters) -> iterator of
-  dicts for the CSV/XLSX export.
-- registers: save_person(data, person_id=None); save_unit(data, unit_id=None);
+  add_note(deviation_id, text); close(deviation_id) (each refused with ScopeRefusal,
+  `outside_managed_units`, outside the user's scope: app.access.scope);
+  file_for_issuance(type, description, issuance_id) for steps that file one as their
+  consequence; visible_deviations(user) -> Select (a Chef: the units they manage and below);
+  report_filters(raw) -> checked filters; report_query(user, filters) -> Select of the report
+  (written by app.exports); report_rows(user, filters) -> iterator of dicts.
+- registers: save_person(data, person_id=None); save_unit(data, unit_id=None) (with
+  manager_hsa_ids: the unit's managers, replaced, audited);
   save_pickup_point(data, pickup_point_id=None); set_attesters_required(code, n, name=None);
   each checks fields (FieldError names the field), writes its audit row, saves nothing when a
   value is wrong.

@@ -4,7 +4,7 @@ from flask import current_app, g, has_request_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app import audit, outbox
+from app import audit, labels, outbox
 from app.errors import NotFound, refuse
 from app.extensions import db
 from models import AccountLink, Issuance
@@ -12,12 +12,7 @@ from models import AccountLink, Issuance
 SYSTEM = (None, "system")
 
 # The reasons as the routine names them, for e-mails (which are always Swedish).
-REASON_SV = {
-    "forgotten": "Glömt",
-    "lost_stolen_damaged": "Stulet, förlorat, sönder, skadat",
-    "awaiting_new_card": "Väntar på nytt SITHS-kort",
-    "temporary_assignment": "Tillfälligt uppdrag",
-}
+REASON_SV = labels.REASON_SV
 
 
 def current_user():
@@ -53,6 +48,11 @@ def record(action, entity, entity_id, before=None, after=None, system=False):
                         actor=SYSTEM if system else actor())
 
 
+def record_many(entries, system=False) -> int:
+    """Many audit rows at once, (action, entity, entity_id, before, after) each."""
+    return audit.record_many(entries, actor=SYSTEM if system else actor())
+
+
 def changes(obj, **values) -> tuple[dict, dict]:
     """Set attributes and return (before, after) of the fields that were given."""
     before = {key: getattr(obj, key) for key in values}
@@ -73,19 +73,7 @@ def load_issuance(issuance_id, lock=False) -> Issuance:
     return issuance
 
 
-STATUS_LABELS = {
-    "awaiting_approval": _l("Awaiting approval"),
-    "approved": _l("Approved"),
-    "extended": _l("Extended"),
-    "expired": _l("Expired"),
-    "prepared": _l("Prepared"),
-    "sent": _l("Sent"),
-    "receipt_received": _l("Receipt received"),
-    "active": _l("Active"),
-    "rejected": _l("Rejected"),
-    "blocked": _l("Blocked"),
-    "returned": _l("Returned"),
-}
+STATUS_LABELS = labels.ISSUANCE_STATUS
 STEP_LABELS = {
     "approve": _l("Approve the issuance"),
     "reject": _l("Reject the issuance"),
@@ -100,16 +88,11 @@ STEP_LABELS = {
     "close": _l("Close the deviation"),
     "move_card": _l("Move the card"),
     "mark_lost": _l("Mark the card as lost"),
+    "report_lost": _l("Report the card lost"),
     "restock": _l("Put the card back in stock"),
     "destroy": _l("Destroy the card"),
 }
-CARD_STATUS_LABELS = {
-    "in_stock": _l("In stock"),
-    "issued": _l("Issued"),
-    "lost": _l("Lost"),
-    "destroyed": _l("Destroyed"),
-    "closed": _l("Closed"),
-}
+CARD_STATUS_LABELS = labels.CARD_STATUS
 
 
 def not_allowed(step_name, status):
@@ -127,6 +110,11 @@ def require_transition(issuance, step_name):
 
 
 def user_id_for_person(person_id):
+    from app.security import known_login
+
+    known = known_login(person_id)
+    if known is not None:
+        return known
     return db.session.execute(
         select(AccountLink.user_id).where(AccountLink.person_id == person_id)
     ).scalar_one_or_none()
@@ -139,12 +127,26 @@ def people_addresses(issuance, attesters=True) -> list[str]:
     return [p.email for p in people if p is not None and p.email]
 
 
-def mail(template, to, issuance=None, dedupe_key=None, **context):
-    """Queue an e-mail about an issuance in the current transaction."""
+def _mail_context(issuance, context):
     if issuance is not None:
         context.setdefault("issuance", issuance)
         context.setdefault("card", issuance.card)
         context.setdefault("recipient", issuance.recipient)
         context.setdefault("reason_name", REASON_SV.get(issuance.reason, issuance.reason))
-    return outbox.queue_email(template, to, context, dedupe_key=dedupe_key,
+    return context
+
+
+def mail(template, to, issuance=None, dedupe_key=None, **context):
+    """Queue an e-mail about an issuance in the current transaction."""
+    return outbox.queue_email(template, to, _mail_context(issuance, context),
+                              dedupe_key=dedupe_key,
                               issuance_id=issuance.id if issuance is not None else None)
+
+
+def mail_many(messages) -> int:
+    """Queue many e-mails about issuances at once: (template, to, issuance, dedupe_key,
+    context) tuples, as `mail` takes them."""
+    return outbox.queue_many(
+        (template, to, _mail_context(issuance, dict(context)), dedupe_key,
+         issuance.id if issuance is not None else None)
+        for template, to, issuance, dedupe_key, context in messages)

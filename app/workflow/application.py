@@ -1,11 +1,12 @@
 """The in-person application (reservkortsapplikationen): recipient, card, attesters, validity."""
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
-from app import clock, security
+from app import clock, labels, security
 from app.errors import refuse
 from app.extensions import db
 from app.validation import FieldError, card_serial
@@ -16,12 +17,13 @@ from app.workflow._common import (
     actor_user_id,
     cfg,
     current_user,
-    mail,
+    mail_many,
     people_addresses,
     record,
+    record_many,
     user_id_for_person,
 )
-from app.workflow._tx import conflict_params, step
+from app.workflow._tx import conflict_params, refusals_logged, step
 from models import (
     CLOSED_FOR_PERSON,
     REASONS,
@@ -32,12 +34,7 @@ from models import (
     ReserveCard,
 )
 
-REASON_LABELS = {
-    "forgotten": _l("Forgotten"),
-    "lost_stolen_damaged": _l("Stolen, lost, broken or damaged"),
-    "awaiting_new_card": _l("Awaiting new SITHS card"),
-    "temporary_assignment": _l("Temporary assignment"),
-}
+REASON_LABELS = labels.REASON
 # The reasons in the routine's own Swedish words, for paper documents and e-mails (always
 # Swedish, whatever the reader's language).
 REASON_LABELS_SV = REASON_SV
@@ -45,6 +42,7 @@ REASON_LABELS_SV = REASON_SV
 
 # --- the card ---------------------------------------------------------------------------------
 
+@refusals_logged
 def check_card(serial, recipient=None, lock=False) -> ReserveCard:
     """The card must be known, sealed in stock, not past its expiry, LOA2 and, with the binding
     rule, never issued to anyone but this recipient."""
@@ -72,6 +70,7 @@ def check_card(serial, recipient=None, lock=False) -> ReserveCard:
 
 # --- the recipient ----------------------------------------------------------------------------
 
+@refusals_logged
 def find_recipient(query) -> Person:
     """The person with this HSA-id or Swedish personal identity number."""
     text = str(query or "").strip()
@@ -121,6 +120,7 @@ def recipient_facts(person) -> dict:
     }
 
 
+@refusals_logged
 def check_recipient(person, reason=None) -> dict:
     """Every rule about the recipient; returns the facts when all hold."""
     facts = recipient_facts(person)
@@ -151,29 +151,50 @@ def check_reason(reason) -> str:
     return reason
 
 
-def max_valid_until(reason, start=None) -> date:
-    """The latest end date the reason allows, counted from the issue date."""
+def max_valid_until(reason, start=None, card=None) -> date:
+    """The latest end date: the reason's maximum counted from the issue date, and never past
+    the card's own expiry date."""
     start = start or clock.today()
-    return start + timedelta(days=cfg("REASON_MAX_DAYS")[check_reason(reason)])
+    latest = start + timedelta(days=cfg("REASON_MAX_DAYS")[check_reason(reason)])
+    if card is not None and card.expires_on < latest:
+        return card.expires_on
+    return latest
 
 
-def check_validity(reason, valid_until, start=None) -> date:
-    """The end date: the maximum when none is given; never later, never before tomorrow."""
+@refusals_logged
+def check_validity(reason, valid_until, start=None, card=None) -> date:
+    """The end date: the latest allowed when none is given; never later than the reason's
+    maximum or the card's own expiry, never before tomorrow."""
     start = start or clock.today()
-    latest = max_valid_until(reason, start)
+    reason_latest = max_valid_until(reason, start)
+    latest = max_valid_until(reason, start, card)
     if valid_until in (None, ""):
-        return latest
-    if not isinstance(valid_until, date):
+        valid_until = latest
+    elif not isinstance(valid_until, date):
         try:
             valid_until = date.fromisoformat(str(valid_until))
         except ValueError as exc:
             raise FieldError("valid_until", _l("Give a date as YYYY-MM-DD.")) from exc
+    if valid_until > reason_latest:
+        raise refuse("validity_too_long", field="valid_until",
+                     max_date=reason_latest.isoformat(), max_days=cfg("REASON_MAX_DAYS")[reason])
     if valid_until > latest:
-        raise refuse("validity_too_long", field="valid_until", max_date=latest.isoformat(),
-                     max_days=cfg("REASON_MAX_DAYS")[reason])
+        raise refuse("validity_past_card_expiry", field="valid_until",
+                     expires_on=card.expires_on.isoformat())
     if valid_until <= start:
+        if card is not None and card.expires_on <= start:
+            raise refuse("validity_past_card_expiry", field="valid_until",
+                         expires_on=card.expires_on.isoformat())
         raise FieldError("valid_until", _l("The end date must be after the issue date."))
     return valid_until
+
+
+def check_assignment(reason, assignment) -> str | None:
+    """A temporary assignment is described (the Kobe check and the extension refer to it)."""
+    text = str(assignment or "").strip()
+    if reason == "temporary_assignment" and not text:
+        raise FieldError("assignment", _l("Describe the temporary assignment."))
+    return text or None
 
 
 # --- attesters --------------------------------------------------------------------------------
@@ -195,6 +216,48 @@ def authenticate_attester(username, password) -> Person:
     return person
 
 
+@dataclass(frozen=True)
+class Attestation:
+    """An attester who authenticated in this application session, and when."""
+
+    person: Person
+    authenticated_at: datetime
+
+
+@refusals_logged
+def attest(username, password) -> Attestation:
+    """An attester authenticates in the application session with their own credentials."""
+    return Attestation(authenticate_attester(username, password), clock.now())
+
+
+def _presented_card(user) -> bool:
+    """With client-certificate login the SITHS card itself is presented with this request."""
+    from flask import has_request_context, request
+
+    return bool(cfg("CLIENT_CERT_LOGIN") and has_request_context()
+                and request.environ.get("REMOTE_USER")
+                and request.environ["REMOTE_USER"] == user.username)
+
+
+@refusals_logged
+def attest_caller(password=None) -> Attestation:
+    """Attester 1, the logged-in user, authenticates again in the application session: their
+    password once more, or their card where client-certificate login is on. Having been
+    logged in (for up to a whole session) is not enough."""
+    user = current_user()
+    if user is None:
+        raise refuse("attesters_too_few", field="password",
+                     required=cfg("DEFAULT_ATTESTERS_REQUIRED"), given=0)
+    if _presented_card(user):
+        person = security.person_for_user(user)
+        if person is None:
+            raise refuse("attesters_too_few", field="password",
+                         required=cfg("DEFAULT_ATTESTERS_REQUIRED"), given=0)
+        return Attestation(person, clock.now())
+    return attest(user.username, password)
+
+
+@refusals_logged
 def check_attesters(recipient, attester_people) -> list[Person]:
     required = attesters_required(recipient)
     people = [p for p in attester_people if p is not None]
@@ -214,16 +277,21 @@ def check_attesters(recipient, attester_people) -> list[Person]:
     return people
 
 
-def _all_attesters(attester_people) -> list[Person]:
-    """The caller is attester 1; `attester_people` are the others who authenticated."""
+def _fresh_attestations(recipient, attestations) -> list[Attestation]:
+    """Every attester authenticated in this session, recently, the caller among them as
+    attester 1; a person named without authenticating does not count."""
+    oldest = clock.now() - timedelta(minutes=cfg("ATTESTATION_MAX_AGE_MINUTES"))
+    fresh = [a for a in (attestations or [])
+             if isinstance(a, Attestation) and a.authenticated_at >= oldest]
     user = current_user()
     caller = security.person_for_user(user) if user is not None else None
-    others = list(attester_people or [])
-    if caller is None:
-        return others
-    if len(others) >= 2 and others[0].id == caller.id:
-        others = others[1:]  # the caller passed in as attester 1 as well
-    return [caller, *others]
+    if caller is not None:
+        mine = [a for a in fresh if a.person.id == caller.id]
+        if not mine:
+            raise refuse("attesters_too_few", field="attesters",
+                         required=attesters_required(recipient), given=len(fresh))
+        fresh = [mine[0], *[a for a in fresh if a is not mine[0]]]
+    return fresh
 
 
 # --- the application --------------------------------------------------------------------------
@@ -238,21 +306,24 @@ def _confirmations(recipient_present, envelope_unopened):
 
 
 @step
-def apply_in_person(card_serial, recipient_hsa_id, reason, attester_people, recipient_present,
+def apply_in_person(card_serial, recipient_hsa_id, reason, attesters, recipient_present,
                     envelope_unopened, valid_until=None, assignment=None) -> Issuance:
     """Complete the application: the issuance waits for Televäxeln, the receipt is due, the card
-    is out. `attester_people` are the attesters besides the logged-in caller (attester 1)."""
+    is out. `attesters` are the Attestations of this session (`attest_caller`, `attest`), the
+    logged-in caller's among them (attester 1)."""
     _confirmations(recipient_present, envelope_unopened)
     check_reason(reason)
+    assignment = check_assignment(reason, assignment)
     recipient = find_recipient(recipient_hsa_id)
     check_recipient(recipient, reason)
-    attesters = check_attesters(recipient, _all_attesters(attester_people))
+    attestations = _fresh_attestations(recipient, attesters)
+    check_attesters(recipient, [a.person for a in attestations])
     card = check_card(card_serial, recipient, lock=True)
-    end = check_validity(reason, valid_until)
-    return _create(card, recipient, reason, attesters, end, assignment)
+    end = check_validity(reason, valid_until, card=card)
+    return _create(card, recipient, reason, attestations, end, assignment)
 
 
-def _create(card, recipient, reason, attesters, end, assignment) -> Issuance:
+def _create(card, recipient, reason, attestations, end, assignment) -> Issuance:
     now = clock.now()
     today = clock.today()
     receipt_due = today + timedelta(days=cfg("RECEIPT_DUE_DAYS"))
@@ -264,30 +335,41 @@ def _create(card, recipient, reason, attesters, end, assignment) -> Issuance:
     )
     issuance.card = card
     issuance.recipient = recipient
-    for position, person in enumerate(attesters, start=1):
+    for position, attestation in enumerate(attestations, start=1):
+        person = attestation.person
         issuance.attesters.append(IssuanceAttester(
             person=person, person_id=person.id, user_id=user_id_for_person(person.id),
-            position=position, authenticated_at=now,
+            position=position, authenticated_at=attestation.authenticated_at,
         ))
     issuance.receipt = Receipt(kind="application", due_on=receipt_due)
     db.session.add(issuance)
     conflict_params(serial=card.serial, name=recipient.name)
     db.session.flush()
-    mark_card_issued(card, recipient)
-    record("issuance.apply", "issuance", issuance.id, None, {
-        "status": issuance.status, "channel": "in_person", "card": card.serial,
-        "recipient": recipient.hsa_id, "reason": reason, "valid_until": end,
-        "receipt_due": receipt_due, "attesters": [p.hsa_id for p in attesters],
-    })
-    mail("application_completed", people_addresses(issuance), issuance)
-    mail("approval_requested", cfg("TELEVAXELN_MAILBOX"), issuance)
+    # Both audit rows and both e-mails in one append each.
+    record_many([
+        card_issued(card, recipient),
+        ("issuance.apply", "issuance", issuance.id, None, {
+            "status": issuance.status, "channel": "in_person", "card": card.serial,
+            "recipient": recipient.hsa_id, "reason": reason, "valid_until": end,
+            "receipt_due": receipt_due,
+            "attesters": [a.person.hsa_id for a in attestations]}),
+    ])
+    mail_many([
+        ("application_completed", people_addresses(issuance), issuance, None, {}),
+        ("approval_requested", cfg("TELEVAXELN_MAILBOX"), issuance, None, {}),
+    ])
     return issuance
 
 
-def mark_card_issued(card, recipient) -> None:
+def card_issued(card, recipient) -> tuple:
+    """Mark the card issued (bound to the recipient); its audit entry, to be recorded."""
     before = {"status": card.status, "bound_person_id": card.bound_person_id}
     card.status = "issued"
     if card.bound_person_id is None:
         card.bound_person_id = recipient.id
-    record("card.issue", "card", card.id, before,
-           {"status": card.status, "bound_person_id": card.bound_person_id})
+    return ("card.issue", "card", card.id, before,
+            {"status": card.status, "bound_person_id": card.bound_person_id})
+
+
+def mark_card_issued(card, recipient) -> None:
+    record(*card_issued(card, recipient))

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 
-from app import access, clock
+from app import access, clock, labels
 from app.errors import refuse
 from app.validation import FieldError
 from app.workflow._common import (
@@ -10,12 +10,12 @@ from app.workflow._common import (
     changes,
     load_issuance,
     mail,
+    not_allowed,
     people_addresses,
     record,
     require_transition,
 )
 from app.workflow._tx import step
-from app.workflow.application import REASON_LABELS
 from models import Issuance
 
 CHECK_LABELS = {
@@ -42,7 +42,7 @@ def _register_says(issuance) -> dict:
     ordinary = kobe.ordinary_card if kobe else "none"
     return {
         "identity": f"{access.display_name(person)}, {person.hsa_id}",
-        "reason": str(REASON_LABELS.get(issuance.reason, issuance.reason)),
+        "reason": labels.reason(issuance.reason),
         "card": f"{issuance.card.serial} ({issuance.card.loa})",
         "attesters": ", ".join(access.display_name(a.person) for a in issuance.attesters),
         "card_or_order": ordinary,
@@ -66,6 +66,9 @@ def approve(issuance_id, kobe_reference, checks) -> Issuance:
     """Every check confirmed and the Kobe reference recorded: the card may be activated."""
     issuance = load_issuance(issuance_id, lock=True)
     require_transition(issuance, "approve")
+    if issuance.valid_until < clock.today():
+        # The validity ended before approval (the sweep expires it): nothing to activate.
+        raise not_allowed("approve", "expired")
     checks = dict(checks or {})
     missing = [k for k in required_checks(issuance) if checks.get(k) is not True]
     if missing:

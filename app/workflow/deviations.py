@@ -1,26 +1,28 @@
 """Deviations (avvikelser): created by people or sweeps, followed up, reported to managers."""
 
-from flask_babel import lazy_gettext as _l
-from sqlalchemy import false, select
+from datetime import date, datetime, timedelta
 
-from app import access, clock, security
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app import clock
+from app.access import scope
 from app.errors import NotFound
 from app.extensions import db
 from app.validation import FieldError
 from app.validation import hsa_id as valid_hsa_id
-from app.workflow._common import actor, actor_user_id, changes, not_allowed, record
+from app.workflow._common import actor, actor_user_id, changes, current_user, not_allowed, record
 from app.workflow._tx import step
 from models import (
+    DEVIATION_STATUSES,
     DEVIATION_TYPES,
     Deviation,
     DeviationNote,
     Issuance,
     Person,
     Unit,
-    unit_managers,
 )
 
-SEE_ALL_ROLES = {"Admin", "Servicecenter"}
 TYPE_SV = {
     "not_returned": "Reservkort ej återlämnat",
     "receipt_missing_blocked": "Spärrat: kvittens saknas",
@@ -32,15 +34,32 @@ STATUS_SV = {"open": "Öppen", "in_progress": "Under utredning", "closed": "Stä
 
 
 def _load(deviation_id) -> Deviation:
+    """The deviation, if the logged-in user may handle it (a manager: their units only)."""
     deviation = db.session.get(Deviation, deviation_id)
     if deviation is None:
         raise NotFound("deviation", deviation_id)
+    scope.require_unit(current_user(), deviation.unit_id)
     return deviation
 
 
 @step
 def create(type, description, issuance_id=None, person_hsa_id=None) -> Deviation:
-    """A deviation about an issuance or a person; the unit is copied from the person."""
+    """A deviation about an issuance or a person, filed by the logged-in user; the unit is
+    copied from the person. A manager may file one only in the units they reach."""
+    issuance, person = _subject(type, description, issuance_id, person_hsa_id)
+    scope.require_unit(current_user(), person.unit_id if person else None)
+    return _file(type, description, issuance, person)
+
+
+@step
+def file_for_issuance(type, description, issuance_id) -> Deviation:
+    """A deviation filed by another workflow step as a consequence of that step (a card
+    reported lost); who may take the step is that step's rule."""
+    issuance, person = _subject(type, description, issuance_id, None)
+    return _file(type, description, issuance, person)
+
+
+def _subject(type, description, issuance_id, person_hsa_id):
     if type not in DEVIATION_TYPES:
         raise FieldError("type", _l("Unknown deviation type."))
     description = str(description or "").strip()
@@ -56,6 +75,11 @@ def create(type, description, issuance_id=None, person_hsa_id=None) -> Deviation
         ).unique().scalar_one_or_none()
         if person is None:
             raise NotFound("person", person_hsa_id)
+    return issuance, person
+
+
+def _file(type, description, issuance, person) -> Deviation:
+    description = str(description or "").strip()
     deviation = Deviation(
         type=type, status="open", issuance_id=issuance.id if issuance else None,
         person_id=person.id if person else None, unit_id=person.unit_id if person else None,
@@ -100,44 +124,69 @@ def close(deviation_id) -> Deviation:
     return deviation
 
 
-def managed_unit_ids(user):
-    """The units whose manager is this user's person (a select of unit ids)."""
-    person = security.person_for_user(user)
-    person_id = person.id if person else -1
-    return select(unit_managers.c.unit_id).where(unit_managers.c.person_id == person_id)
+def visible_unit_ids(user) -> frozenset | None:
+    """Whose deviations the user sees (the access policy's row scope): None for every unit,
+    otherwise the set of unit ids."""
+    return scope.visible_unit_ids(user)
+
+
+def visibility(user):
+    """The row-level condition for this user (None: no condition)."""
+    return scope.in_units(Deviation.unit_id, visible_unit_ids(user))
 
 
 def visible_deviations(user):
-    """Row-level: Servicecenter and Admin see all; a manager sees only their units' people."""
+    """The deviations the user may see (the access policy's row scope), newest first."""
     query = select(Deviation).order_by(Deviation.created_at.desc(), Deviation.id.desc())
-    roles = security.user_roles(user) if user is not None else set()
-    if roles & SEE_ALL_ROLES:
-        return query
-    if "Chef" in roles:
-        return query.where(Deviation.unit_id.in_(managed_unit_ids(user)))
-    return query.where(false())
+    return scope.deviations_in_scope(query, user)
 
 
-def _filtered(user, filters):
-    query = visible_deviations(user)
-    filters = filters or {}
-    if filters.get("from"):
-        query = query.where(Deviation.created_at >= _day_start(filters["from"]))
-    if filters.get("to"):
-        query = query.where(Deviation.created_at < _day_start(filters["to"], next_day=True))
-    if filters.get("unit_id"):
-        query = query.where(Deviation.unit_id == int(filters["unit_id"]))
-    if filters.get("type"):
-        query = query.where(Deviation.type == filters["type"])
-    if filters.get("status"):
-        query = query.where(Deviation.status == filters["status"])
-    return query
+# The report's dates: a wider range is no report anybody needs, and the day boundaries of
+# 0001-01-01 or 9999-12-31 are not representable in the database's time zone arithmetic.
+REPORT_FIRST_DAY = date(1900, 1, 1)
+REPORT_LAST_DAY = date(2999, 12, 31)
 
 
-def _day_start(value, next_day=False):
-    from datetime import date, datetime, timedelta
+def report_filters(raw) -> dict:
+    """The report's filters checked: from/to (dates, YYYY-MM-DD, in range, from <= to),
+    unit_id, type, status. A wrong value is a FieldError naming the field."""
+    raw = raw or {}
+    filters = {}
+    for field in ("from", "to"):
+        value = raw.get(field)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, date):
+            try:
+                value = date.fromisoformat(str(value).strip())
+            except ValueError as exc:
+                raise FieldError(field, _l("Give the date as YYYY-MM-DD.")) from exc
+        if not REPORT_FIRST_DAY <= value <= REPORT_LAST_DAY:
+            raise FieldError(field, _l("Give a date between %(first)s and %(last)s.")
+                             % {"first": REPORT_FIRST_DAY.isoformat(),
+                                "last": REPORT_LAST_DAY.isoformat()})
+        filters[field] = value
+    if "from" in filters and "to" in filters and filters["to"] < filters["from"]:
+        raise FieldError("to", _l("The end date is before the start date."))
+    unit = raw.get("unit_id")
+    if unit not in (None, ""):
+        if isinstance(unit, bool) or not str(unit).strip().isdigit() or int(unit) > 2**31 - 1:
+            raise FieldError("unit_id", _l("Choose a unit from the list."))
+        filters["unit_id"] = int(unit)
+    for field, allowed, message in (
+        ("type", DEVIATION_TYPES, _l("Choose a type from the list.")),
+        ("status", DEVIATION_STATUSES, _l("Choose a status from the list.")),
+    ):
+        value = raw.get(field)
+        if value in (None, ""):
+            continue
+        if value not in allowed:
+            raise FieldError(field, message)
+        filters[field] = value
+    return filters
 
-    day = value if isinstance(value, date) else date.fromisoformat(str(value))
+
+def _day_start(day, next_day=False):
     if next_day:
         day += timedelta(days=1)
     local = datetime(day.year, day.month, day.day, tzinfo=clock.LOCAL_TZ)
@@ -148,30 +197,51 @@ REPORT_COLUMNS = ("id", "created_at", "type", "status", "person", "hsa_id", "uni
                   "valid_until", "description", "closed_at")
 
 
-def report_rows(user, filters=None, batch_size=500):
-    """The rows of the deviation report, streamed (a batch at a time) for CSV/XLSX export."""
-    visible = _filtered(user, filters).subquery()
+def report_query(user, filters=None):
+    """The deviation report as one SELECT (the rows the user may see, filtered, oldest first),
+    with the person's `protected_identity` so an export can mask. Filters are checked first
+    (FieldError), so a bad value is refused before any file is started."""
+    filters = report_filters(filters)
     query = (
-        select(visible.c.id, visible.c.created_at, visible.c.type, visible.c.status,
-               Person.name, Person.hsa_id, Unit.name, visible.c.card_serial,
-               Issuance.valid_until, visible.c.description, visible.c.closed_at,
-               Person.protected_identity)
-        .select_from(visible)
-        .outerjoin(Person, Person.id == visible.c.person_id)
-        .outerjoin(Unit, Unit.id == visible.c.unit_id)
-        .outerjoin(Issuance, Issuance.id == visible.c.issuance_id)
-        .order_by(visible.c.created_at, visible.c.id)
-        .execution_options(yield_per=batch_size)
+        select(Deviation.id, Deviation.created_at, Deviation.type, Deviation.status,
+               Person.name.label("person"), Person.hsa_id, Unit.name.label("unit"),
+               Deviation.card_serial, Issuance.valid_until, Deviation.description,
+               Deviation.closed_at, Person.protected_identity)
+        .select_from(Deviation)
+        .outerjoin(Person, Person.id == Deviation.person_id)
+        .outerjoin(Unit, Unit.id == Deviation.unit_id)
+        .outerjoin(Issuance, Issuance.id == Deviation.issuance_id)
+        .order_by(Deviation.created_at, Deviation.id)
     )
-    cleared = access.current_user_cleared()
-    for *row, protected in db.session.execute(query):
-        values = dict(zip(REPORT_COLUMNS, row, strict=True))
-        # A protected person's name as the reader may see it (the HSA-id stays, so the case
-        # can be followed up).
-        values["person"] = access.shown_name(values["person"], protected, cleared) or None
-        values["created_at"] = clock.isoformat(values["created_at"])
-        values["closed_at"] = clock.isoformat(values["closed_at"])
-        values["type_name"] = TYPE_SV.get(values["type"], values["type"])
-        values["status_name"] = STATUS_SV.get(values["status"], values["status"])
-        yield values
+    query = scope.deviations_in_scope(query, user)
+    if "from" in filters:
+        query = query.where(Deviation.created_at >= _day_start(filters["from"]))
+    if "to" in filters:
+        query = query.where(Deviation.created_at < _day_start(filters["to"], next_day=True))
+    if "unit_id" in filters:
+        query = query.where(Deviation.unit_id == filters["unit_id"])
+    if "type" in filters:
+        query = query.where(Deviation.type == filters["type"])
+    if "status" in filters:
+        query = query.where(Deviation.status == filters["status"])
+    return query
 
+
+def report_row(row) -> dict:
+    """One result row of `report_query` as the report's values (times ISO 8601 with offset,
+    Swedish names of type and status beside the codes)."""
+    values = dict(row._mapping)
+    values["protected_identity"] = bool(values.get("protected_identity"))
+    values["created_at"] = clock.isoformat(values["created_at"])
+    values["closed_at"] = clock.isoformat(values["closed_at"])
+    values["type_name"] = TYPE_SV.get(values["type"], values["type"])
+    values["status_name"] = STATUS_SV.get(values["status"], values["status"])
+    return values
+
+
+def report_rows(user, filters=None, batch_size=500):
+    """The rows of the deviation report in the current session (exports stream them with
+    `app.exports`, on a connection of their own)."""
+    query = report_query(user, filters).execution_options(yield_per=batch_size)
+    for row in db.session.execute(query):
+        yield report_row(row)

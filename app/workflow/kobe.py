@@ -36,7 +36,10 @@ def parse_csv(text) -> list[dict]:
     """Rows of a CSV with the columns hsa_id, ordinary_card, reserve_card_order (comma or
     semicolon separated). Each row remembers its line number for error messages."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise FieldError("file", _l("The file is not UTF-8 text.")) from exc
     text = str(text or "").lstrip("\ufeff")
     if not text.strip():
         raise FieldError("file", _l("The file is empty."))
@@ -45,7 +48,13 @@ def parse_csv(text) -> list[dict]:
         dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
     except csv.Error:
         pass
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    try:
+        return _csv_rows(csv.DictReader(io.StringIO(text, newline=""), dialect=dialect))
+    except csv.Error as exc:
+        raise FieldError("file", _l("Not a readable CSV file.")) from exc
+
+
+def _csv_rows(reader) -> list[dict]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
@@ -152,6 +161,8 @@ def _apply(valid) -> list[dict]:
             record_ = KobeRecord(person_id=values["person_id"])
             db.session.add(record_)
             existing[values["person_id"]] = record_
+        if old is None or old[0] != new[0]:
+            record_.ordinary_card_since = now
         record_.ordinary_card, record_.reserve_card_order = new
         record_.updated_at, record_.updated_by = now, by
         changed.append({"hsa_id": values["hsa_id"], "before": list(old) if old else None,

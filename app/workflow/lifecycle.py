@@ -24,20 +24,30 @@ from app.workflow._common import (
     require_transition,
 )
 from app.workflow._tx import step
-from models import ISSUANCE_STATUSES, Extension, Issuance, ReserveCard
+from models import ENDED, ISSUANCE_STATUSES, Extension, Issuance, ReserveCard
 
-_OUT = ("awaiting_approval", "approved", "extended", "expired")
-_MAIL_OUT = ("prepared", "sent", "receipt_received", "active")
+# Where an issuance can be (see DOMAIN.md, "Second reading: the card's whole life"); ENDED:
+# the card came back or was reported lost.
+# The card is out with the person: from the completed application (in person) or the dispatch
+# (mail) until it is returned or reported lost, also when blocked, expired or rejected.
+HOLDING = tuple(s for s in ISSUANCE_STATUSES if s not in (*ENDED, "prepared"))
+# The validity is running.
+RUNNING = ("approved", "extended", "active")
+# In person: the receipt deadline holds whatever happened to the validity or the approval
+# (a blocked issuance has had its consequence already).
+RECEIPT_DEADLINE = ("awaiting_approval", "approved", "extended", "expired", "rejected")
+NOT_ENDED = tuple(s for s in ISSUANCE_STATUSES if s not in ENDED)
 
 # step -> the issuance statuses it may start from. Every step checks here first.
 TRANSITIONS = {
     "approve": frozenset({"awaiting_approval"}),
     "reject": frozenset({"awaiting_approval"}),
-    "register_receipt": frozenset({*_OUT, "blocked"}),
-    "block": frozenset({*_OUT, *_MAIL_OUT}),
-    "extend": frozenset({"approved", "active"}),
-    "return_card": frozenset(set(ISSUANCE_STATUSES) - {"returned"}),
-    "expire": frozenset({"approved", "extended", "active"}),
+    "register_receipt": frozenset({*RECEIPT_DEADLINE, "blocked"}),
+    "block": frozenset(set(NOT_ENDED) - {"blocked"}),
+    "extend": frozenset({"approved", "active", "expired"}),
+    "return_card": frozenset(NOT_ENDED),
+    "report_lost": frozenset(NOT_ENDED),
+    "expire": frozenset({"awaiting_approval", *RUNNING}),
     "dispatched": frozenset({"prepared"}),
     "receipt_returned": frozenset({"sent"}),
     "certificate_issued": frozenset({"receipt_received"}),
@@ -55,7 +65,7 @@ def find_open_issuance_by_serial(serial) -> Issuance:
     serial = card_serial(serial)
     issuance = db.session.execute(
         select(Issuance).join(ReserveCard, Issuance.card_id == ReserveCard.id)
-        .where(ReserveCard.serial == serial, Issuance.status != "returned")
+        .where(ReserveCard.serial == serial, Issuance.status.not_in(ENDED))
     ).unique().scalar_one_or_none()
     if issuance is None:
         raise NotFound("issuance for card", serial)
@@ -92,6 +102,12 @@ def is_attester_of(user, issuance) -> bool:
 
     person = person_for_user(user)
     return person is not None and any(a.person_id == person.id for a in issuance.attesters)
+
+
+def has_printable_receipt(issuance) -> bool:
+    """The receipt (kvittens) is a paper of the in-person issuance; a registered-mail issuance
+    has its manual receipt in the letter of the mail flow instead."""
+    return issuance.channel == "in_person"
 
 
 def may_print_receipt(user, issuance) -> bool:
@@ -157,10 +173,25 @@ def extension_last_day(issuance):
     return issued_on + relativedelta(months=cfg("EXTENSION_WINDOW_MONTHS"))
 
 
+def _was_approved(issuance) -> bool:
+    """Approved by Televäxeln (in person) or its certificate issued (mail)."""
+    return bool(issuance.approved_at if issuance.channel == "in_person"
+                else issuance.certificate_issued_at)
+
+
+def extension_period(issuance, today=None) -> tuple:
+    """(start, end) of the extension asked for today: it starts at the later of the old end
+    date and today, lasts the original length, and never runs past the card's own expiry."""
+    today = today or clock.today()
+    start = max(issuance.valid_until, today)
+    end = min(start + relativedelta(days=issuance.original_days), issuance.card.expires_on)
+    return start, end
+
+
 def check_extension(issuance, same_reason=True):
     if issuance.extension is not None:
         raise refuse("extension_already_used")
-    if not can_transition(issuance.status, "extend"):
+    if not can_transition(issuance.status, "extend") or not _was_approved(issuance):
         raise refuse("extension_not_allowed")
     if same_reason is not True:
         raise FieldError("same_reason", _l(
@@ -169,26 +200,58 @@ def check_extension(issuance, same_reason=True):
     if clock.today() > last_day:
         raise refuse("extension_window_passed", months=cfg("EXTENSION_WINDOW_MONTHS"),
                      last_day=last_day.isoformat())
+    start, end = extension_period(issuance)
+    if end <= start:
+        raise refuse("validity_past_card_expiry", field="valid_until",
+                     expires_on=issuance.card.expires_on.isoformat())
+    return end
 
 
 @step
 def extend(issuance_id, same_reason=True) -> Issuance:
-    """Once, by the original length, for the same reason, within the window after issue."""
+    """Once, by the original length, for the same reason, within the window after issue; also
+    an expired card that has not come back (see extension_period)."""
     issuance = load_issuance(issuance_id, lock=True)
-    check_extension(issuance, same_reason)
-    new_end = issuance.valid_until + relativedelta(days=issuance.original_days)
+    new_end = check_extension(issuance, same_reason)
     db.session.add(Extension(
         issuance_id=issuance.id, requested_at=clock.now(),
         previous_valid_until=issuance.valid_until, new_valid_until=new_end,
         reason=issuance.reason, by_user_id=actor_user_id(),
     ))
-    status = "extended" if issuance.channel == "in_person" else issuance.status
+    status = "extended" if issuance.channel == "in_person" else "active"
     before, after = changes(issuance, status=status, valid_until=new_end,
                             expiry_reminder_7_at=None, expiry_reminder_3_at=None)
     record("issuance.extend", "issuance", issuance.id, before, after)
     mail("issuance_extended", people_addresses(issuance, attesters=False), issuance)
     db.session.flush()
     db.session.refresh(issuance, ["extension"])
+    return issuance
+
+
+# --- lost -------------------------------------------------------------------------------------
+
+@step
+def report_lost(issuance_id, note) -> Issuance:
+    """Servicecenter or a card handler reports the card lost: the card is lost, its
+    certificate is to be blocked (who and when), the issuance ends, a deviation is filed, and
+    the person may be given another card at once."""
+    from app.workflow import deviations
+
+    issuance = load_issuance(issuance_id, lock=True)
+    require_transition(issuance, "report_lost")
+    text = str(note or "").strip()
+    if not text:
+        raise FieldError("note", _l("Describe how the card was lost."))
+    now, by = clock.now(), actor_user_id()
+    before, after = changes(issuance, status="lost", lost_at=now, lost_by_user_id=by,
+                            lost_note=text, certificate_block_requested_at=now,
+                            certificate_block_requested_by_user_id=by)
+    record("issuance.lost", "issuance", issuance.id, before, after)
+    card = issuance.card
+    card_before, card_after = changes(card, status="lost")
+    record("card.lost", "card", card.id, card_before, {**card_after, "note": text})
+    db.session.flush()
+    deviations.file_for_issuance("card_lost", text, issuance.id)
     return issuance
 
 

@@ -22,12 +22,14 @@ from app.workflow._common import (
 )
 from app.workflow._tx import conflict_params, step
 from app.workflow.application import (
+    check_assignment,
     check_card,
     check_reason,
     check_recipient,
     check_validity,
     find_recipient,
     mark_card_issued,
+    recipient_facts,
 )
 from models import Issuance, Receipt
 
@@ -58,22 +60,25 @@ def prepare(card_serial, recipient_hsa_id, reason, address, justification,
         "Record why the card must go by registered mail."))
     address = _required_text(address, "address", _l("Give the address to send the card to."))
     check_reason(reason)
+    assignment = check_assignment(reason, assignment)
     recipient = find_recipient(recipient_hsa_id)
     check_recipient(recipient, reason)
     card = check_card(card_serial, recipient, lock=True)
-    end = check_validity(reason, valid_until)
+    # The validity starts when the certificate is issued; here only its length is chosen.
+    end = check_validity(reason, valid_until, card=card)
     now, today = clock.now(), clock.today()
+    days = (end - today).days
     issuance = Issuance(
         channel="registered_mail", status="prepared", card_id=card.id, recipient_id=recipient.id,
-        reason=reason, assignment=(assignment or None), created_at=now,
-        created_by_user_id=actor_user_id(), issued_at=now, valid_until=end,
-        original_days=(end - today).days, address=address, justification=justification,
+        reason=reason, assignment=assignment, created_at=now,
+        created_by_user_id=actor_user_id(), issued_at=None, valid_until=None,
+        original_days=days, address=address, justification=justification,
     )
     issuance.card, issuance.recipient = card, recipient
     issuance.receipt = Receipt(kind="manual", data_copy={
         "card_serial": card.serial, "recipient_name": recipient.name,
-        "recipient_hsa_id": recipient.hsa_id, "reason": reason, "issued_on": today.isoformat(),
-        "valid_until": end.isoformat(), "address": address,
+        "recipient_hsa_id": recipient.hsa_id, "reason": reason, "prepared_on": today.isoformat(),
+        "validity_days": days, "address": address,
     })
     db.session.add(issuance)
     conflict_params(serial=card.serial, name=recipient.name)
@@ -81,7 +86,7 @@ def prepare(card_serial, recipient_hsa_id, reason, address, justification,
     mark_card_issued(card, recipient)
     record("issuance.prepare", "issuance", issuance.id, None, {
         "status": "prepared", "channel": "registered_mail", "card": card.serial,
-        "recipient": recipient.hsa_id, "reason": reason, "valid_until": end,
+        "recipient": recipient.hsa_id, "reason": reason, "validity_days": days,
         "address": address, "justification": justification,
     })
     return issuance
@@ -93,6 +98,11 @@ def dispatched(issuance_id, registered_mail_number) -> Issuance:
     _require_card_handler()
     issuance = load_issuance(issuance_id, lock=True)
     require_transition(issuance, "dispatched")
+    # The card leaves Servicecenter now: the person must not hold another one.
+    facts = recipient_facts(issuance.recipient)
+    if facts["open_issuance_id"] not in (None, issuance.id):
+        raise refuse("recipient_has_open_issuance", field="recipient_hsa_id",
+                     name=issuance.recipient.name)
     number = _required_text(registered_mail_number, "registered_mail_number", _l(
         "Give the registered-mail number."))
     due = clock.today() + timedelta(days=cfg("MAIL_RECEIPT_DUE_DAYS"))
@@ -122,9 +132,14 @@ def certificate_issued(issuance_id) -> Issuance:
     _require_card_handler()
     issuance = load_issuance(issuance_id, lock=True)
     require_transition(issuance, "certificate_issued")
-    now = clock.now()
+    now, today = clock.now(), clock.today()
+    # The card can be used from now: its validity starts here, capped at the card's expiry.
+    end = min(today + timedelta(days=issuance.original_days), issuance.card.expires_on)
+    if end <= today:
+        raise refuse("validity_past_card_expiry", field="valid_until",
+                     expires_on=issuance.card.expires_on.isoformat())
     before, after = changes(issuance, status="active", id_method=ID_METHOD,
-                            certificate_issued_at=now,
+                            certificate_issued_at=now, issued_at=now, valid_until=end,
                             certificate_issued_by_user_id=actor_user_id())
     issuance.receipt.archived_at = now
     record("issuance.certificate_issued", "issuance", issuance.id, before,

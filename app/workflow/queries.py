@@ -7,26 +7,50 @@ from sqlalchemy.orm import selectinload
 
 from app import clock
 from app.extensions import db
-from models import Deviation, Issuance, IssuanceAttester, Receipt, ReserveCard
+from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING
+from models import (
+    CLOSED_FOR_CARD,
+    CLOSED_FOR_PERSON,
+    Deviation,
+    Issuance,
+    IssuanceAttester,
+    Receipt,
+    ReserveCard,
+)
 
-RECEIPT_STATUSES = ("awaiting_approval", "approved", "extended")
-RUNNING = ("approved", "extended", "active")
-OPEN = ("awaiting_approval", "approved", "extended", "expired", "prepared", "sent",
-        "receipt_received", "active")
+RECEIPT_STATUSES = RECEIPT_DEADLINE
+OPEN = (*HOLDING, "prepared")
 
 
 def _today(now):
     return clock.to_local(clock.to_utc_naive(now)).date() if now else clock.today()
 
 
+def open_issuance():
+    """The condition "the issuance is open", written as the partial indexes on open rows
+    (ix_issuances_open, uq_issuances_open_recipient) are, so a count reads open rows only."""
+    return Issuance.status.notin_(CLOSED_FOR_PERSON)
+
+
+def card_out():
+    """The condition "the card is still out" (not returned), as ix_issuances_not_returned_
+    valid_until and uq_issuances_open_card are written."""
+    return Issuance.status.notin_(CLOSED_FOR_CARD)
+
+
+def pending_receipt():
+    """Receipts not registered yet, as the partial index ix_receipts_pending is written."""
+    return select(Receipt.issuance_id).where(Receipt.received_at.is_(None))
+
+
 def dashboard_counts(now=None, user=None, due_soon_days=None) -> dict:
-    """The numbers on the home page, from one query per table. With `user`, open deviations
-    are only those the user may see (a manager: own units); with `due_soon_days`, also the
-    receipts due within that many days (`receipts_due_soon`)."""
+    """The numbers on the home page, from one query per table, each reading only open rows
+    through a partial index. With `user`, open deviations are only those the user may see (a
+    manager: own units); with `due_soon_days`, also the receipts due within that many days
+    (`receipts_due_soon`)."""
     today = _today(now)
     receipt_open = (Issuance.status.in_(RECEIPT_STATUSES) & (Issuance.channel == "in_person")
-                    & Issuance.id.in_(select(Receipt.issuance_id)
-                                      .where(Receipt.received_at.is_(None))))
+                    & Issuance.id.in_(pending_receipt()))
 
     def count_if(condition):
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -40,7 +64,7 @@ def dashboard_counts(now=None, user=None, due_soon_days=None) -> dict:
         count_if(Issuance.status.in_(OPEN)),
         count_if(Issuance.status == "expired"),
         count_if(Issuance.status.in_(("prepared", "sent", "receipt_received"))),
-    )).one()
+    ).where(open_issuance())).one()
     cards_in_stock = db.session.execute(
         select(func.count(ReserveCard.id)).where(ReserveCard.status == "in_stock")
     ).scalar()
@@ -61,22 +85,25 @@ def dashboard_counts(now=None, user=None, due_soon_days=None) -> dict:
 
 
 def _open_deviations(user) -> int:
-    if user is None:
-        return db.session.execute(
-            select(func.count(Deviation.id)).where(Deviation.status != "closed")).scalar()
-    from app.workflow.deviations import visible_deviations
+    """Open deviations (of the user's units), on the partial index ix_deviations_open_unit."""
+    query = select(func.count(Deviation.id)).where(Deviation.status != "closed")
+    if user is not None:
+        from app.workflow.deviations import visibility
 
-    visible = visible_deviations(user).subquery()
-    return db.session.execute(
-        select(func.count()).select_from(visible).where(visible.c.status != "closed")
-    ).scalar_one()
+        condition = visibility(user)
+        if condition is not None:
+            query = query.where(condition)
+    return db.session.execute(query).scalar_one()
 
 
 def _receipts_due_soon(now, days) -> int:
     """In-person receipts not yet registered whose deadline is today or within `days` days."""
-    due = receipts_due(now).subquery()
+    today = _today(now)
     return db.session.execute(
-        select(func.count()).select_from(due).where(due.c.days_left.between(0, days))
+        select(func.count(Issuance.id)).where(
+            open_issuance(), Issuance.channel == "in_person",
+            Issuance.status.in_(RECEIPT_STATUSES), Issuance.id.in_(pending_receipt()),
+            Issuance.receipt_due.between(today, today + timedelta(days=days)))
     ).scalar_one()
 
 

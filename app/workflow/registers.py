@@ -8,6 +8,8 @@ the field; an unknown id is NotFound.
 
 import re
 
+from flask_appbuilder.security.sqla.models import Role
+from flask_appbuilder.security.sqla.models import assoc_user_role as user_roles
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select
 
@@ -17,7 +19,7 @@ from app.extensions import db
 from app.validation import FieldError
 from app.workflow._common import record
 from app.workflow._tx import step
-from models import ORG_TYPES, OrganisationType, Person, PickupPoint, Unit
+from models import ORG_TYPES, AccountLink, OrganisationType, Person, PickupPoint, Unit
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_ATTESTERS, MAX_ATTESTERS = 1, 5
@@ -30,16 +32,18 @@ MAX_MIN_STOCK = 100_000
 def save_person(data, person_id=None) -> Person:
     """Add a person, or change the given fields of person `person_id`.
 
-    Fields: hsa_id, personal_number (empty for none), name, email, unit_id, manager_hsa_id
-    (empty for none), protected_identity, card_office_role (RA, ORA, KRA or LRA).
+    Fields: hsa_id, personal_number (empty for none), name, email, unit_id,
+    protected_identity, card_office_role (RA, ORA, KRA or LRA). A person's managers are those
+    of their unit (`save_unit`'s manager_hsa_ids).
     """
+    if "manager_hsa_id" in data:
+        raise FieldError("manager_hsa_id", _l(
+            "A person's managers are the managers of their unit: set them on the unit."))
     person = _load(Person, person_id, "person")
     # Only a login with clearance may change a protected person or lift the protection.
     access.check_person_edit(person)
     values = _person_values(data, creating=person is None)
     _check_unique(Person, person_id, values, ("hsa_id", "personal_number"))
-    if person is not None and values.get("manager_id") == person.id:
-        raise FieldError("manager_hsa_id", _l("A person cannot be their own manager."))
     if person is None:
         values["created_at"] = clock.now()
     return _save(Person, "person", person, values)
@@ -57,8 +61,6 @@ def _person_values(data, creating) -> dict:
         values["email"] = _email(data.get("email"))
     if "unit_id" in data:
         values["unit_id"] = _reference(Unit, data.get("unit_id"), "unit_id")
-    if "manager_hsa_id" in data:
-        values["manager_id"] = _manager_id(data.get("manager_hsa_id"))
     if "protected_identity" in data or creating:
         values["protected_identity"] = bool(data.get("protected_identity"))
     if "card_office_role" in data:
@@ -73,24 +75,15 @@ def _email(value) -> str | None:
     return email or None
 
 
-def _manager_id(value) -> int | None:
-    if not str(value or "").strip():
-        return None
-    hsa_id = validation.hsa_id(value, field="manager_hsa_id")
-    manager_id = db.session.execute(select(Person.id).where(Person.hsa_id == hsa_id)).scalar()
-    if manager_id is None:
-        raise FieldError("manager_hsa_id",
-                         _l("No person with HSA-id %(hsa_id)s.") % {"hsa_id": hsa_id})
-    return manager_id
-
-
 # --- units -----------------------------------------------------------------------------------
 
 @step
 def save_unit(data, unit_id=None) -> Unit:
     """Add a unit, or change the given fields. Fields: name, hsa_id (optional),
-    org_type_code, parent_id (the unit it is part of; optional)."""
+    org_type_code, parent_id (the unit it is part of; optional), manager_hsa_ids (the HSA-ids
+    of its managers, each a person with a Chef login; the list replaces the old one)."""
     unit = _load(Unit, unit_id, "unit")
+    managers = _managers(data["manager_hsa_ids"]) if "manager_hsa_ids" in data else None
     creating = unit is None
     values = {}
     if creating or "name" in data:
@@ -104,8 +97,127 @@ def save_unit(data, unit_id=None) -> Unit:
         values["parent_id"] = _reference(Unit, data.get("parent_id"), "parent_id")
         if values["parent_id"] is not None and values["parent_id"] == unit_id:
             raise FieldError("parent_id", _l("A unit cannot be part of itself."))
+    if "parent_id" in values and values["parent_id"] is not None and unit_id is not None:
+        _check_not_below(unit_id, values["parent_id"])
     _check_unique(Unit, unit_id, values, ("hsa_id",))
-    return _save(Unit, "unit", unit, values)
+    unit = _save(Unit, "unit", unit, values)
+    if managers is not None:
+        _set_managers(unit, managers)
+    return unit
+
+
+MANAGER_FIELD = "manager_hsa_ids"
+MAX_MANAGERS = 50
+
+
+def _managers(value) -> list[Person]:
+    """The people named by a list of HSA-ids, each with a login that has the role Chef."""
+    from app.access.scope import MANAGER_ROLE
+
+    if value is None:
+        value = []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise FieldError(MANAGER_FIELD, _l("Give a list of HSA-ids."))
+    if len(value) > MAX_MANAGERS:
+        raise FieldError(MANAGER_FIELD, _l("At most %(max)s managers.") % {"max": MAX_MANAGERS})
+    hsa_ids = []
+    for raw in value:
+        if not isinstance(raw, str):
+            raise FieldError(MANAGER_FIELD, _l("Give a list of HSA-ids."))
+        hsa_id = validation.hsa_id(raw, field=MANAGER_FIELD)
+        if hsa_id not in hsa_ids:
+            hsa_ids.append(hsa_id)
+    people = {p.hsa_id: p for p in db.session.execute(
+        select(Person).where(Person.hsa_id.in_(hsa_ids))).unique().scalars()} if hsa_ids else {}
+    chefs = set(db.session.execute(
+        select(Person.hsa_id)
+        .join(AccountLink, AccountLink.person_id == Person.id)
+        .join(user_roles, user_roles.c.user_id == AccountLink.user_id)
+        .join(Role, Role.id == user_roles.c.role_id)
+        .where(Person.hsa_id.in_(hsa_ids), Role.name == MANAGER_ROLE)
+    ).scalars()) if hsa_ids else set()
+    for hsa_id in hsa_ids:
+        if hsa_id not in people:
+            raise FieldError(MANAGER_FIELD, _l("No person with HSA-id %(hsa_id)s.")
+                             % {"hsa_id": hsa_id})
+        if hsa_id not in chefs:
+            raise FieldError(MANAGER_FIELD, _l(
+                "%(hsa_id)s has no login with the role Chef; a manager needs one "
+                "(Admin creates it).") % {"hsa_id": hsa_id})
+    return [people[hsa_id] for hsa_id in hsa_ids]
+
+
+def _set_managers(unit, managers) -> None:
+    """Replace the unit's managers; one audit row with the lists before and after."""
+    before = sorted(unit.manager_hsa_ids)
+    after = sorted(person.hsa_id for person in managers)
+    if before == after:
+        return
+    unit.managers = sorted(managers, key=lambda person: person.hsa_id)
+    db.session.flush()
+    record("unit.managers", "unit", unit.id, before={MANAGER_FIELD: before},
+           after={MANAGER_FIELD: after})
+
+
+def _check_not_below(unit_id, parent_id) -> None:
+    """A unit cannot be placed below itself or below one of its own sub-units."""
+    from app.access.scope import units_below
+
+    below = units_below(select(Unit.id.label("unit_id")).where(Unit.id == unit_id))
+    if db.session.execute(select(Unit.id).where(Unit.id == parent_id, Unit.id.in_(below))
+                          ).first():
+        raise FieldError("parent_id", _l("A unit cannot be part of itself or of one of its "
+                                         "own sub-units."))
+
+
+def manager_labels(hsa_ids, cleared) -> list[tuple[str, str]]:
+    """(hsa_id, label) of the given people, for the form's chosen managers; an unknown HSA-id
+    keeps its own text as label (the save names it)."""
+    from app import access
+
+    hsa_ids = [str(value) for value in hsa_ids][:MAX_MANAGERS]
+    people = {p.hsa_id: p for p in db.session.execute(
+        select(Person).where(Person.hsa_id.in_(hsa_ids))).unique().scalars()} if hsa_ids else {}
+    labels = []
+    for hsa_id in hsa_ids:
+        person = people.get(hsa_id)
+        name = access.person_view(person, cleared)["name"] if person else None
+        labels.append((hsa_id, f"{name} ({hsa_id})" if name else hsa_id))
+    return labels
+
+
+def manager_candidates(text, cleared, limit=20) -> list[dict]:
+    """People with a Chef login matching `text` (HSA-id prefix or part of the name), for the
+    unit form's look-up: {"id": hsa_id, "text": label}. For a login without clearance a
+    protected person is found only by their exact HSA-id and shown masked."""
+    from app import access
+    from app.access.scope import MANAGER_ROLE
+
+    text = str(text or "").strip()[:100]
+    if len(text) < 2:
+        return []
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    by_name = Person.name.ilike(f"%{escaped}%", escape="\\")
+    if not cleared:
+        by_name = by_name & Person.protected_identity.is_(False)
+    query = (
+        select(Person)
+        .join(AccountLink, AccountLink.person_id == Person.id)
+        .join(user_roles, user_roles.c.user_id == AccountLink.user_id)
+        .join(Role, Role.id == user_roles.c.role_id)
+        .where(Role.name == MANAGER_ROLE,
+               by_name | Person.hsa_id.ilike(f"{escaped}%", escape="\\")
+               | (Person.hsa_id == text.upper()))
+        .order_by(Person.name, Person.hsa_id)
+        .limit(limit)
+    )
+    found = []
+    for person in db.session.execute(query).unique().scalars():
+        if person.protected_identity and not cleared and person.hsa_id != text.upper():
+            continue
+        shown = access.person_view(person, cleared)
+        found.append({"id": person.hsa_id, "text": f"{shown['name']} ({person.hsa_id})"})
+    return found
 
 
 def _org_type(code, field="org_type_code") -> OrganisationType:

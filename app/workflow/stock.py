@@ -12,7 +12,7 @@ from app.extensions import db
 from app.validation import FieldError, card_serial
 from app.workflow._common import cfg, changes, not_allowed, record
 from app.workflow._tx import step
-from models import LOA_LEVELS, Issuance, PickupPoint, ReserveCard
+from models import ENDED, LOA_LEVELS, Issuance, PickupPoint, ReserveCard
 
 MAX_BATCH = 5000
 _SPLIT = re.compile(r"[\s,;]+")
@@ -125,22 +125,24 @@ def move_card(serial, pickup_point_id) -> ReserveCard:
 
 def _open_issuance(card) -> Issuance | None:
     return db.session.execute(
-        select(Issuance).where(Issuance.card_id == card.id, Issuance.status != "returned")
+        select(Issuance).where(Issuance.card_id == card.id, Issuance.status.not_in(ENDED))
     ).unique().scalar_one_or_none()
 
 
 @step
 def mark_lost(serial, note=None) -> ReserveCard:
-    """A card is lost; when it was out with someone, that is a deviation too."""
-    from app.workflow import deviations
+    """A card is lost. When it is out on an issuance, that is the issuance's lost step (the
+    issuance ends, the certificate is to be blocked, a deviation is filed)."""
+    from app.workflow import lifecycle
 
     card = find_card(serial, lock=True)
     _card_step(card, "mark_lost", ("in_stock", "issued", "returned"))
     issuance = _open_issuance(card) if card.status == "issued" else None
+    if issuance is not None:
+        lifecycle.report_lost(issuance.id, note)
+        return card
     before, after = changes(card, status="lost")
     record("card.lost", "card", card.id, before, {**after, "note": note})
-    if issuance is not None:
-        deviations.create("card_lost", note or "", issuance_id=issuance.id)
     return card
 
 
@@ -168,15 +170,33 @@ def destroy(serial, note=None) -> ReserveCard:
     return card
 
 
+def lendable_today():
+    """The SQL condition for a card that can be lent today: sealed in stock, LOA2, not past its
+    own expiry and, with the binding rule on, not bound to a person (a bound card may only go
+    back to its first holder, so it is not stock for anyone else)."""
+    condition = ((ReserveCard.status == "in_stock") & (ReserveCard.loa == "LOA2")
+                 & (ReserveCard.expires_on >= clock.today()))
+    if cfg("CARD_BOUND_TO_FIRST_HOLDER"):
+        condition = condition & ReserveCard.bound_person_id.is_(None)
+    return condition
+
+
 def stock_summary() -> list[dict]:
-    """Per pickup point: cards per status, sealed cards near their own expiry, min-stock warning."""
-    warn_before = clock.today() + timedelta(days=cfg("CARD_EXPIRY_WARNING_DAYS"))
-    in_stock = ReserveCard.status == "in_stock"
+    """Per pickup point: the cards that can be lent today ("in_stock", against the minimum
+    stock), those of them near their own expiry, the sealed cards past their expiry ("do not
+    lend", counted apart), other sealed cards that cannot be lent to just anyone (LOA3, bound to
+    a person), cards per status, and the lendable card to hand out first (oldest expiry)."""
+    today = clock.today()
+    warn_before = today + timedelta(days=cfg("CARD_EXPIRY_WARNING_DAYS"))
+    sealed = ReserveCard.status == "in_stock"
+    lendable = lendable_today()
+    expired = sealed & (ReserveCard.expires_on < today)
+    count_if = lambda condition: func.sum(case((condition, 1), else_=0))  # noqa: E731
     rows = db.session.execute(
         select(
             PickupPoint.id, PickupPoint.name, PickupPoint.min_stock, ReserveCard.status,
-            func.count(ReserveCard.id),
-            func.sum(case((in_stock & (ReserveCard.expires_on <= warn_before), 1), else_=0)),
+            func.count(ReserveCard.id), count_if(lendable),
+            count_if(lendable & (ReserveCard.expires_on <= warn_before)), count_if(expired),
         )
         .select_from(PickupPoint)
         .outerjoin(ReserveCard, ReserveCard.pickup_point_id == PickupPoint.id)
@@ -184,17 +204,35 @@ def stock_summary() -> list[dict]:
         .order_by(PickupPoint.name)
     ).all()
     summary = {}
-    for point_id, name, min_stock, status, count, expiring in rows:
+    for point_id, name, min_stock, status, count, n_lendable, expiring, n_expired in rows:
         entry = summary.setdefault(point_id, {
             "pickup_point_id": point_id, "pickup_point": name, "min_stock": min_stock,
-            "counts": {}, "in_stock": 0, "expiring_soon": 0,
+            "counts": {}, "in_stock": 0, "expiring_soon": 0, "expired_in_stock": 0,
+            "not_lendable_in_stock": 0, "lend_first": None,
         })
         if status:
             entry["counts"][status] = count
         if status == "in_stock":
-            entry["in_stock"] = count
+            entry["in_stock"] = int(n_lendable or 0)
             entry["expiring_soon"] = int(expiring or 0)
+            entry["expired_in_stock"] = int(n_expired or 0)
+            entry["not_lendable_in_stock"] = count - entry["in_stock"] - entry["expired_in_stock"]
+    for point_id, serial, expires_on in _lend_first():
+        if point_id in summary:
+            summary[point_id]["lend_first"] = {"serial": serial, "expires_on": expires_on}
     for entry in summary.values():
         entry["below_min_stock"] = entry["in_stock"] < entry["min_stock"]
     return list(summary.values())
 
+
+def _lend_first():
+    """(pickup point, serial, expiry) of each point's lendable card with the oldest expiry."""
+    ranked = select(
+        ReserveCard.pickup_point_id, ReserveCard.serial, ReserveCard.expires_on,
+        func.row_number().over(partition_by=ReserveCard.pickup_point_id,
+                               order_by=(ReserveCard.expires_on, ReserveCard.serial)).label("n"),
+    ).where(lendable_today()).subquery()
+    return db.session.execute(
+        select(ranked.c.pickup_point_id, ranked.c.serial, ranked.c.expires_on)
+        .where(ranked.c.n == 1)
+    ).all()

@@ -3,32 +3,43 @@
 Each sweep finds what is due with one query and changes it with one guarded statement (an
 UPDATE whose WHERE repeats the condition, or an INSERT ... ON CONFLICT DO NOTHING against the
 deviation index), so a second run, or a concurrent one, finds nothing left to do. Only the rows
-a statement really changed get their audit row and e-mail.
+a statement really changed get their audit row and e-mail, and those are written set-based
+too: the changed issuances are loaded with one query, their audit rows appended to the chain
+with one INSERT (`audit.record_many`) and their e-mails queued with one (`outbox.queue_many`).
+
+Every sweep's condition includes "the issuance is open" (or "the card is out") written as the
+partial indexes are (migration 0006_scale), so a sweep reads open rows only, whatever statuses
+its rule names.
 """
 
 from datetime import timedelta
 
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import noload
 
 from app import clock
+from app.access import scope
 from app.extensions import db
-from app.workflow._common import cfg, mail, people_addresses, record
+from app.workflow._common import cfg, mail_many, people_addresses, record_many
 from app.workflow._tx import transaction
+from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING, TRANSITIONS
+from app.workflow.queries import card_out, open_issuance, pending_receipt
 from models import Deviation, Issuance, KobeRecord, Person, Receipt, ReserveCard, SweepRun
 
-RECEIPT_STATUSES = ("awaiting_approval", "approved", "extended")
-RUNNING = ("approved", "extended", "active")
-HOLDING = ("awaiting_approval", "approved", "extended", "sent", "receipt_received", "active")
+# In person: the receipt deadline holds whatever happened to the validity or the approval.
+RECEIPT_STATUSES = RECEIPT_DEADLINE
+# Past its end date: the validity is over, also for one still awaiting approval.
+EXPIRING = tuple(sorted(TRANSITIONS["expire"]))
+# The ordinary card became active: the reserve card must come back (unless already asked).
+RETURN_REQUEST_STATUSES = tuple(s for s in HOLDING if s != "expired")
 RETURN_REASONS = ("awaiting_new_card", "lost_stolen_damaged", "forgotten")
 BLOCK_REASON = "Kvittensen kom inte in till Servicecenter i tid (spärrat automatiskt)."
 _CHUNK = 500
 
 
 def _receipt_missing():
-    return Issuance.id.in_(
-        select(Receipt.issuance_id).where(Receipt.received_at.is_(None))
-    )
+    return Issuance.id.in_(pending_receipt())
 
 
 def _due(*conditions) -> dict[int, str]:
@@ -52,13 +63,34 @@ def _guarded_update(ids, values, *conditions) -> list[int]:
     return sorted(changed)
 
 
-def _load(ids) -> list[Issuance]:
-    if not ids:
-        return []
-    return db.session.execute(
-        select(Issuance).where(Issuance.id.in_(ids)).order_by(Issuance.id)
-        .execution_options(populate_existing=True)
-    ).unique().scalars().all()
+def _load(ids, *options, attesters=False) -> list[Issuance]:
+    """The changed issuances with what their audit rows and e-mails need (card, recipient,
+    and the attesters when asked), in few queries: nothing else is loaded."""
+    issuances = []
+    ids = sorted(ids)
+    options = (noload(Issuance.receipt), noload(Issuance.extension),
+               *(() if attesters else (noload(Issuance.attesters),)), *options)
+    for start in range(0, len(ids), _CHUNK):
+        issuances += db.session.execute(
+            select(Issuance).where(Issuance.id.in_(ids[start:start + _CHUNK]))
+            .options(*options).order_by(Issuance.id)
+            .execution_options(populate_existing=True)
+        ).unique().scalars().all()
+    return issuances
+
+
+def _follow_up(issuances, audit=None, email=None) -> None:
+    """The audit rows and e-mails of the changed issuances, each written set-based.
+    `audit(issuance)` gives (action, before, after); `email(issuance)` gives
+    (template, to, dedupe_key, context) or None."""
+    if audit is not None:
+        record_many([(action, "issuance", issuance.id, before, after)
+                     for issuance in issuances
+                     for action, before, after in [audit(issuance)]], system=True)
+    if email is not None:
+        mail_many([(template, to, issuance, key, context)
+                   for issuance in issuances if (message := email(issuance)) is not None
+                   for template, to, key, context in [message]])
 
 
 def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
@@ -72,6 +104,9 @@ def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
         .join(Person, Person.id == Issuance.recipient_id)
         .join(ReserveCard, ReserveCard.id == Issuance.card_id)
         .where(*conditions)
+        # Skip those that have one already (on the unique index), so a second run reads none.
+        .where(~select(Deviation.id).where(Deviation.issuance_id == Issuance.id,
+                                           Deviation.type == kind).exists())
     )
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
@@ -86,26 +121,27 @@ def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
 
 
 def _audit_deviations(rows, kind):
-    for deviation_id, issuance_id in rows:
-        record("deviation.create", "deviation", deviation_id, None,
-               {"type": kind, "issuance_id": issuance_id}, system=True)
+    record_many([("deviation.create", "deviation", deviation_id, None,
+                  {"type": kind, "issuance_id": issuance_id})
+                 for deviation_id, issuance_id in rows], system=True)
 
 
 # --- the sweeps -------------------------------------------------------------------------------
 
 def block_missing_receipts(today) -> int:
     """The receipt was not registered by its due date: block, deviation, notice."""
-    conditions = (Issuance.channel == "in_person", Issuance.status.in_(RECEIPT_STATUSES),
-                  Issuance.receipt_due < today, _receipt_missing())
+    conditions = (open_issuance(), Issuance.channel == "in_person",
+                  Issuance.status.in_(RECEIPT_STATUSES), Issuance.receipt_due < today,
+                  _receipt_missing())
     due = _due(*conditions)
     values = {"status": "blocked", "block_reason": BLOCK_REASON, "blocked_at": clock.now(),
               "blocked_by_user_id": None}
     blocked = _guarded_update(due, values, *conditions)
-    for issuance in _load(blocked):
-        record("issuance.block", "issuance", issuance.id, {"status": due[issuance.id]},
-               values, system=True)
-        mail("issuance_blocked", people_addresses(issuance), issuance,
-             dedupe_key=f"blocked_receipt:{issuance.id}")
+    _follow_up(
+        _load(blocked, attesters=True),
+        audit=lambda issuance: ("issuance.block", {"status": due[issuance.id]}, values),
+        email=lambda issuance: ("issuance_blocked", people_addresses(issuance),
+                                f"blocked_receipt:{issuance.id}", {}))
     if blocked:
         rows = _insert_deviations(
             "receipt_missing_blocked",
@@ -117,16 +153,18 @@ def block_missing_receipts(today) -> int:
 
 def remind_receipts(today) -> int:
     last_day = today + timedelta(days=cfg("RECEIPT_REMINDER_DAYS_BEFORE"))
-    conditions = (Issuance.channel == "in_person", Issuance.status.in_(RECEIPT_STATUSES),
-                  Issuance.receipt_reminder_at.is_(None), Issuance.receipt_due >= today,
-                  Issuance.receipt_due <= last_day, _receipt_missing())
+    conditions = (open_issuance(), Issuance.channel == "in_person",
+                  Issuance.status.in_(RECEIPT_STATUSES), Issuance.receipt_reminder_at.is_(None),
+                  Issuance.receipt_due >= today, Issuance.receipt_due <= last_day,
+                  _receipt_missing())
     values = {"receipt_reminder_at": clock.now()}
     reminded = _guarded_update(_due(*conditions), values, *conditions)
-    for issuance in _load(reminded):
-        record("issuance.receipt_reminder", "issuance", issuance.id,
-               {"receipt_reminder_at": None}, values, system=True)
-        mail("receipt_reminder", people_addresses(issuance, attesters=False), issuance,
-             dedupe_key=f"receipt_reminder:{issuance.id}")
+    _follow_up(
+        _load(reminded),
+        audit=lambda issuance: ("issuance.receipt_reminder", {"receipt_reminder_at": None},
+                                values),
+        email=lambda issuance: ("receipt_reminder", people_addresses(issuance, attesters=False),
+                                f"receipt_reminder:{issuance.id}", {}))
     return len(reminded)
 
 
@@ -143,32 +181,33 @@ def _expiry_window(today, which):
 def remind_expiry(today, which) -> int:
     """The end date is near (7 and 3 days by default): tell the holder once per reminder."""
     days, column, window = _expiry_window(today, which)
-    conditions = (Issuance.status.in_(RUNNING), column.is_(None), *window)
+    conditions = (open_issuance(), Issuance.status.in_(RUNNING), column.is_(None), *window)
     values = {column.key: clock.now()}
     reminded = _guarded_update(_due(*conditions), values, *conditions)
-    for issuance in _load(reminded):
-        record("issuance.expiry_reminder", "issuance", issuance.id, {column.key: None}, values,
-               system=True)
-        mail("expiry_reminder", people_addresses(issuance, attesters=False), issuance,
-             dedupe_key=f"expiry_reminder:{days}:{issuance.id}:{issuance.valid_until}",
-             days=days)
+    _follow_up(
+        _load(reminded),
+        audit=lambda issuance: ("issuance.expiry_reminder", {column.key: None}, values),
+        email=lambda issuance: (
+            "expiry_reminder", people_addresses(issuance, attesters=False),
+            f"expiry_reminder:{days}:{issuance.id}:{issuance.valid_until}", {"days": days}))
     return len(reminded)
 
 
 def expire(today) -> int:
     """Past the end date: expired, and the holder is asked to return the card."""
-    conditions = (Issuance.status.in_(RUNNING), Issuance.valid_until < today)
+    conditions = (open_issuance(), Issuance.status.in_(EXPIRING), Issuance.valid_until < today)
     due = _due(*conditions)
     now = clock.now()
     values = {"status": "expired", "expired_at": now,
               "return_requested_at": func.coalesce(Issuance.return_requested_at, now)}
     expired = _guarded_update(due, values, *conditions)
-    for issuance in _load(expired):
-        record("issuance.expire", "issuance", issuance.id, {"status": due[issuance.id]},
-               {"status": "expired", "expired_at": now,
-                "return_requested_at": issuance.return_requested_at}, system=True)
-        mail("return_request", people_addresses(issuance, attesters=False), issuance,
-             dedupe_key=f"return_request:expired:{issuance.id}", why="expired")
+    _follow_up(
+        _load(expired),
+        audit=lambda issuance: ("issuance.expire", {"status": due[issuance.id]}, {
+            "status": "expired", "expired_at": now,
+            "return_requested_at": issuance.return_requested_at}),
+        email=lambda issuance: ("return_request", people_addresses(issuance, attesters=False),
+                                f"return_request:expired:{issuance.id}", {"why": "expired"}))
     return len(expired)
 
 
@@ -179,32 +218,43 @@ def report_not_returned(today) -> int:
         "not_returned",
         f"Reservkortet har inte återlämnats inom {cfg('RETURN_GRACE_DAYS')} dagar efter "
         "giltighetstidens slut.",
-        Issuance.status != "returned", Issuance.valid_until < last_day)
+        card_out(), Issuance.status.in_(HOLDING), Issuance.valid_until < last_day)
     _audit_deviations(rows, "not_returned")
-    for issuance in _load([issuance_id for _, issuance_id in rows]):
-        manager = issuance.recipient.manager
-        if manager is not None and manager.email:
-            mail("not_returned_manager", manager.email, issuance,
-                 dedupe_key=f"not_returned:{issuance.id}", manager=manager)
+    # The deviation's managers: those of the unit it arose in (and of the units above it).
+    unit_of = dict(db.session.execute(
+        select(Deviation.issuance_id, Deviation.unit_id)
+        .where(Deviation.id.in_([deviation_id for deviation_id, _ in rows]))
+    ).all()) if rows else {}
+    managers = scope.responsible_managers(unit_of.values())
+    mail_many([
+        ("not_returned_manager", manager.email, issuance,
+         f"not_returned:{issuance.id}:{manager.hsa_id}", {"manager": manager})
+        for issuance in _load([issuance_id for _, issuance_id in rows])
+        for manager in managers.get(unit_of.get(issuance.id), []) if manager.email
+    ])
     return len(rows)
 
 
 def request_return_for_active_card(today) -> int:
-    """Kobe says the ordinary card is active since the issue: the reserve card must come back."""
+    """Kobe says the ordinary card became active after the issuance was recorded (not merely
+    that the person's Kobe row changed): the reserve card must come back."""
     ordinary_active = select(KobeRecord.id).where(
         KobeRecord.person_id == Issuance.recipient_id,
         KobeRecord.ordinary_card == "active",
-        KobeRecord.updated_at >= Issuance.issued_at,
+        KobeRecord.ordinary_card_since >= Issuance.created_at,
     ).exists()
-    conditions = (Issuance.status.in_(HOLDING), Issuance.reason.in_(RETURN_REASONS),
-                  Issuance.return_requested_at.is_(None), ordinary_active)
+    conditions = (open_issuance(), Issuance.status.in_(RETURN_REQUEST_STATUSES),
+                  Issuance.reason.in_(RETURN_REASONS), Issuance.return_requested_at.is_(None),
+                  ordinary_active)
     values = {"return_requested_at": clock.now()}
     requested = _guarded_update(_due(*conditions), values, *conditions)
-    for issuance in _load(requested):
-        record("issuance.return_request", "issuance", issuance.id,
-               {"return_requested_at": None}, values, system=True)
-        mail("return_request", people_addresses(issuance, attesters=False), issuance,
-             dedupe_key=f"return_request:ordinary_card:{issuance.id}", why="ordinary_card")
+    _follow_up(
+        _load(requested),
+        audit=lambda issuance: ("issuance.return_request", {"return_requested_at": None},
+                                values),
+        email=lambda issuance: ("return_request", people_addresses(issuance, attesters=False),
+                                f"return_request:ordinary_card:{issuance.id}",
+                                {"why": "ordinary_card"}))
     return len(requested)
 
 
@@ -217,7 +267,8 @@ def report_mail_receipts(today) -> int:
         "mail_receipt_not_returned",
         f"Kvittensen för reservkort skickat med rekommenderad post har inte kommit tillbaka "
         f"inom {cfg('MAIL_RECEIPT_DUE_DAYS')} dagar.",
-        and_(Issuance.channel == "registered_mail", Issuance.status == "sent"), overdue)
+        open_issuance(), and_(Issuance.channel == "registered_mail", Issuance.status == "sent"),
+        overdue)
     _audit_deviations(rows, "mail_receipt_not_returned")
     return len(rows)
 

@@ -2,6 +2,7 @@
 
 
 def register(appbuilder) -> None:
+    from views.api import fab
     from views.api.deviations import DeviationApi, ReportApi
     from views.api.issuances import IssuanceApi, MailIssuanceApi
     from views.api.registers import CardApi, KobeApi, PersonApi, PickupPointApi, UnitApi
@@ -9,3 +10,4 @@ def register(appbuilder) -> None:
     for api in (CardApi, PersonApi, PickupPointApi, UnitApi, KobeApi, IssuanceApi,
                 MailIssuanceApi, DeviationApi, ReportApi):
         appbuilder.add_api(api)
+    fab.register(appbuilder)

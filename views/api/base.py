@@ -16,7 +16,9 @@ from werkzeug.exceptions import BadRequest
 from app import access
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
+from app.signin_limits import TooManyAttempts, too_many_attempts_response
 from app.validation import FieldError
+from views.api.schemas import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,10 @@ def _json(status, payload):
 
 def error_response(exc):
     """The contract's answer for a known error, or None for anything else."""
+    if isinstance(exc, TooManyAttempts):
+        return too_many_attempts_response(exc)
     if isinstance(exc, RuleViolation):
-        return _json(422, exc.as_dict())
+        return _json(getattr(exc, "http_status", 422), exc.as_dict())
     if isinstance(exc, FieldError):
         return _json(400, exc.as_dict())
     if isinstance(exc, ValidationError):
@@ -133,6 +137,19 @@ class ReservkortApiMixin:
         return _json(422, {"message": str(message or _l("Could not be saved")),
                            "rule": "not_saved", "errors": {}})
 
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
+                                 **kwargs)
+        for operation in operations.values():
+            _integer_ids(operation)
+            # Every endpoint is protected by role: 401 without a login, 403 without the right;
+            # a malformed request is 400 (the guard of app.client_input answers it first).
+            responses = operation.setdefault("responses", {})
+            for code in ("400", "401", "403"):
+                responses.setdefault(code, {"$ref": f"#/components/responses/{code}"})
+            if "pk" in (path or ""):
+                responses.setdefault("404", {"$ref": "#/components/responses/404"})
+
     def add_apispec_components(self, api_spec):
         super().add_apispec_components(api_spec)
         for name, schema in (("Error", ErrorSchema), ("Refusal", RefusalSchema)):
@@ -147,13 +164,35 @@ class StepApi(ReservkortApiMixin, BaseApi):
     """An API made of workflow steps."""
 
 
+class ContractSchemaConverter(access.MaskingSchemaConverter):
+    """FAB's model schemas, shaped as the contract says: times in ISO 8601 with their offset
+    (the database keeps naive UTC), and a nullable relation (a person without a unit) is
+    documented as nullable."""
+
+    def _column2field(self, datamodel, column, nested=True, parent_schema_name=None):
+        if not datamodel.is_relation(column.name) and datamodel.is_datetime(column.name):
+            nullable = datamodel.is_nullable(column.name)
+            return UtcDateTime(allow_none=nullable, required=not nullable, dump_only=True)
+        field = super()._column2field(datamodel, column, nested=nested,
+                                      parent_schema_name=parent_schema_name)
+        if isinstance(field, fields.Nested) and datamodel.is_relation_many_to_one(column.name) \
+                and datamodel.is_nullable(column.name):
+            field.allow_none = True
+        return field
+
+
 class RegisterApi(ReservkortApiMixin, ModelRestApi):
     """FAB's model API for the registers (list, get, info; writes are overridden per class).
     Every serialised row, whatever columns the client chose, goes through the access policy;
     the datamodel of each is an `access.AccessInterface` (searches, order)."""
 
     page_size = 25
-    model2schemaconverter = access.MaskingSchemaConverter
+    model2schemaconverter = ContractSchemaConverter
+
+    def pre_get_list(self, data):
+        """A total above the count's bound is a lower bound or an estimate: say which."""
+        count = data.get("count")
+        data["count_exact"] = getattr(count, "exact", True)
 
     def get_headless(self, pk, **kwargs):
         try:
@@ -162,11 +201,6 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
             db.session.rollback()
             return self.response_404()
 
-    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
-        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
-                                 **kwargs)
-        for operation in operations.values():
-            _integer_ids(operation)
 
 
 def _integer_ids(node):

@@ -1,49 +1,40 @@
 """Deviations through the API: the list (a manager sees only their own units), notes, and the
 report download as CSV or XLSX, streamed."""
 
-import csv
-import io
-import os
-import tempfile
-
-from flask import current_app, request, stream_with_context
+from flask import current_app, request
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name
-from sqlalchemy import select
 
-from app import access, clock
-from app.errors import NotFound
+from app import access, clock, exports
 from app.extensions import db
 from models import Deviation
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.listing import ListInterface
 
 
 def _user():
     return current_app.appbuilder.sm.current_user
 
 
-def visible_ids():
-    """The ids of the deviations the current user may see (row-level, from the workflow)."""
-    return workflow("deviations").visible_deviations(_user()).with_only_columns(Deviation.id)
-
-
 class VisibleToUser(BaseFilter):
-    """Row-level filter: only what `deviations.visible_deviations(user)` allows."""
+    """Row-level filter: the workflow's condition (`deviations.visibility(user)`), applied to
+    the unit column directly."""
 
     name = "Visible to the user"
     arg_name = "visible"
 
     def apply(self, query, value):
-        return query.filter(Deviation.id.in_(visible_ids()))
+        condition = workflow("deviations").visibility(_user())
+        return query if condition is None else query.filter(condition)
 
 
 class DeviationApi(RegisterApi):
     resource_name = "deviations"
     class_permission_name = "DeviationApi"
     openapi_spec_tag = "Deviations"
-    datamodel = access.AccessInterface(Deviation)
+    datamodel = ListInterface(Deviation)
     include_route_methods = {"get", "get_list", "note"}
     base_filters = [["id", VisibleToUser, None]]
     list_columns = ["id", "type", "status", "created_at", "card_serial", "description",
@@ -91,11 +82,6 @@ class DeviationApi(RegisterApi):
             422:
               $ref: '#/components/responses/Refused'
         """
-        visible = db.session.execute(
-            select(Deviation.id).where(Deviation.id == pk, Deviation.id.in_(visible_ids()))
-        ).first()
-        if visible is None:
-            raise NotFound("deviation", pk)
         data = json_body(s.NoteSchema())
         workflow("deviations").add_note(pk, data["text"])
         deviation = db.session.get(Deviation, pk)
@@ -149,63 +135,13 @@ class ReportApi(StepApi):
         args = s.ReportQuerySchema().load(request.args.to_dict())
         filters = {"from": args["date_from"], "to": args["date_to"], "unit_id": args["unit_id"],
                    "type": args["type"], "status": args["status"]}
-        rows = workflow("deviations").report_rows(_user(), filters)
+        rows = exports.deviation_report_rows(_user(), filters, access.current_user_cleared())
         name = f"avvikelser-{clock.today().isoformat()}.{args['format']}"
-        if args["format"] == "xlsx":
-            body, mimetype = _xlsx_chunks(rows), XLSX
-        else:
-            body, mimetype = _csv_chunks(rows), "text/csv; charset=utf-8"
-        response = current_app.response_class(stream_with_context(body), mimetype=mimetype)
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return exports.download(args["format"], REPORT_COLUMNS, rows, name,
+                                sheet_title="Avvikelser")
 
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _csv_chunks(rows):
-    """CSV with a BOM (Excel opens it as UTF-8), a few hundred rows per chunk."""
-    buffer = io.StringIO()
-    writer = None
-    yield "\ufeff"
-    for count, row in enumerate(rows, 1):
-        if writer is None:
-            writer = csv.DictWriter(buffer, fieldnames=list(row), delimiter=";")
-            writer.writeheader()
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-        if count % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _xlsx_chunks(rows, chunk_size=64 * 1024):
-    """openpyxl's write-only workbook into a temporary file, then streamed and removed."""
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Avvikelser")
-    header = None
-    for row in rows:
-        if header is None:
-            header = list(row)
-            sheet.append(header)
-        sheet.append([_cell(row[key]) for key in header])
-    handle, path = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    try:
-        workbook.save(path)
-        with open(path, "rb") as stream:
-            while chunk := stream.read(chunk_size):
-                yield chunk
-    finally:
-        os.unlink(path)
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, (str, int, float)):
-        return value
-    return str(value)
+# The API's report columns: the report's keys as headers (integrations read them by name).
+REPORT_COLUMNS = [exports.Column(key, key) for key in (
+    "id", "created_at", "type", "status", "person", "hsa_id", "unit", "card_serial",
+    "valid_until", "description", "closed_at", "type_name", "status_name")]

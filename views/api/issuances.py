@@ -1,10 +1,12 @@
 """Issuances through the API: the in-person application, Televäxeln's approval, Servicecenter's
 steps, the receipt PDF, and the registered-mail flow. Each endpoint is one workflow call."""
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
-from sqlalchemy import func, select
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.access import current_user_cleared, person_view
@@ -13,6 +15,7 @@ from app.extensions import db
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
 from views.api.base import StepApi, api_step, json_body, workflow
+from views.listing import bounded_count, in_id_order
 
 
 def _current_user():
@@ -34,7 +37,8 @@ def issuance_view(issuance: Issuance, cleared: bool) -> dict:
         **{key: getattr(issuance, key) for key in (
             "id", "channel", "status", "reason", "assignment", "created_at", "issued_at",
             "valid_until", "receipt_due", "approved_at", "kobe_reference", "rejection_reason",
-            "blocked_at", "block_reason", "returned_at", "registered_mail_number",
+            "blocked_at", "block_reason", "returned_at", "lost_at", "lost_note",
+            "certificate_block_requested_at", "registered_mail_number",
             "id_method")},
         "receipt_received_at": receipt.received_at if receipt else None,
         "card": issuance.card,
@@ -72,7 +76,7 @@ class IssuanceApi(StepApi):
     @permission_name("post")
     @api_step
     def post(self):
-        """In-person application; the caller is attester 1, the second attester signs in here.
+        """In-person application; every attester signs in here, the caller (attester 1) too.
         ---
         post:
           summary: Apply for a reserve card in person (the caller is the first attester)
@@ -99,16 +103,22 @@ class IssuanceApi(StepApi):
               $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ApplicationSchema())
-        second = data["second_attester"]
-        # The workflow takes the caller as attester 1; we hand it the others.
+        others = _other_attesters(data)
         application = workflow("application")
-        others = [application.authenticate_attester(second["username"], second["password"])]
-        issuance = application.apply_in_person(
-            data["card_serial"], data["recipient_hsa_id"], data["reason"], others,
-            recipient_present=data["recipient_present"],
-            envelope_unopened=data["envelope_unopened"],
-            valid_until=data["valid_until"], assignment=data["assignment"],
-        )
+        attestations = [application.attest_caller(data["password"])]
+        attestations += [application.attest(o["username"], o["password"]) for o in others]
+        # The answer is what was just written: no reload of the rows after the commit.
+        session = db.session()
+        session.expire_on_commit = False
+        try:
+            issuance = application.apply_in_person(
+                data["card_serial"], data["recipient_hsa_id"], data["reason"], attestations,
+                recipient_present=data["recipient_present"],
+                envelope_unopened=data["envelope_unopened"],
+                valid_until=data["valid_until"], assignment=data["assignment"],
+            )
+        finally:
+            session.expire_on_commit = True
         return self.response(201, **s.CreatedIssuanceSchema().dump(issuance))
 
     @expose("/", methods=["GET"])
@@ -118,9 +128,16 @@ class IssuanceApi(StepApi):
     @api_step
     def get_list(self):
         """Issuances, newest first.
+
+        Deep pages by keyset: follow `next` (or pass `after=<the last id of a page>`), which
+        costs the same on page 1 and page 1000. `page` is for small offsets.
         ---
         get:
           summary: List issuances
+          description: >-
+            Newest first (by id). `count` is exact up to 10 000; above that `count_exact` is
+            false. Page deeply with `after` (keyset): `next` is the URL of the following page.
+            `page` (an offset of page × page_size rows) is meant for the first pages.
           parameters:
           - {in: query, name: status, schema: {type: string}}
           - {in: query, name: channel, schema: {type: string, enum: [in_person, registered_mail]}}
@@ -128,6 +145,10 @@ class IssuanceApi(StepApi):
           - {in: query, name: recipient_hsa_id, schema: {type: string}}
           - {in: query, name: page, schema: {type: integer, minimum: 0, maximum: 100000}}
           - {in: query, name: page_size, schema: {type: integer, minimum: 1, maximum: 100}}
+          - in: query
+            name: after
+            description: Keyset cursor, the last id of the previous page (from `next`)
+            schema: {type: integer, minimum: 1}
           responses:
             200:
               description: One page of issuances
@@ -143,18 +164,32 @@ class IssuanceApi(StepApi):
               $ref: '#/components/responses/403'
         """
         args = s.IssuanceQuerySchema().load(request.args.to_dict())
-        query = _filtered(select(Issuance), args)
-        count = db.session.execute(
-            _filtered(select(func.count(Issuance.id)), args)
-        ).scalar()
-        rows = db.session.execute(
-            query.options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
-            .order_by(Issuance.id.desc())
-            .offset(args["page"] * args["page_size"]).limit(args["page_size"])
-        ).unique().scalars().all()
+        size = args["page_size"]
+        count = bounded_count(db.session, _filtered(select(Issuance.id), args),
+                              None if _any_filter(args) else Issuance.__tablename__)
+        # The page's ids first, on the index; its rows and relations after.
+        ids_query = _filtered(select(Issuance.id), args).order_by(Issuance.id.desc())
+        if args["after"]:
+            ids_query = ids_query.where(Issuance.id < args["after"])
+        else:
+            ids_query = ids_query.offset(args["page"] * size)
+        ids = db.session.execute(ids_query.limit(size)).scalars().all()
+        rows = []
+        if ids:
+            rows = db.session.execute(
+                select(Issuance).where(Issuance.id.in_(ids))
+                .options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
+            ).unique().scalars().all()
+            rows = in_id_order(rows, ids, lambda row: row.id)
         cleared = current_user_cleared()
+        following = None
+        if len(ids) == size:
+            query = {key: value for key, value in request.args.items()
+                     if key not in ("after", "page")}
+            following = url_for("IssuanceApi.get_list", **query, after=ids[-1])
         return self.response(200, **s.IssuanceListSchema().dump(
-            {"count": count, "result": [issuance_view(row, cleared) for row in rows]}))
+            {**count.as_dict(), "next": following,
+             "result": [issuance_view(row, cleared) for row in rows]}))
 
     @expose("/<int:pk>", methods=["GET"])
     @protect()
@@ -215,8 +250,13 @@ class IssuanceApi(StepApi):
         from app import pdf
 
         issuance = _load(pk)
-        if not workflow("lifecycle").may_print_receipt(_current_user(), issuance):
+        lifecycle = workflow("lifecycle")
+        if not lifecycle.may_print_receipt(_current_user(), issuance):
             return self.response_403()
+        if not lifecycle.has_printable_receipt(issuance):
+            return self.response(404, message=str(_l(
+                "A registered-mail issuance has no receipt to print here: its receipt is in "
+                "the letter of the mail flow.")), errors={})
         body = pdf.render_receipt(issuance)
         response = current_app.response_class(body, mimetype="application/pdf")
         response.headers["Content-Disposition"] = (
@@ -451,11 +491,66 @@ class IssuanceApi(StepApi):
         workflow("lifecycle").block(pk, data["reason"])
         return step_answer(_load(pk))
 
+    @expose("/<int:pk>/lost", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("lost")
+    @api_step
+    def lost(self, pk):
+        """The card is reported lost: the issuance ends, the certificate is to be blocked, a
+        deviation is filed, and the person may get another card.
+        ---
+        post:
+          summary: Report the card lost
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/LostSchema'
+          responses:
+            200:
+              description: Lost; the issuance has ended
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/StepResultSchema'
+            400:
+              $ref: '#/components/responses/ApiError'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/Refused'
+        """
+        data = json_body(s.LostSchema())
+        workflow("lifecycle").report_lost(pk, data["note"])
+        return step_answer(_load(pk))
+
+
+def _other_attesters(data) -> list[dict]:
+    """`other_attesters`, or `second_attester` as the shorthand for one other; not both."""
+    if data["other_attesters"] is not None and data["second_attester"] is not None:
+        raise ValidationError({"second_attester": [str(_l(
+            "Give the other attesters in other_attesters or second_attester, not both."))]})
+    if data["other_attesters"] is not None:
+        return data["other_attesters"]
+    return [data["second_attester"]] if data["second_attester"] is not None else []
+
 
 def _optional_body(schema):
     if not request.get_data():
         return schema.load({})
     return json_body(schema)
+
+
+def _any_filter(args) -> bool:
+    return any(args[key] for key in ("status", "channel", "card_serial", "recipient_hsa_id"))
 
 
 def _filtered(query, args):
@@ -513,7 +608,8 @@ class MailIssuanceApi(StepApi):
         data = json_body(s.MailPrepareSchema())
         issuance = workflow("mail_flow").prepare(
             data["card_serial"], data["recipient_hsa_id"], data["reason"], data["address"],
-            data["justification"], valid_until=data["valid_until"])
+            data["justification"], valid_until=data["valid_until"],
+            assignment=data["assignment"])
         return step_answer(issuance, 201)
 
     @expose("/<int:pk>/dispatched", methods=["POST"])

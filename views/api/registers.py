@@ -1,17 +1,21 @@
 """The registers through the API: cards (with the batch registration of the stock), people,
 pickup points, units, and the Kobe register import."""
 
+import copy
+
 from flask import request
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, missing, validate
+from sqlalchemy.orm import selectinload
 
 from app import access
 from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.listing import ListInterface
 
 READ_ONLY = {"get", "get_list"}
 READ_WRITE = READ_ONLY | {"post", "put"}
@@ -26,11 +30,14 @@ class RegisterWriteApi(RegisterApi):
 
     def __init__(self):
         super().__init__()
-        # The body schema, described in the OpenAPI document as "<ClassName>.write".
+        # The body schemas, described in the OpenAPI document as "<ClassName>.write" (POST) and
+        # "<ClassName>.update" (PUT: only the fields given change, so none is required).
         name = type(self).__name__
         described = type(f"{name}Write", (self.write_schema,),
                          {"__component_name__": f"{name}.write"})
-        self.openapi_spec_component_schemas = (*self.openapi_spec_component_schemas, described)
+        self.openapi_spec_component_schemas = (*self.openapi_spec_component_schemas, described,
+                                               partial_schema(self.write_schema,
+                                                              f"{name}.update"))
 
     @expose("/", methods=["POST"])
     @protect()
@@ -85,7 +92,7 @@ class RegisterWriteApi(RegisterApi):
             content:
               application/json:
                 schema:
-                  $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
+                  $ref: '#/components/schemas/{{self.__class__.__name__}}.update'
           responses:
             200:
               description: Changed
@@ -114,6 +121,18 @@ class RegisterWriteApi(RegisterApi):
         return getattr(workflow("registers"), self.save_step)(data, pk)
 
 
+def partial_schema(schema: type[Schema], component_name: str) -> type[Schema]:
+    """`schema` with no field required and no defaults: the body of a partial change."""
+    declared = {}
+    for key, field in schema._declared_fields.items():
+        copied = copy.copy(field)
+        copied.required = False
+        copied.load_default = missing
+        declared[key] = copied
+    return type(component_name.replace(".", ""), (Schema,),
+                {**declared, "__component_name__": component_name})
+
+
 class PersonWriteSchema(Schema):
     hsa_id = s.HsaId(required=True)
     personal_number = s.PersonalNumber(allow_none=True)
@@ -136,13 +155,17 @@ class UnitWriteSchema(Schema):
     hsa_id = s.HsaId(allow_none=True)
     org_type_code = fields.String(required=True, validate=validate.OneOf(ORG_TYPES))
     parent_id = s.Id(allow_none=True)
+    manager_hsa_ids = fields.List(
+        s.HsaId(), validate=validate.Length(max=50),
+        metadata={"description": "HSA-ids of the unit's managers (people with a Chef login); "
+                                 "a PUT replaces the list"})
 
 
 class PersonApi(RegisterWriteApi):
     resource_name = "people"
     class_permission_name = "PersonApi"
     openapi_spec_tag = "People"
-    datamodel = access.AccessInterface(Person)
+    datamodel = ListInterface(Person)
     save_step = "save_person"
     write_schema = PersonWriteSchema
     list_columns = ["id", "hsa_id", "personal_number", "name", "email", "unit_id",
@@ -157,7 +180,7 @@ class PickupPointApi(RegisterWriteApi):
     resource_name = "pickup-points"
     class_permission_name = "PickupPointApi"
     openapi_spec_tag = "Pickup points"
-    datamodel = access.AccessInterface(PickupPoint)
+    datamodel = ListInterface(PickupPoint)
     save_step = "save_pickup_point"
     write_schema = PickupPointWriteSchema
     list_columns = ["id", "name", "address", "min_stock", "active"]
@@ -170,10 +193,10 @@ class UnitApi(RegisterWriteApi):
     resource_name = "units"
     class_permission_name = "UnitApi"
     openapi_spec_tag = "Units"
-    datamodel = access.AccessInterface(Unit)
+    datamodel = ListInterface(Unit, selectinload(Unit.managers))
     save_step = "save_unit"
     write_schema = UnitWriteSchema
-    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id"]
+    list_columns = ["id", "name", "hsa_id", "org_type_code", "parent_id", "manager_hsa_ids"]
     show_columns = list_columns
     search_columns = ["name", "hsa_id", "org_type_code"]
     order_columns = ["id", "name"]
@@ -183,7 +206,7 @@ class CardApi(RegisterApi):
     resource_name = "cards"
     class_permission_name = "CardApi"
     openapi_spec_tag = "Cards"
-    datamodel = access.AccessInterface(ReserveCard)
+    datamodel = ListInterface(ReserveCard)
     include_route_methods = READ_ONLY | {"batch"}
     list_columns = ["id", "serial", "product_code", "loa", "expires_on", "status",
                     "pickup_point_id", "pickup_point.name"]

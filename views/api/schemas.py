@@ -58,8 +58,13 @@ def Id(**kwargs):  # noqa: N802
 MAX_ID = 2**31 - 1
 
 
-def StrictBool(**kwargs):  # noqa: N802  (reads like a field class)
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+class StrictBool(fields.Boolean):
+    """Only the JSON booleans true and false (not 0, 1, "true", "yes": 0 == False in Python)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def Text(**kwargs):  # noqa: N802
@@ -99,7 +104,20 @@ class ApplicationSchema(Strict):
     valid_until = fields.Date(allow_none=True, load_default=None)
     assignment = fields.String(allow_none=True, load_default=None,
                                validate=validate.Length(max=4000))
-    second_attester = fields.Nested(SecondAttesterSchema, required=True)
+    password = fields.String(
+        allow_none=True, load_default=None, load_only=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "The caller's own password, given again in this application "
+                                 "(attester 1 authenticates in the application itself); not "
+                                 "needed where client-certificate login presents the card"})
+    other_attesters = fields.List(
+        fields.Nested(SecondAttesterSchema), allow_none=True, load_default=None,
+        validate=validate.Length(max=10),
+        metadata={"description": "The attesters besides the caller, each signing in here; as "
+                                 "many as the recipient's organisation type requires minus one"})
+    second_attester = fields.Nested(
+        SecondAttesterSchema, allow_none=True, load_default=None,
+        metadata={"description": "Shorthand for other_attesters with one entry (two attesters)"})
     recipient_present = StrictBool(required=True)
     envelope_unopened = StrictBool(required=True)
 
@@ -139,6 +157,12 @@ class MailPrepareSchema(Strict):
     address = Text(required=True)
     justification = Text(required=True)
     valid_until = fields.Date(allow_none=True, load_default=None)
+    assignment = fields.String(allow_none=True, load_default=None,
+                               validate=validate.Length(max=4000))
+
+
+class LostSchema(Strict):
+    note = Text(required=True, metadata={"description": "How and when the card was lost"})
 
 
 class DispatchedSchema(Strict):
@@ -200,6 +224,8 @@ class IssuanceQuerySchema(Strict):
     recipient_hsa_id = HsaId(load_default=None)
     page = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
     page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID),
+                           metadata={"description": "Keyset cursor: the rows after this id"})
 
 
 # ---- answers --------------------------------------------------------------------------------
@@ -270,6 +296,9 @@ class IssuanceSchema(Strict):
     blocked_at = UtcDateTime(allow_none=True)
     block_reason = fields.String(allow_none=True)
     returned_at = UtcDateTime(allow_none=True)
+    lost_at = UtcDateTime(allow_none=True)
+    lost_note = fields.String(allow_none=True)
+    certificate_block_requested_at = UtcDateTime(allow_none=True)
     registered_mail_number = fields.String(allow_none=True)
     id_method = fields.String(allow_none=True)
     card = fields.Nested(CardRefSchema)
@@ -283,8 +312,13 @@ class IssuanceDetailSchema(IssuanceSchema):
 
 
 class IssuanceListSchema(Strict):
-    count = fields.Integer(required=True)
+    count = fields.Integer(required=True, metadata={
+        "description": "The total, exact up to 10 000; above that `count_exact` is false and "
+                       "`count` is 10 001 (more than 10 000) or an estimate"})
+    count_exact = fields.Boolean(required=True)
     result = fields.List(fields.Nested(IssuanceSchema), required=True)
+    next = fields.String(allow_none=True, metadata={
+        "description": "The URL of the next page (keyset, `after=`), null on the last page"})
 
 
 class NoteResultSchema(Strict):
@@ -297,7 +331,8 @@ COMPONENTS = (
     SecondAttesterSchema, ChecksSchema, PersonRefSchema, CardRefSchema, AttesterSchema,
     ExtensionSchema, HistorySchema, RowErrorSchema, KobeErrorsSchema,
     CardBatchSchema, CardBatchResultSchema, ApplicationSchema, ApproveSchema, ReasonSchema,
-    ExtendSchema, ReturnSchema, MailPrepareSchema, DispatchedSchema, NoteSchema, KobeRowSchema,
+    ExtendSchema, ReturnSchema, MailPrepareSchema, LostSchema, DispatchedSchema, NoteSchema,
+    KobeRowSchema,
     KobeImportSchema, UpdatedSchema, KobeImportErrorSchema, CreatedIssuanceSchema,
     StepResultSchema, IssuanceSchema, IssuanceDetailSchema, IssuanceListSchema,
     NoteResultSchema,

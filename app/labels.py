@@ -1,0 +1,295 @@
+"""The one table of words for stored codes: statuses, reasons, channels, deviation types, LOA
+levels, organisation types, audit actions and field names, and how True/False/None and moments
+read. Screens, exports, PDFs and e-mails all take their words from here, so a code never reaches
+a person and no two places name the same thing differently.
+
+`label(kind, code)` looks a code up ("status", "reason", ...); an unknown code is shown as it is
+(never hidden), an empty one as nothing. `cell(value, column)` is what a list or show page
+prints for a stored value: the column name decides which table a code is looked up in.
+Paper documents and e-mails are always Swedish: `REASON_SV` names the reasons as the routine
+does.
+"""
+
+from datetime import date, datetime
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+ISSUANCE_STATUS = {
+    "awaiting_approval": _l("Awaiting approval"),
+    "approved": _l("Approved"),
+    "extended": _l("Extended"),
+    "expired": _l("Expired"),
+    "prepared": _l("Prepared"),
+    "sent": _l("Sent"),
+    "receipt_received": _l("Receipt received"),
+    "active": _l("Active"),
+    "rejected": _l("Rejected"),
+    "blocked": _l("Blocked"),
+    "returned": _l("Returned"),
+}
+CARD_STATUS = {
+    "in_stock": _l("In stock"),
+    "issued": _l("Issued"),
+    "returned": _l("Returned"),
+    "lost": _l("Lost"),
+    "destroyed": _l("Destroyed"),
+}
+DEVIATION_STATUS = {
+    "open": _l("Open"),
+    "in_progress": _l("In progress"),
+    "closed": _l("Closed"),
+}
+OUTBOX_STATUS = {
+    "pending": _l("Waiting to be sent"),
+    "sending": _l("Being sent"),
+    "sent": _l("Sent"),
+    "failed": _l("Failed"),
+}
+# Every status word, whatever it is the status of (the codes mean the same wherever they recur).
+STATUS = {**OUTBOX_STATUS, **DEVIATION_STATUS, **CARD_STATUS, **ISSUANCE_STATUS}
+
+REASON = {
+    "forgotten": _l("Forgotten"),
+    "lost_stolen_damaged": _l("Stolen, lost, broken or damaged"),
+    "awaiting_new_card": _l("Awaiting new SITHS card"),
+    "temporary_assignment": _l("Temporary assignment"),
+}
+# The reasons in the routine's own Swedish words, for paper documents and e-mails.
+REASON_SV = {
+    "forgotten": "Glömt",
+    "lost_stolen_damaged": "Stulet, förlorat, sönder, skadat",
+    "awaiting_new_card": "Väntar på nytt SITHS-kort",
+    "temporary_assignment": "Tillfälligt uppdrag",
+}
+CHANNEL = {"in_person": _l("In person"), "registered_mail": _l("Registered mail")}
+LOA = {"LOA2": _l("LOA2 (reserve card)"), "LOA3": _l("LOA3 (not for lending)")}
+DEVIATION_TYPE = {
+    "not_returned": _l("Card not returned"),
+    "receipt_missing_blocked": _l("Receipt missing, card blocked"),
+    "card_lost": _l("Card lost"),
+    "mail_receipt_not_returned": _l("Receipt not returned by post"),
+    "manual": _l("Reported by hand"),
+}
+ORG_TYPE = {
+    "region": _l("Region"),
+    "private_care_provider": _l("Private care provider"),
+    "municipality": _l("Municipality"),
+}
+ORDINARY_CARD = {"active": _l("Active"), "ordered": _l("Ordered"), "none": _l("None")}
+RECEIPT_KIND = {"application": _l("Signed at the application"), "manual": _l("Registered by hand")}
+
+# audit action -> what happened, in words
+ACTION = {
+    "issuance.apply": _l("Application registered"),
+    "issuance.prepare": _l("Prepared for registered mail"),
+    "issuance.dispatch": _l("Sent by registered mail"),
+    "issuance.mail_receipt": _l("Receipt returned by post"),
+    "issuance.certificate_issued": _l("Certificate issued"),
+    "issuance.approve": _l("Issuance approved"),
+    "issuance.reject": _l("Issuance rejected"),
+    "issuance.block": _l("Card blocked"),
+    "issuance.extend": _l("Validity extended"),
+    "issuance.return": _l("Card returned"),
+    "issuance.receipt_reminder": _l("Receipt reminder sent"),
+    "issuance.expiry_reminder": _l("Expiry reminder sent"),
+    "issuance.expire": _l("Validity expired"),
+    "issuance.return_request": _l("Return requested"),
+    "issuance.lost": _l("Card reported lost"),
+    "receipt.register": _l("Receipt registered"),
+    "card.issue": _l("Card handed out"),
+    "card.return": _l("Card returned"),
+    "card.move": _l("Card moved"),
+    "card.lost": _l("Card reported lost"),
+    "card.restock": _l("Card restocked"),
+    "card.destroy": _l("Card destroyed"),
+    "card.register_batch": _l("Cards registered in stock"),
+    "deviation.create": _l("Deviation created"),
+    "deviation.note": _l("Note added"),
+    "deviation.close": _l("Deviation closed"),
+    "user.create": _l("Login created"),
+    "user.link": _l("Login linked to a person"),
+    "user.unlink": _l("Login unlinked from its person"),
+    "person.create": _l("Person added"),
+    "person.update": _l("Person changed"),
+    "unit.create": _l("Unit added"),
+    "unit.update": _l("Unit changed"),
+    "unit.managers": _l("Managers of the unit changed"),
+    "signin.unlock": _l("Login unlocked"),
+    "pickup_point.create": _l("Pickup point added"),
+    "pickup_point.update": _l("Pickup point changed"),
+    "org_type.update": _l("Organisation type changed"),
+    "kobe.import": _l("Kobe register imported"),
+    "kobe.set": _l("Kobe register changed"),
+    "outbox.resend": _l("E-mail sent again"),
+    "demo.load": _l("Demo data loaded"),
+}
+# audit entity -> its name
+ENTITY = {
+    "issuance": _l("Issuance"),
+    "card": _l("Card"),
+    "receipt": _l("Receipt"),
+    "deviation": _l("Deviation"),
+    "user": _l("Login"),
+    "person": _l("Person"),
+    "unit": _l("Unit"),
+    "pickup_point": _l("Pickup point"),
+    "organisation_type": _l("Organisation type"),
+    "kobe": _l("Kobe register"),
+    "kobe_register": _l("Kobe register"),
+    "outbox": _l("E-mail"),
+}
+
+# stored field -> its name (audit history, refusals naming a field); unlisted fields show as is
+FIELD = {
+    "status": _l("Status"),
+    "channel": _l("Channel"),
+    "card": _l("Card"),
+    "card_id": _l("Card"),
+    "serial": _l("Card serial"),
+    "recipient": _l("Recipient"),
+    "recipient_id": _l("Recipient"),
+    "reason": _l("Reason"),
+    "valid_until": _l("Valid until"),
+    "receipt_due": _l("Receipt due"),
+    "attesters": _l("Attesters"),
+    "address": _l("Address"),
+    "justification": _l("Why registered mail"),
+    "registered_mail_number": _l("Registered mail number"),
+    "dispatched_at": _l("Sent"),
+    "received_at": _l("Receipt received"),
+    "scan_filename": _l("Scanned receipt"),
+    "block_reason": _l("Reason for blocking"),
+    "blocked_at": _l("Blocked"),
+    "kobe_reference": _l("Kobe reference"),
+    "checks_confirmed": _l("Checks"),
+    "approved_at": _l("Approved"),
+    "rejection_reason": _l("Reason for rejection"),
+    "rejected_at": _l("Rejected"),
+    "returned_at": _l("Returned"),
+    "lost_at": _l("Reported lost"),
+    "lost_note": _l("How the card was lost"),
+    "certificate_block_requested_at": _l("Certificate to be blocked"),
+    "validity_days": _l("Days"),
+    "managers": _l("Managers"),
+    "expired_at": _l("Expired"),
+    "expiry_reminder_7_at": _l("Expiry reminder (7 days)"),
+    "expiry_reminder_3_at": _l("Expiry reminder (3 days)"),
+    "receipt_reminder_at": _l("Receipt reminder"),
+    "return_requested_at": _l("Return requested"),
+    "id_method": _l("Identification method"),
+    "certificate_issued_at": _l("Certificate issued"),
+    "receipt_archived_at": _l("Receipt archived"),
+    "note": _l("Note"),
+    "type": _l("Type"),
+    "issuance_id": _l("Issuance"),
+    "deviation_id": _l("Deviation"),
+    "person_id": _l("Person"),
+    "unit_id": _l("Unit"),
+    "pickup_point_id": _l("Pickup point"),
+    "hsa_id": _l("HSA-id"),
+    "personal_number": _l("Personal identity number"),
+    "email": _l("E-mail"),
+    "username": _l("Username"),
+    "loa": _l("LOA level"),
+    "expires_on": _l("Expires"),
+    "product_code": _l("Product code"),
+    "min_stock": _l("Minimum stock"),
+    "ordinary_card": _l("Ordinary SITHS card"),
+    "reserve_card_order": _l("Reserve-card order"),
+    "end_date": _l("End date"),
+    "first": _l("First serial"),
+    "last": _l("Last serial"),
+    "serials": _l("Serials"),
+}
+
+# column or field name -> the table its codes are looked up in
+_KINDS = {
+    "status": STATUS,
+    "issuance_status": ISSUANCE_STATUS,
+    "card_status": CARD_STATUS,
+    "deviation_status": DEVIATION_STATUS,
+    "outbox_status": OUTBOX_STATUS,
+    "reason": REASON,
+    "channel": CHANNEL,
+    "loa": LOA,
+    "type": DEVIATION_TYPE,
+    "deviation_type": DEVIATION_TYPE,
+    "org_type": ORG_TYPE,
+    "org_type_code": ORG_TYPE,
+    "ordinary_card": ORDINARY_CARD,
+    "kind": RECEIPT_KIND,
+    "action": ACTION,
+    "entity": ENTITY,
+    "field": FIELD,
+}
+KINDS = tuple(_KINDS)
+
+
+def label(kind: str, code) -> str:
+    """The words for a code of that kind; an unknown code as it is, nothing as ""."""
+    if code is None or code == "":
+        return ""
+    table = _KINDS[kind]
+    found = table.get(code) if isinstance(code, str) else None
+    return str(found) if found is not None else str(code)
+
+
+def choices(kind: str) -> list[tuple[str, str]]:
+    """(code, words) for a select list, in the table's order."""
+    return [(code, str(words)) for code, words in _KINDS[kind].items()]
+
+
+def status(code) -> str:
+    return label("status", code)
+
+
+def reason(code) -> str:
+    return label("reason", code)
+
+
+def channel(code) -> str:
+    return label("channel", code)
+
+
+def action(code) -> str:
+    return label("action", code)
+
+
+def field(name) -> str:
+    return label("field", name)
+
+
+def yes_no(value) -> str:
+    """Ja/Nej for a truth value; nothing for None."""
+    if value is None:
+        return ""
+    return _("Yes") if value else _("No")
+
+
+def moment(value) -> str:
+    """A stored moment in Swedish wall-clock time to the minute; a date as itself."""
+    from app import clock
+
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        return clock.to_local(clock.to_utc_naive(value)).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def cell(value, column: str | None = None):
+    """What a screen, an export or a document shows for a stored value of that column."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return yes_no(value)
+    if isinstance(value, (datetime, date)):
+        return moment(value)
+    if column:
+        key = column.rsplit(".", 1)[-1]
+        if key in _KINDS and isinstance(value, str):
+            return label(key, value)
+    return value

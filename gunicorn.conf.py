@@ -1,0 +1,42 @@
+"""gunicorn settings for the web tier: `gunicorn -c gunicorn.conf.py "app:create_app()"`.
+
+Each setting can be overridden by an environment variable (GUNICORN_BIND, WEB_CONCURRENCY,
+GUNICORN_TIMEOUT, GUNICORN_CONTROL_SOCKET, GUNICORN_ACCESS_LOG).
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+worker_class = "sync"
+
+# The longest request is a PDF (a receipt or a registered-mail letter, xhtml2pdf) or a report
+# export: a few seconds; 60 s leaves room for a slow database without letting a stuck worker
+# hold its slot for long. The proxy in front should wait a little longer than this.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so that a leak cannot grow without bound.
+max_requests = 2000
+max_requests_jitter = 200
+
+# gunicorn's control socket defaults to one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl), shared by every instance that user runs: give each instance its
+# own, named after its bind address unless set.
+_instance = bind.replace(":", "-").replace("/", "_").replace("[", "").replace("]", "")
+control_socket = os.environ.get(
+    "GUNICORN_CONTROL_SOCKET",
+    os.path.join(os.environ.get("RUNTIME_DIRECTORY", "/tmp"), f"reservkort-{_instance}.ctl"),
+)
+control_socket_mode = 0o600
+
+# The access log goes to stdout (the journal under systemd), one line per request with the
+# request id the app puts in its own JSON logs.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+access_log_format = ('%(h)s "%(r)s" %(s)s %(b)s %(M)sms '
+                     'request_id=%({x-request-id}o)s')
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# Permissions are synced by `flask reservkort deploy`, never by a web worker.
+raw_env = ["FAB_UPDATE_PERMS=false"]

@@ -1,0 +1,159 @@
+"""The one export writer: the deviation report from the screen and from the API, CSV and XLSX,
+streamed, on PostgreSQL at thousands of rows; formula cells neutralised; protected identity
+masked for an uncleared manager; report dates checked before the stream starts."""
+
+import csv
+import io
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import insert, select
+
+from app.extensions import db
+from models import Deviation, Person, Unit
+
+CHEF_UNIT = "Hallands sjukhus Halmstad, Akutmottagningen"
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR"]
+PROTECTED = "Zelda Skyddadsson"
+ROWS = 3000
+
+
+def _unit_id(name):
+    return db.session.execute(select(Unit.id).where(Unit.name == name)).scalar_one()
+
+
+@pytest.fixture
+def many_deviations(app):
+    """ROWS deviations in the Chef's unit (inserted in one statement), on people whose names
+    are formulas, one protected person, and a few in another unit."""
+    unit_id = _unit_id(CHEF_UNIT)
+    other_unit = _unit_id("Capio Vårdcentral Laholm")
+    names = [*FORMULAS, PROTECTED, "Vanlig Person"]
+    people = []
+    for index, name in enumerate(names):
+        person = Person(hsa_id=f"SE2321000131-E00000009{index:04d}", name=name,
+                        personal_number=None, unit_id=unit_id,
+                        protected_identity=name == PROTECTED,
+                        email=f"export{index}@example.se")
+        db.session.add(person)
+        people.append(person)
+    outsider = Person(hsa_id="SE2321000131-E000000098000", name="Annan Enhet",
+                      unit_id=other_unit, protected_identity=False)
+    db.session.add(outsider)
+    db.session.flush()
+    start = datetime(2026, 3, 1, 8, 0)
+    rows = [{"type": "manual", "status": "open", "person_id": people[i % len(people)].id,
+             "unit_id": unit_id, "description": FORMULAS[i % len(FORMULAS)],
+             "created_at": start + timedelta(minutes=i)} for i in range(ROWS)]
+    rows += [{"type": "manual", "status": "open", "person_id": outsider.id,
+              "unit_id": other_unit, "description": "utanför", "created_at": start}
+             for _ in range(5)]
+    db.session.execute(insert(Deviation), rows)
+    db.session.commit()
+    return {"unit_id": unit_id, "people": len(people)}
+
+
+def _csv(data):
+    text = data.decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text), delimiter=";"))
+
+
+def _xlsx(data):
+    sheet = load_workbook(io.BytesIO(data), read_only=True).active
+    return [["" if v is None else v for v in row] for row in sheet.iter_rows(values_only=True)]
+
+
+def _check(table, name_column, description_column):
+    header, *body = table
+    assert len(body) == ROWS
+    names = {row[header.index(name_column)] for row in body}
+    assert PROTECTED not in names
+    assert "Skyddad identitet" in names
+    # Every cell that a spreadsheet would read as a formula starts with a quote: text.
+    for row in body:
+        for cell in row:
+            if isinstance(cell, str) and cell:
+                assert cell[0] not in "=+-@\t\r", cell
+    assert "'" + FORMULAS[0] in names
+    descriptions = {row[header.index(description_column)] for row in body}
+    assert descriptions == {"'" + formula for formula in FORMULAS}
+    assert "Annan Enhet" not in names
+
+
+def _as_served(client, url, **kwargs):
+    """The request as a server runs it: in a thread of its own, without the test's application
+    context, so the request's teardown happens before the streamed body is read."""
+    answer = {}
+
+    def run():
+        try:
+            response = client.get(url, **kwargs)
+            answer["status"], answer["streamed"] = response.status_code, response.is_streamed
+            answer["data"] = response.get_data()
+            response.close()
+        except Exception as exc:  # noqa: BLE001  (handed to the test's thread)
+            answer["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in answer:
+        raise answer["error"]
+    assert answer["status"] == 200 and answer["streamed"]
+    return answer["data"]
+
+
+def _screen(login, fmt):
+    return _as_served(login("Chef"), f"/deviations/report/export?format={fmt}")
+
+
+def _api(client, api_headers, fmt):
+    return _as_served(client, f"/api/v1/reports/deviations?format={fmt}",
+                      headers=api_headers("Chef"))
+
+
+@pytest.mark.postgresql_only
+def test_screen_csv_of_thousands_of_rows_on_postgresql(login, many_deviations):
+    _check(_csv(_screen(login, "csv")), "Namn", "Beskrivning")
+
+
+@pytest.mark.postgresql_only
+def test_screen_xlsx_of_thousands_of_rows_on_postgresql(login, many_deviations):
+    _check(_xlsx(_screen(login, "xlsx")), "Namn", "Beskrivning")
+
+
+@pytest.mark.postgresql_only
+def test_api_csv_of_thousands_of_rows_on_postgresql(client, api_headers, many_deviations):
+    _check(_csv(_api(client, api_headers, "csv")), "person", "description")
+
+
+@pytest.mark.postgresql_only
+def test_api_xlsx_of_thousands_of_rows_on_postgresql(client, api_headers, many_deviations):
+    _check(_xlsx(_api(client, api_headers, "xlsx")), "person", "description")
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize("field,value", [("from", "0001-01-01"), ("to", "9999-12-31"),
+                                         ("from", "2026-02-30"), ("to", "1899-12-31")])
+def test_out_of_range_dates_are_refused_before_the_stream(client, api_headers, login, dialect,
+                                                          field, value):
+    answer = client.get("/api/v1/reports/deviations", query_string={field: value},
+                        headers=api_headers("Chef"))
+    assert answer.status_code == 400, answer.get_data(as_text=True)[:200]
+    assert field in answer.get_json()["errors"]
+    page = login("Chef").get(f"/deviations/report/export?format=csv&{field}={value}",
+                             follow_redirects=True)
+    assert page.status_code == 200
+    assert "text/html" in page.content_type
+    assert f"fält: {field}" in page.get_data(as_text=True)
+
+
+@pytest.mark.both_databases
+def test_from_after_to_is_refused(client, api_headers, dialect):
+    answer = client.get("/api/v1/reports/deviations",
+                        query_string={"from": "2026-03-02", "to": "2026-03-01"},
+                        headers=api_headers("Chef"))
+    assert answer.status_code == 400
+    assert "to" in answer.get_json()["errors"]

@@ -1,0 +1,288 @@
+"""National scale: every page costs what its rows cost. On PostgreSQL with a few thousand rows
+(the benchmark's fill at a small scale): statements per page do not grow with the page size,
+no list counts the whole table above the bound, keyset paging returns every row once, the
+start page and the sweeps read open rows through their partial indexes, the sweeps write
+set-based with the audit chain intact, a manager's deviations are filtered on the unit column
+with the unit choices looked up as you type, and one application is at most 15 statements and
+one commit."""
+
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select, text
+
+from app import audit, clock
+from app.demo import hsa
+from app.extensions import db
+from bench.fill import Sizes, fill
+from models import Deviation, Issuance, ReserveCard, Unit
+
+pytestmark = pytest.mark.postgresql_only
+
+SMALL = Sizes.at(0.003)  # 3,000 people and issuances, 300 deviations
+
+
+@pytest.fixture
+def filled(app):
+    fill(SMALL)
+    db.session.remove()
+    return SMALL
+
+
+class Statements:
+    """Every SQL statement and commit on the engine inside the `with` block."""
+
+    def __init__(self):
+        self.items, self.commits = [], 0
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany):
+        self.items.append((statement, parameters, executemany))
+
+    def _commit(self, conn):
+        self.commits += 1
+
+    @contextmanager
+    def watching(self):
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+        try:
+            yield self
+        finally:
+            event.remove(engine, "before_cursor_execute", self._statement)
+            event.remove(engine, "commit", self._commit)
+
+    @property
+    def count(self):
+        return len(self.items)
+
+    def texts(self):
+        return [statement for statement, _, _ in self.items]
+
+
+def watched(run):
+    seen = Statements()
+    with seen.watching():
+        result = run()
+    return seen, result
+
+
+def _ok(answer):
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
+    return answer
+
+
+SCREENS = (
+    ("/issuances/list/?psize_IssuanceView={size}", "IssuanceView"),
+    ("/deviations/list/?psize_DeviationView={size}", "DeviationView"),
+    ("/registers/people/list/?psize_PersonView={size}", "PersonView"),
+)
+APIS = (
+    "/api/v1/issuances/?page_size={size}",
+    "/api/v1/issuances/?page_size={size}&status=returned&channel=in_person",
+    "/api/v1/deviations/?q=(page:0,page_size:{size})",
+    "/api/v1/people/?q=(page:0,page_size:{size})",
+)
+
+
+def test_statements_per_list_page_do_not_grow_with_the_page_size(filled, login, api_headers,
+                                                                  client):
+    screen = login("Servicecenter")
+    for pattern, _view in SCREENS:
+        counts = []
+        for size in (10, 100):
+            url = pattern.format(size=size)
+            _ok(screen.get(url))  # the first request of a login caches its permissions
+            counts.append(watched(lambda url=url: _ok(screen.get(url)))[0].count)
+        assert counts[0] == counts[1], (pattern, counts)
+    headers = api_headers("Servicecenter")
+    for pattern in APIS:
+        counts = []
+        for size in (10, 100):
+            url = pattern.format(size=size)
+            _ok(client.get(url, headers=headers))
+            seen, answer = watched(lambda url=url: _ok(client.get(url, headers=headers)))
+            assert len(answer.get_json()["result"]) == size
+            counts.append(seen.count)
+        assert counts[0] == counts[1], (pattern, counts)
+
+
+def _full_counts(statements):
+    """count(...) statements that are not bounded by a LIMIT: a scan of the whole table."""
+    return [s for s in statements if re.search(r"count\(", s, re.I) and "LIMIT" not in s.upper()]
+
+
+def test_no_list_counts_the_whole_table_above_the_bound(filled, login, api_headers, client,
+                                                        monkeypatch):
+    monkeypatch.setattr("views.listing.COUNT_LIMIT", 1000)  # the fill holds 3,000 issuances
+    screen = login("Servicecenter")
+    seen, answer = watched(lambda: _ok(screen.get(
+        "/issuances/list/?_flt_0_status=returned")))
+    assert not _full_counts(seen.texts()), _full_counts(seen.texts())
+    assert "mer än 1\u00a0000" in answer.get_data(as_text=True)
+    # Unfiltered, the total is the planner's estimate (the fill ran ANALYZE).
+    page = _ok(screen.get("/issuances/list/")).get_data(as_text=True)
+    assert re.search(r"ca \d[\d\u00a0]*", page)
+
+    headers = api_headers("Servicecenter")
+    for url in ("/api/v1/issuances/?status=returned", "/api/v1/deviations/",
+                "/api/v1/people/?q=(page:0,page_size:5)", "/api/v1/issuances/"):
+        seen, answer = watched(lambda url=url: _ok(client.get(url, headers=headers)))
+        assert not _full_counts(seen.texts()), (url, _full_counts(seen.texts()))
+    people = client.get("/api/v1/people/", headers=headers).get_json()
+    assert people["count_exact"] is False and people["count"] > 1000
+    issuances = client.get("/api/v1/issuances/?status=returned", headers=headers).get_json()
+    assert issuances["count_exact"] is False and issuances["count"] == 1001
+    # Below the bound the count is exact.
+    blocked = client.get("/api/v1/issuances/?status=blocked", headers=headers).get_json()
+    exact = db.session.execute(
+        select(db.func.count()).where(Issuance.status == "blocked")).scalar()
+    assert blocked["count_exact"] is True and blocked["count"] == exact
+
+
+def test_keyset_paging_returns_every_row_exactly_once(filled, api_headers, client):
+    headers = api_headers("Servicecenter")
+    for query, condition in (("", True), ("&status=returned", Issuance.status == "returned")):
+        expected = db.session.execute(
+            select(Issuance.id).where(condition).order_by(Issuance.id.desc())).scalars().all()
+        seen, url, pages = [], f"/api/v1/issuances/?page_size=100{query}", 0
+        while url:
+            answer = _ok(client.get(url, headers=headers)).get_json()
+            seen += [row["id"] for row in answer["result"]]
+            url, pages = answer["next"], pages + 1
+            assert pages <= len(expected) // 100 + 2
+        assert seen == expected
+    # `page` still works for small offsets, and agrees with the cursor.
+    first = client.get("/api/v1/issuances/?page_size=20", headers=headers).get_json()
+    second = client.get("/api/v1/issuances/?page_size=20&page=1", headers=headers).get_json()
+    following = client.get(first["next"], headers=headers).get_json()
+    assert [r["id"] for r in second["result"]] == [r["id"] for r in following["result"]]
+
+
+def test_keyset_paging_is_in_the_openapi_document(app, api_headers, client):
+    app.config["FAB_API_SWAGGER_UI"] = True
+    document = client.get("/api/v1/_openapi", headers=api_headers("Admin")).get_json()
+    listing_doc = document["paths"]["/api/v1/issuances/"]["get"]
+    assert "after" in {parameter["name"] for parameter in listing_doc["parameters"]}
+    schema = document["components"]["schemas"]["IssuanceListSchema"]["properties"]
+    assert {"next", "count_exact"} <= set(schema)
+
+
+@contextmanager
+def _explaining():
+    """A connection that explains statements with sequential scans discouraged, as on a
+    national-scale table."""
+    connection = db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SET enable_seqscan = off")
+
+        def plan(statement, parameters):
+            cursor.execute("EXPLAIN " + statement, parameters)
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+        yield plan
+    finally:
+        connection.rollback()
+        connection.close()
+
+
+def test_start_page_counts_read_open_rows_through_partial_indexes(filled, as_user):
+    from app.workflow import queries
+
+    with as_user("Admin") as user:
+        seen, counts = watched(lambda: queries.dashboard_counts(user=user, due_soon_days=2))
+    assert counts["open_issuances"] == db.session.execute(
+        select(db.func.count()).where(queries.open_issuance())).scalar()
+    plans = []
+    with _explaining() as plan:
+        for statement, parameters, _many in seen.items:
+            if statement.lstrip().upper().startswith("SELECT"):
+                plans.append(plan(statement, parameters))
+    issuance_plans = [p for p in plans if "on issuances" in p]
+    # The counters' aggregate reads open rows only, through a partial index on them.
+    partial = ("ix_issuances_open", "uq_issuances_open_recipient",
+               "ix_issuances_not_returned_valid_until", "uq_issuances_open_card")
+    assert any(index in issuance_plans[0] for index in partial), issuance_plans[0]
+    deviation_plans = [p for p in plans if "deviations" in p]
+    assert deviation_plans and all("ix_deviations_open_unit" in p for p in deviation_plans)
+    assert not [p for p in plans if "Seq Scan" in p], plans
+
+
+def test_sweeps_are_set_based_index_served_and_keep_the_audit_chain(filled, monkeypatch):
+    from app.workflow import sweeps
+
+    later = clock.now() + timedelta(days=30)  # many deadlines due at once
+    seen, result = watched(lambda: sweeps.run_all(later, trigger="test"))
+    changes = sum(result.values())
+    assert changes >= 60, result
+    # Set-based: the statements do not grow with the changes (one row each would be thousands).
+    assert seen.count <= 80, (seen.count, changes)
+    assert audit.verify() == (True, None, "ok")
+    audited = db.session.execute(text(
+        "SELECT count(*) FROM audit_events WHERE actor = 'system'")).scalar()
+    assert audited >= changes
+    with _explaining() as plan:
+        plans = [plan(statement, parameters) for statement, parameters, many in seen.items
+                 if not many and statement.lstrip().upper().startswith(("SELECT", "UPDATE",
+                                                                        "INSERT", "WITH"))]
+    scans = [p for p in plans if "Seq Scan on issuances" in p or "Seq Scan on receipts" in p]
+    assert not scans, scans
+    second, again = watched(lambda: sweeps.run_all(later, trigger="test"))
+    assert sum(again.values()) == 0, again
+
+
+def test_managers_deviations_filter_on_their_units_and_units_are_looked_up(filled, login,
+                                                                           demo_person):
+    chef = login("Chef")
+    seen, answer = watched(lambda: _ok(chef.get("/deviations/list/")))
+    deviation_queries = [s for s in seen.texts() if "deviations" in s]
+    assert deviation_queries
+    assert not [s for s in deviation_queries if re.search(r"IN \(SELECT", s, re.I)], \
+        deviation_queries
+    page = answer.get_data(as_text=True)
+    assert "rk-lookup" in page
+    service = _ok(login("Servicecenter").get("/deviations/list/")).get_data(as_text=True)
+    units = db.session.execute(select(db.func.count(Unit.id))).scalar()
+    assert units > 5 and len(re.findall(r'<option value=\\?"\d+', service)) <= 1
+    # As you type: only matching units, and only the manager's own.
+    own = chef.get("/deviations/units?q=akut").get_json()["results"]
+    assert [unit["text"] for unit in own] == ["Hallands sjukhus Halmstad, Akutmottagningen"]
+    assert chef.get("/deviations/units?q=V%C3%A5rdenhet").get_json()["results"] == []
+    found = login("Servicecenter").get("/deviations/units?q=V%C3%A5rdenhet").get_json()
+    assert 0 < len(found["results"]) <= 20
+    # Filtering on a unit shows that unit's deviations only.
+    unit_id = db.session.execute(
+        select(Deviation.unit_id).where(Deviation.unit_id.is_not(None)).limit(1)).scalar()
+    filtered = _ok(login("Servicecenter").get(f"/deviations/list/?_flt_0_unit={unit_id}"))
+    name = db.session.get(Unit, unit_id).name
+    assert name in filtered.get_data(as_text=True)
+
+
+ANNA = hsa("E000000000001")  # a demo person with an active card and no issuance
+
+
+def test_one_application_is_at_most_15_statements_and_one_commit(app, api_headers, client,
+                                                                 in_stock_card):
+    headers = api_headers("Intygsgivare")
+    serial = in_stock_card().serial
+    body = {"card_serial": serial, "recipient_hsa_id": ANNA, "reason": "forgotten",
+            "recipient_present": True, "envelope_unopened": True,
+            "second_attester": {"username": "intygsgivare2",
+                                "password": "Reservkort-demo-2026"}}
+    db.session.remove()
+    seen, answer = watched(lambda: client.post("/api/v1/issuances/", json=body,
+                                               headers=headers))
+    assert answer.status_code == 201, answer.get_json()
+    # The password check: the attester's login looked up, its statistics updated (in the
+    # application's own transaction, not in a commit of their own).
+    check = [t for t in seen.texts()
+             if "lower(ab_user.username)" in t or t.startswith("UPDATE ab_user")]
+    assert len(check) == 2
+    besides = [t for t in seen.texts() if t not in check]
+    assert len(besides) <= 15, "\n".join(besides)
+    assert seen.commits == 1
+    assert db.session.execute(
+        select(ReserveCard.status).where(ReserveCard.serial == serial)).scalar() == "issued"

@@ -1,0 +1,188 @@
+"""How every list page reads its rows, screens and REST API alike: one place that FAB's
+`SQLAInterface.query` is replaced in.
+
+A page costs what its rows cost, not what the table holds:
+
+- the count is bounded: it reads at most `COUNT_LIMIT + 1` rows of the filtered query, and a
+  total above that is shown as "more than 10 000". An unfiltered list of a table the planner
+  (PostgreSQL) estimates at well over the bound is not counted at all: it shows the estimate
+  ("about 1 000 000");
+- "the page's ids first, join after": the page's primary keys are selected on the list's own
+  table (filters, order, offset and limit, no relation joined unless the order or a filter
+  needs one), and only those rows are then loaded with their relations. The `lazy="joined"`
+  chains of the models therefore run for the page's rows, never for the rows OFFSET skips;
+- the statements per page are the same whatever the page size: count, ids, rows, and the
+  relations' selectin loads.
+"""
+
+from flask_babel import gettext
+from markupsafe import Markup, escape
+from sqlalchemy import func, select, text
+from wtforms import StringField
+
+from app.access import AccessInterface
+
+COUNT_LIMIT = 10_000
+
+
+def thousands(number: int) -> str:
+    """10000 -> '10 000' (Swedish digit groups, a no-break space)."""
+    return f"{number:,}".replace(",", "\u00a0")
+
+
+class ListCount(int):
+    """A list's total: exact up to COUNT_LIMIT, above that a lower bound or an estimate. The
+    number itself works for paging (FAB's templates divide it by the page size); shown in a
+    page it reads "more than 10 000" or "about N"."""
+
+    def __new__(cls, value, exact=True, estimated=False):
+        count = super().__new__(cls, value)
+        count.exact = exact
+        count.estimated = estimated
+        return count
+
+    def __str__(self):
+        if self.exact:
+            return thousands(int(self))
+        if self.estimated:
+            return gettext("about %(count)s", count=thousands(int(self)))
+        return gettext("more than %(count)s", count=thousands(COUNT_LIMIT))
+
+    def __html__(self):
+        return str(escape(str(self)))
+
+    def as_dict(self) -> dict:
+        """The API's words for it: `count` and whether it is exact."""
+        return {"count": int(self), "count_exact": self.exact}
+
+
+def bounded_count(session, ids_query, table_name=None) -> ListCount:
+    """Count the rows of `ids_query` (no ORDER BY), reading at most COUNT_LIMIT + 1 of them.
+    With `table_name` (an unfiltered list) on PostgreSQL a table the planner estimates well
+    above the bound is not counted at all: its total is the estimate."""
+    if table_name and session.get_bind().dialect.name == "postgresql":
+        estimate = session.execute(
+            text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"),
+            {"name": table_name},
+        ).scalar()
+        if estimate and estimate > 2 * COUNT_LIMIT:
+            return ListCount(estimate, exact=False, estimated=True)
+    limited = ids_query.order_by(None).limit(COUNT_LIMIT + 1).subquery()
+    count = session.execute(select(func.count()).select_from(limited)).scalar_one()
+    if count <= COUNT_LIMIT:
+        return ListCount(count)
+    return ListCount(COUNT_LIMIT + 1, exact=False)
+
+
+def in_id_order(rows, ids, key):
+    position = {pk: index for index, pk in enumerate(ids)}
+    return sorted(rows, key=lambda row: position[key(row)])
+
+
+class ListInterface(AccessInterface):
+    """The access policy's interface (searches, order and shown values as the login may see
+    them) whose list query pages by ids first and counts with a bound. Optional
+    `load_options` (e.g. `selectinload(Unit.parent)`) load more relations with the page."""
+
+    def _pk_column(self):
+        return getattr(self.obj, self.get_pk_name())
+
+    def page_ids(self, filters=None, order_column="", order_direction="", page=None,
+                 page_size=None) -> list:
+        """The page's primary keys: filters, order (with the key as tie-breaker), offset and
+        limit on the list's own table."""
+        query = self._apply_inner_all(
+            self.session.query(self.obj), filters, order_column, order_direction, page,
+            page_size, select_columns=None, aliases_mapping={},
+        )
+        return [row[0] for row in query.with_entities(self._pk_column()).all()]
+
+    def count(self, filters=None) -> ListCount:
+        query = self.apply_filters(self.session.query(self._pk_column()), filters)
+        unfiltered = not (filters and filters.filters)
+        return bounded_count(self.session, query,
+                             self.obj.__tablename__ if unfiltered else None)
+
+    def load_page(self, ids, select_columns=None, outer_default_load=False) -> list:
+        """The rows with these keys, in this order, with their relations."""
+        if not ids:
+            return []
+        query = self.session.query(self.obj).filter(self._pk_column().in_(ids))
+        if self.load_options:
+            query = query.options(*self.load_options)
+        if select_columns:
+            # FAB's column selection (the REST API's `columns`), on the page's rows only.
+            query = self.apply_all(query, None, select_columns=select_columns,
+                                   outer_default_load=outer_default_load)
+        rows = [getattr(row, self.obj.__name__, row) for row in query.all()]
+        pk_name = self.get_pk_name()
+        unique = {getattr(row, pk_name): row for row in rows}
+        return in_id_order(unique.values(), ids, lambda row: getattr(row, pk_name))
+
+    def query(self, filters=None, order_column="", order_direction="", page=None,
+              page_size=None, select_columns=None, outer_default_load=False):
+        count = self.count(filters)
+        ids = self.page_ids(filters, order_column, order_direction, page, page_size)
+        return count, self.load_page(ids, select_columns, outer_default_load)
+
+
+# --- choices looked up as you type --------------------------------------------------------
+
+LOOKUP_LIMIT = 20
+
+
+def unit_choices(typed: str, allowed_ids=None) -> list[dict]:
+    """Select2's answer for the units whose name or HSA-id holds the typed text, by name, at
+    most LOOKUP_LIMIT; `allowed_ids` (a select of unit ids) narrows them to the user's."""
+    from app.extensions import db
+    from models import Unit
+
+    query = select(Unit.id, Unit.name).order_by(Unit.name, Unit.id).limit(LOOKUP_LIMIT)
+    typed = (typed or "").strip().lower()
+    if typed:
+        pattern = "%" + typed.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = query.where(func.lower(Unit.name).like(pattern)
+                            | func.lower(Unit.hsa_id).like(pattern))
+    if allowed_ids is not None:
+        query = query.where(Unit.id.in_(allowed_ids))
+    return [{"id": unit_id, "text": name} for unit_id, name in db.session.execute(query)]
+
+
+class LookupWidget:
+    """A <select> that select2 fills from `endpoint` as the user types (app/static/js/
+    lookup.js). Only the chosen option is in the page: the one an active filter names."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def __call__(self, field, **kwargs):
+        from flask import url_for
+
+        chosen = field.chosen()
+        option = (f'<option value="{escape(chosen[0])}" selected>{escape(chosen[1])}</option>'
+                  if chosen else '<option value=""></option>')
+        return Markup(
+            f'<select class="form-control rk-lookup" id="{escape(field.id)}" '
+            f'name="{escape(field.name)}" data-lookup="{escape(url_for(self.endpoint))}">'
+            f"{option}</select>")
+
+
+class UnitLookupField(StringField):
+    """A unit chosen by looking it up as you type (the value is the unit id)."""
+
+    def __init__(self, label=None, validators=None, lookup_endpoint="", **kwargs):
+        super().__init__(label, validators, widget=LookupWidget(lookup_endpoint), **kwargs)
+
+    def chosen(self):
+        """(id, name) of the unit an active filter of the page names, or None."""
+        from flask import request
+
+        from app.extensions import db
+        from models import Unit
+
+        wanted = next((value for key, value in request.args.items()
+                       if key.startswith("_flt_") and key.endswith("_" + self.name)), None)
+        if not (wanted or "").isdigit():
+            return None
+        unit = db.session.get(Unit, int(wanted))
+        return (unit.id, unit.name) if unit else None
