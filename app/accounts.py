@@ -1,9 +1,10 @@
 """Login accounts and their link to a person."""
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
-from app import audit
+from app import access, audit
 from app.errors import NotFound
 from app.extensions import db
 from app.validation import FieldError
@@ -143,3 +144,40 @@ def remove_link(user_id) -> None:
     db.session.delete(link)
     db.session.flush()
     audit.record("user.unlink", "user", user.id, before=before, after=None)
+
+
+def _login_rows(search: str):
+    """Every login with its person and clearance, in one statement."""
+    from flask import current_app
+
+    user_model = current_app.appbuilder.sm.user_model
+    rows = (
+        select(user_model, Person.name, Person.hsa_id, Person.protected_identity,
+               AccountLink.protected_identity_clearance)
+        .outerjoin(AccountLink, AccountLink.user_id == user_model.id)
+        .outerjoin(Person, Person.id == AccountLink.person_id)
+    )
+    if search:
+        pattern = f"%{search.lower()}%"
+        rows = rows.where(or_(func.lower(user_model.username).like(pattern),
+                              func.lower(Person.hsa_id).like(pattern)))
+    return rows, user_model
+
+
+def login_page(search: str, page: int, page_size: int):
+    """(count, rows) of the logins matching `search` (username or HSA-id), one page ordered by
+    username, each with its roles, its person's name as the reader may see it, and whether it
+    is cleared for protected identity."""
+    rows, user_model = _login_rows(search)
+    count = db.session.execute(select(func.count()).select_from(rows.subquery())).scalar()
+    page_rows = db.session.execute(
+        rows.options(selectinload(user_model.roles)).order_by(user_model.username)
+        .limit(page_size).offset(page * page_size)
+    ).all()
+    return count, [
+        {"user": user, "roles": ", ".join(sorted(role.name for role in user.roles)),
+         "person_name": access.shown_name(name, protected), "hsa_id": hsa_id,
+         "login_name": access.shown_name(f"{user.first_name} {user.last_name}", protected),
+         "clearance": bool(clearance)}
+        for user, name, hsa_id, protected, clearance in page_rows
+    ]

@@ -6,6 +6,7 @@ from datetime import datetime
 from flask import g, has_request_context, jsonify, request
 from flask_appbuilder.api import safe
 from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
+from flask_appbuilder.security.sqla.apis import UserApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.views import expose
 from flask_babel import lazy_gettext as _l
@@ -13,6 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import joinedload
 
 from app import signin_limits
+from app.access import AccessInterface, MaskingSchemaConverter
 from app.extensions import db
 from app.security_views import ResetMyPasswordView, ResetPasswordView
 from models import AccountLink, Person
@@ -33,11 +35,24 @@ class SecurityApi(LoginApi):
 _KNOWN_LOGINS = "rk_known_logins"
 
 
+class MaskedUserApi(UserApi):
+    """FAB's user API read through the access policy (a protected person's login)."""
+
+    model2schemaconverter = MaskingSchemaConverter
+
+
 class ReservkortSecurityManager(SecurityManager):
     resetmypasswordview = ResetMyPasswordView
     resetpasswordview = ResetPasswordView
     security_api = SecurityApi
     userstatschartview = None  # FAB's login-count chart: not needed, and it loads Google Charts
+    user_api = MaskedUserApi
+
+    def __init__(self, appbuilder):
+        super().__init__(appbuilder)
+        # FAB's user screens and API read logins through the access policy too.
+        self.userdbmodelview.datamodel = AccessInterface(self.user_model)
+        self.user_api.datamodel = AccessInterface(self.user_model)
 
     def auth_user_db(self, username, password):
         """Every password check (login page, API login, attesters) counts failures and is

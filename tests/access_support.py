@@ -54,12 +54,12 @@ def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def make_canary(app, as_user) -> dict:
+def make_canary(app, as_user, with_login=False) -> dict:
     """The protected canary: added and given a card (an in-person application awaiting
     approval, with its e-mails queued) before the protection was turned on, then a deviation
     about the card. Its e-mails are sent after the protection (files in MAIL_DIR). Returns the
     ids a route needs."""
-    from app import mailer
+    from app import accounts, mailer
     from app.workflow import application, deviations, kobe, registers
     from models import AuditEvent, Deviation, KobeRecord, OutboxMessage, unit_managers
     from tests.workflow_support import attestations, free_cards
@@ -69,6 +69,9 @@ def make_canary(app, as_user) -> dict:
         person = registers.save_person({**CANARY, "unit_id": chef_unit}, None)
         kobe.import_rows([{"hsa_id": CANARY["hsa_id"], "ordinary_card": "active",
                            "reserve_card_order": False}])
+    # With a login of their own, its names and e-mail are copied from the person.
+    login = (accounts.create_user("kanarie", PASSWORD, ["Intygsgivare"],
+                                  hsa_id=CANARY["hsa_id"]) if with_login else None)
     helena = db.session.execute(
         select(Person).where(Person.name.like("Helena%"))).unique().scalar_one()
     with as_user("intygsgivare1"):
@@ -84,7 +87,7 @@ def make_canary(app, as_user) -> dict:
     db.session.commit()
     ids = {
         "person": person.id, "issuance": issuance.id, "deviation": deviation.id,
-        "card": issuance.card_id, "unit": chef_unit,
+        "card": issuance.card_id, "unit": chef_unit, "login": login.id if login else None,
         "kobe": db.session.execute(select(KobeRecord.id).where(
             KobeRecord.person_id == person.id)).scalar_one(),
         "audit": list(db.session.execute(select(AuditEvent.id).where(

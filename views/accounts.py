@@ -1,20 +1,16 @@
 """Administration: which person each login account belongs to, and whether it is cleared to see
 people with protected identity. The workflow (app.accounts) checks and audits every change."""
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
-from app import access, accounts
+from app import accounts
 from app.errors import NotFound
-from app.extensions import db
 from app.roles import MENU
-from models import AccountLink, Person
 from views.registers import STEP_ERRORS, flash_refusal
 
 PAGE_SIZE = 25
@@ -31,22 +27,6 @@ def _query() -> str:
     return (request.values.get("q") or "").strip()
 
 
-def user_rows(search: str):
-    """Every login with its person and clearance, in one statement (roles loaded with it)."""
-    user_model = current_app.appbuilder.sm.user_model
-    rows = (
-        select(user_model, Person.name, Person.hsa_id, Person.protected_identity,
-               AccountLink.protected_identity_clearance)
-        .outerjoin(AccountLink, AccountLink.user_id == user_model.id)
-        .outerjoin(Person, Person.id == AccountLink.person_id)
-    )
-    if search:
-        pattern = f"%{search.lower()}%"
-        rows = rows.where(or_(func.lower(user_model.username).like(pattern),
-                              func.lower(Person.hsa_id).like(pattern)))
-    return rows
-
-
 class AccountLinkView(BaseView):
     route_base = "/admin/user-links"
     default_view = "index"
@@ -56,19 +36,7 @@ class AccountLinkView(BaseView):
     @permission_name("list")
     def index(self):
         search, page = _query(), _page()
-        rows = user_rows(search)
-        count = db.session.execute(select(func.count()).select_from(rows.subquery())).scalar()
-        user_model = current_app.appbuilder.sm.user_model
-        page_rows = db.session.execute(
-            rows.options(selectinload(user_model.roles)).order_by(user_model.username)
-            .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
-        ).all()
-        users = [
-            {"user": user, "roles": ", ".join(sorted(role.name for role in user.roles)),
-             "person_name": access.shown_name(name, protected), "hsa_id": hsa_id,
-             "clearance": bool(clearance)}
-            for user, name, hsa_id, protected, clearance in page_rows
-        ]
+        count, users = accounts.login_page(search, page, PAGE_SIZE)
         pages = max((count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
         return self.render_template("admin/user_links.html", users=users, count=count,
                                     page=page, pages=pages, q=search)

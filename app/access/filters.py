@@ -13,15 +13,19 @@ from functools import reduce
 
 from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.sqla.models import User
 from marshmallow import post_dump
 from sqlalchemy import asc, case, desc, exists, inspect, literal, or_, select
 
 from app.access.persons import (
     MASK,
     PERSON_FIELDS,
+    USER_FIELDS,
     current_user_cleared,
-    field_value,
+    hidden,
+    login_hidden,
     masked_dump,
+    protected_logins,
     shown,
 )
 from app.access.redaction import audit_value, outbox_value
@@ -53,6 +57,8 @@ def _about_protected(model, leaf):
         return Person.protected_identity.is_(True)
     if model is OutboxMessage and leaf in OUTBOX_TEXT:
         return outbox_about_protected()
+    if model is User and leaf in USER_FIELDS:
+        return User.id.in_(protected_logins())
     return None
 
 
@@ -132,12 +138,14 @@ class AccessInterface(SQLAInterface):
             owner = reduce(getattr, path, item)
         except AttributeError:
             owner = None
-        if isinstance(owner, Person):
-            value = field_value(owner, leaf, value)
+        if isinstance(owner, Person) and leaf in PERSON_FIELDS and hidden(owner):
+            value = str(MASK)  # a screen shows the mask in each identifying column
         elif isinstance(owner, AuditEvent) and leaf in ("before", "after"):
             value = audit_value(owner, value)
         elif isinstance(owner, OutboxMessage):
             value = outbox_value(leaf, value)
+        elif isinstance(owner, User) and leaf in USER_FIELDS and login_hidden(owner):
+            value = str(MASK)
         return shown(value)
 
 

@@ -6,13 +6,17 @@ the mask ("Skyddad identitet"). Only a cleared login may change a protected pers
 includes lifting the protection).
 """
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
+from flask_appbuilder.security.sqla.models import User
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.errors import refuse
 from app.extensions import db
 from models import AccountLink, Person
+
+# The identifying columns of a login account (FAB's user), copied from its person.
+USER_FIELDS = ("first_name", "last_name", "email")
 
 MASK = _l("Protected identity")
 # The columns of a person that identify them; everything else (HSA-id, unit) stays readable.
@@ -180,6 +184,10 @@ def masked_dump(item, data: dict, cleared=None) -> dict:
     """A serialised item (e.g. a schema's dump of a Person) as the reader may see it."""
     if isinstance(item, Person) and hidden(item, cleared):
         return mask_dict(data)
+    if isinstance(item, User) and login_hidden(item, cleared):
+        for key in USER_FIELDS:
+            if key in data:
+                data[key] = None if key == "email" else str(MASK)
     return data
 
 
@@ -190,6 +198,27 @@ def mask_rows(rows, cleared=None) -> None:
     for row in rows:
         if row.get("protected_identity"):
             mask_dict(row)
+
+
+def protected_logins():
+    """A select of the ids of the login accounts that belong to a protected person."""
+    return (select(AccountLink.user_id).join(Person, Person.id == AccountLink.person_id)
+            .where(Person.protected_identity.is_(True)))
+
+
+def _protected_login_ids() -> set:
+    cache = request.environ if has_request_context() else {}
+    key = "reservkort.access.protected_logins"
+    if key not in cache:
+        cache[key] = set(db.session.execute(protected_logins()).scalars())
+    return cache[key]
+
+
+def login_hidden(user, cleared=None) -> bool:
+    """Whether a login account's names and e-mail are masked: it belongs to a protected
+    person and the reader is not cleared."""
+    user_id = getattr(user, "id", None)
+    return bool(user_id) and user_id in _protected_login_ids() and not _cleared(cleared)
 
 
 # --- writes ----------------------------------------------------------------------------------

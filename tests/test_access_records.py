@@ -1,0 +1,151 @@
+"""The access policy on what was written down before a person became protected: the audit log,
+the outbox, e-mails (when queued and when sent), Televäxeln's identity check and the receipt."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app import access, mailer
+from app.extensions import db
+from app.workflow import approval, lifecycle, registers, sweeps
+from models import AuditEvent, OutboxMessage
+from tests.access_support import MASK, cleared_login
+from tests.workflow_support import apply, approve, at, person
+
+ANNA = ("Anna Åkesson", "198001011231", "19800101-1231", "person1@example.se")
+
+
+def _protect(as_user, name_prefix="Anna"):
+    with as_user("servicecenter"):
+        registers.save_person({"protected_identity": True}, person(name_prefix).id)
+    db.session.commit()
+
+
+def _leaks(text, strings=ANNA):
+    return [s for s in strings if s.lower() in (text or "").lower()]
+
+
+def test_audit_rows_of_a_protected_person_are_masked_for_admin(app, as_user, login):
+    anna = person("Anna")
+    with as_user("servicecenter"):
+        registers.save_person({"email": "anna.akesson@example.se"}, anna.id)
+    db.session.commit()
+    _protect(as_user)
+    rows = db.session.execute(select(AuditEvent.id).where(
+        AuditEvent.entity == "person", AuditEvent.entity_id == anna.id)).scalars().all()
+    assert len(rows) >= 2
+    admin = login("Admin")
+    for row in rows:
+        text = admin.get(f"/audit-log/show/{row}").get_data(as_text=True)
+        assert not _leaks(text, (*ANNA, "anna.akesson@example.se")), row
+    cleared = login(cleared_login(app, "admin_cleared", roles=("Admin",)))
+    seen = cleared.get(f"/audit-log/show/{rows[0]}").get_data(as_text=True)
+    assert "anna.akesson@example.se" in seen
+
+
+def test_masking_an_audit_value_by_key_and_by_string(app, as_user):
+    _protect(as_user)
+    event = AuditEvent(entity="person", entity_id=person("Anna").id)
+    value = {"name": "Anna Å.", "note": "ringde Anna Åkesson 19800101-1231", "unit_id": 1}
+    shown = access.audit_value(event, value, cleared=False)
+    assert shown == {"name": MASK, "note": f"ringde {MASK} {MASK}", "unit_id": 1}
+    assert access.audit_value(event, value, cleared=True) == value
+
+
+def test_the_outbox_screen_masks_a_protected_person(app, as_user, login, set_now):
+    set_now(at(date(2026, 11, 2)))
+    issuance = apply(as_user)
+    db.session.commit()
+    _protect(as_user)
+    admin = login("Admin")
+    listed = admin.get("/admin/outbox/list/").get_data(as_text=True)
+    assert not _leaks(listed)
+    for message_id in db.session.execute(select(OutboxMessage.id).where(
+            OutboxMessage.issuance_id == issuance.id)).scalars():
+        assert not _leaks(admin.get(f"/admin/outbox/show/{message_id}").get_data(as_text=True))
+
+
+def test_not_returned_mail_to_the_manager_does_not_name_a_person_protected_meanwhile(
+        app, as_user, set_now):
+    start = date(2026, 11, 2)
+    set_now(at(start))
+    issuance = approve(as_user, apply(as_user).id)
+    with as_user("servicecenter"):
+        lifecycle.register_receipt(issuance.id)
+    db.session.commit()
+    _protect(as_user)
+    later = issuance.valid_until + timedelta(days=app.config["RETURN_GRACE_DAYS"] + 1)
+    set_now(at(later))
+    assert sweeps.report_not_returned(later) == 1
+    db.session.commit()
+    to_manager = db.session.execute(select(OutboxMessage).where(
+        OutboxMessage.template == "not_returned_manager")).scalar_one()
+    assert not _leaks(to_manager.subject + to_manager.body_text + to_manager.body_html)
+    assert MASK in to_manager.body_text
+    mailer.dispatch_due()
+    files = list(Path(app.config["MAIL_DIR"]).glob("*not_returned_manager.eml"))
+    assert files and not _leaks(files[0].read_text(encoding="utf-8"))
+
+
+def test_a_queued_mail_is_checked_again_when_sent(app, as_user, set_now):
+    set_now(at(date(2026, 11, 2)))
+    apply(as_user)  # queues e-mails naming Anna, to Televäxeln among others
+    db.session.commit()
+    to_televaxeln = db.session.execute(select(OutboxMessage).where(
+        OutboxMessage.template == "approval_requested")).scalar_one()
+    assert "Anna Åkesson" in to_televaxeln.body_text  # not protected when queued
+    _protect(as_user)
+    mailer.dispatch_due()
+    sent = Path(app.config["MAIL_DIR"]) / f"{to_televaxeln.id}-approval_requested.eml"
+    assert sent.exists() and not _leaks(sent.read_text(encoding="utf-8"))
+
+
+def test_an_email_to_the_person_alone_keeps_their_name(app, as_user):
+    _protect(as_user)
+    text = "Hej Anna Åkesson!"
+    assert access.mail_texts("person1@example.se", text) == (text,)
+    assert access.mail_texts("person1@example.se, person7@example.se", text) == (
+        f"Hej {MASK}!",)
+    assert access.mail_texts("televaxeln@example.se", text) == (f"Hej {MASK}!",)
+
+
+def test_the_identity_check_and_receipt_do_not_name_a_person_protected_meanwhile(
+        app, as_user, set_now):
+    from app import pdf
+
+    set_now(at(date(2026, 11, 2)))
+    issuance = apply(as_user)
+    db.session.commit()
+    _protect(as_user)
+    with as_user("televaxeln"):
+        checks = {c["key"]: c["register_says"] for c in approval.approval_checks(issuance)}
+        assert not _leaks(checks["identity"]) and MASK in checks["identity"]
+    with as_user("servicecenter"):
+        from io import BytesIO
+
+        from pypdf import PdfReader
+
+        body = pdf.render_receipt(issuance)
+        text = "\n".join(p.extract_text() for p in PdfReader(BytesIO(body)).pages)
+        assert not _leaks(text)
+
+
+def test_the_login_of_a_protected_person_is_masked_on_the_user_screens_and_api(
+        app, as_user, login, api_headers):
+    from tests.access_support import CANARY_STRINGS, leaked, make_canary
+
+    canary = make_canary(app, as_user, with_login=True)
+    admin = login("Admin")
+    for path in ("/users/list/", f"/users/show/{canary['login']}", "/admin/user-links/"):
+        answer = admin.get(path)
+        assert answer.status_code == 200, path
+        assert not leaked(answer.get_data(as_text=True), CANARY_STRINGS), path
+    searched = admin.get("/users/list/", query_string={"_flt_0_first_name": "Zebulon"})
+    assert "kanarie" not in searched.get_data(as_text=True)
+    for path in ("/api/v1/security/users/", f"/api/v1/security/users/{canary['login']}"):
+        answer = app.test_client().get(path, headers=api_headers("Admin"))
+        assert answer.status_code == 200, path
+        assert not leaked(answer.get_data(as_text=True), CANARY_STRINGS), path
+    cleared = login(cleared_login(app, "admin_cleared", roles=("Admin",)))
+    assert "Kanarieqvist" in cleared.get(f"/users/show/{canary['login']}").get_data(as_text=True)
