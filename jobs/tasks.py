@@ -22,6 +22,15 @@ def dispatch_outbox(at_iso: str | None = None) -> dict:
         return mailer.dispatch_due(_moment(at_iso))
 
 
+def run_export(job_id: int) -> dict:
+    """Build the file of a big export (app.exports) and record its progress."""
+    with app_context():
+        from app import exports
+
+        job = exports.run_job(job_id)
+        return exports.job_state(job) if job is not None else {}
+
+
 def _moment(at_iso):
     from app import clock
 

@@ -15,7 +15,7 @@ from models.issuances import (
     Issuance,
     IssuanceAttester,
 )
-from models.jobs import SweepRun
+from models.jobs import EXPORT_STATUSES, ExportJob, SweepRun
 from models.kobe import ORDINARY_CARD_STATES, KobeRecord
 from models.outbox import OUTBOX_STATUSES, OutboxMessage
 from models.people import AccountLink, Person, unit_managers
@@ -42,6 +42,8 @@ __all__ = [
     "Issuance",
     "IssuanceAttester",
     "SweepRun",
+    "EXPORT_STATUSES",
+    "ExportJob",
     "ORDINARY_CARD_STATES",
     "KobeRecord",
     "OUTBOX_STATUSES",
