@@ -29,7 +29,7 @@ from openpyxl import Workbook
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 
-from app import clock, privacy
+from app import audit, clock, privacy
 from app.errors import NotFound
 from app.extensions import db
 from app.queues import get_queue
@@ -236,6 +236,10 @@ def start_job(user, kind, fmt, layout, filters, filename) -> ExportJob:
                              for k, v in filters.items()},
                     status="queued", rows_done=0, filename=filename, created_at=clock.now())
     db.session.add(job)
+    db.session.flush()
+    # Who took which people's data out, and when: a big export is on the record.
+    audit.record("export.request", "export_job", job.id, after={
+        "kind": kind, "format": fmt, "filters": job.filters}, actor=(user.id, user.username))
     db.session.commit()
     queue = get_queue()
     if queue is not None:

@@ -233,3 +233,8 @@ def test_without_a_queue_the_same_job_runs_in_the_request(app, login, as_user, m
     assert {row[header.index("Namn")] for row in rows} == {
         "Anna Åkesson", "Björn Östlund", "Skyddad identitet"}
     assert db.session.execute(select(ExportJob.status)).scalars().all() == ["done"]
+    from models import AuditEvent
+
+    asked = db.session.execute(select(AuditEvent).where(AuditEvent.action == "export.request")
+                               ).scalar_one()
+    assert asked.actor == "chef" and asked.after["format"] == "csv"
