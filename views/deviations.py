@@ -1,8 +1,9 @@
 """Deviations: the list a manager or Servicecenter follows up, notes, closing, manual deviations,
-and the streamed CSV/XLSX export of the deviation report.
+and the CSV/XLSX export of the deviation report (written by app.exports; a big one by a job).
 
-Which deviations a user sees is the workflow's rule (`deviations.visible_deviations`); every
-query here is narrowed by it, so another unit's deviation answers 404 for a manager.
+Which deviations a user sees is the access policy's scope (app.access.scope, through
+`deviations.visible_deviations`): another unit's deviation answers 404 for a manager, and the
+workflow refuses a note, a closing or a new deviation outside it (a message here).
 """
 
 from flask import abort, flash, g, redirect, request, url_for
