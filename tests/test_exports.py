@@ -238,3 +238,43 @@ def test_without_a_queue_the_same_job_runs_in_the_request(app, login, as_user, m
     asked = db.session.execute(select(AuditEvent).where(AuditEvent.action == "export.request")
                                ).scalar_one()
     assert asked.actor == "chef" and asked.after["format"] == "csv"
+
+
+def test_the_job_page_shows_progress_and_refreshes(app, login):
+    from app import clock
+    from models import ExportJob
+
+    chef = app.appbuilder.sm.find_user(username="chef")
+    job = ExportJob(user_id=chef.id, kind="deviations", format="csv", layout="screen",
+                    filters={}, status="running", rows_done=1500, rows_total=3000,
+                    filename="avvikelser.csv", created_at=clock.now())
+    db.session.add(job)
+    db.session.commit()
+    page = _follow_job(login("Chef"), f"/deviations/report/jobs/{job.id}")
+    assert "Bygger filen: 1500 av 3000 rader." in page
+    assert 'http-equiv="refresh"' in page
+    assert login("Chef").get(f"/deviations/report/jobs/{job.id}/file").status_code == 404
+
+
+@pytest.mark.postgresql_only
+def test_the_job_writes_its_progress_while_it_runs(app, as_user, many_deviations, monkeypatch):
+    from app import exports
+    from models import ExportJob
+
+    monkeypatch.setattr(exports, "PROGRESS_EVERY", 500)
+    seen = []
+    writer = exports.chunks
+    engine = db.engine
+
+    def watched(*args, **kwargs):
+        for chunk in writer(*args, **kwargs):
+            with engine.connect() as sql:
+                seen.append(sql.execute(select(ExportJob.status, ExportJob.rows_done)).one())
+            yield chunk
+
+    monkeypatch.setattr(exports, "chunks", watched)
+    with as_user("chef") as chef:
+        job = exports.start_job(chef, "deviations", "csv", "api", {}, "avvikelser.csv")
+    assert job.status == "done" and job.rows_done == ROWS
+    running = [done for status, done in seen if status == "running"]
+    assert any(0 < done < ROWS for done in running), seen
