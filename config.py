@@ -45,6 +45,8 @@ class Config:
     INSTANCE_DIR = str(_INSTANCE)
     MAIL_DIR = str(_INSTANCE / "mail")
     UPLOAD_DIR = str(_INSTANCE / "uploads")
+    # Exports up to this many rows stream in the request; bigger ones are built by a job.
+    EXPORT_STREAM_MAX_ROWS = int(os.environ.get("EXPORT_STREAM_MAX_ROWS", "20000"))
 
     # Flask-AppBuilder
     AUTH_TYPE = 1  # AUTH_DB

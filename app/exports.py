@@ -9,19 +9,31 @@ the screen and from the API) is written here, as CSV or XLSX, streamed.
   be read as a formula by a spreadsheet; it gets a leading quote (') and stays text.
 - Protected identity: for a login without clearance the person columns of a protected person's
   row are masked (the HSA-id stays, so the case can be followed up).
+- Size: up to EXPORT_STREAM_MAX_ROWS rows stream in the request; a bigger export is an
+  ExportJob built by a worker (the same queue and worker as every job; `make run` runs it in
+  its own process), whose progress and file the screen and the API show.
 """
 
 import csv
 import io
+import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from tempfile import SpooledTemporaryFile
 
-from flask import Response
+from flask import Response, current_app, send_file
+from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, update
 
-from app import access
+from app import access, audit, clock
+from app.errors import NotFound
 from app.extensions import db
+from app.queues import get_queue
+from models import ExportJob
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_BYTES = 64 * 1024
@@ -148,6 +160,174 @@ def deviation_report_rows(user, filters, cleared: bool):
     login without clearance. Bad filters raise FieldError now, before any file is started."""
     from app.workflow import deviations
 
-    query = deviations.report_query(user, filters)
+    return _report_rows(deviations.report_query(user, filters), cleared)
+
+
+def _report_rows(query, cleared):
+    from app.workflow import deviations
+
     mask = masking(cleared)
     return query_rows(query, lambda row: mask(deviations.report_row(row)))
+
+
+# The deviation report's columns: the screen's (Swedish headers, codes in words) and the
+# API's (the keys as headers: integrations read them by name).
+SCREEN_COLUMNS = (
+    ("id", _l("Deviation")),
+    ("created_at", _l("Created")),
+    ("type", _l("Type")),
+    ("status", _l("Status")),
+    ("unit", _l("Unit")),
+    ("person", _l("Name")),
+    ("hsa_id", _l("HSA-id")),
+    ("card_serial", _l("Card serial")),
+    ("valid_until", _l("Valid until")),
+    ("description", _l("Description")),
+    ("closed_at", _l("Closed at")),
+)
+API_COLUMNS = ("id", "created_at", "type", "status", "person", "hsa_id", "unit", "card_serial",
+               "valid_until", "description", "closed_at", "type_name", "status_name")
+LAYOUTS = ("screen", "api")
+
+
+def deviation_columns(layout) -> list[Column]:
+    from app.workflow.deviations import STATUS_SV, TYPE_SV
+
+    if layout == "api":
+        return [Column(key, key) for key in API_COLUMNS]
+    words = {"type": TYPE_SV, "status": STATUS_SV}
+    return [Column(key, str(label), words.get(key, {})) for key, label in SCREEN_COLUMNS]
+
+
+def _bounded_count(query, limit=None) -> int:
+    """How many rows `query` has; with `limit`, counting stops just above it."""
+    counted = query.order_by(None)
+    if limit is not None:
+        counted = counted.limit(limit + 1)
+    return db.session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
+
+
+def deviation_export(user, filters, fmt, layout, cleared, filename):
+    """The deviation report for `user`: a streamed download (a Response) when it has at most
+    EXPORT_STREAM_MAX_ROWS rows, else an ExportJob that a worker builds (the caller shows its
+    progress). Bad filters raise FieldError before anything starts."""
+    from app.workflow import deviations
+
+    query = deviations.report_query(user, filters)
+    limit = current_app.config["EXPORT_STREAM_MAX_ROWS"]
+    if _bounded_count(query, limit) <= limit:
+        return download(fmt, deviation_columns(layout), _report_rows(query, cleared), filename,
+                        sheet_title="Avvikelser")
+    return start_job(user, "deviations", fmt, layout, deviations.report_filters(filters),
+                     filename)
+
+
+# --- big exports: built by a job ------------------------------------------------------------
+
+EXPORT_JOB = "jobs.tasks.run_export"
+PROGRESS_EVERY = 1000
+
+
+def start_job(user, kind, fmt, layout, filters, filename) -> ExportJob:
+    """Record the export and hand it to the queue; without a queue (or when Redis cannot be
+    reached) the same job runs here and now."""
+    job = ExportJob(user_id=user.id, kind=kind, format=fmt, layout=layout,
+                    filters={k: v.isoformat() if isinstance(v, date) else v
+                             for k, v in filters.items()},
+                    status="queued", rows_done=0, filename=filename, created_at=clock.now())
+    db.session.add(job)
+    db.session.flush()
+    # Who took which people's data out, and when: a big export is on the record.
+    audit.record("export.request", "export_job", job.id, after={
+        "kind": kind, "format": fmt, "filters": job.filters}, actor=(user.id, user.username))
+    db.session.commit()
+    queue = get_queue()
+    if queue is not None:
+        try:
+            queue.enqueue(EXPORT_JOB, job.id, job_timeout=3600, result_ttl=3600,
+                          failure_ttl=7 * 24 * 3600)
+            return job
+        except RedisError as exc:
+            current_app.logger.warning("export %s not enqueued (Redis unavailable): %s",
+                                       job.id, exc)
+    run_job(job.id)
+    db.session.refresh(job)
+    return job
+
+
+def _export_dir() -> Path:
+    folder = Path(current_app.config["INSTANCE_DIR"]) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def run_job(job_id) -> ExportJob | None:
+    """Build the file of export job `job_id` for the login that asked (its scope and
+    clearance), writing the progress as it goes. A job already done is left alone."""
+    from app.workflow import deviations
+
+    job = db.session.get(ExportJob, job_id)
+    if job is None or job.status in ("done", "failed"):
+        return job
+    user = db.session.get(current_app.appbuilder.sm.user_model, job.user_id)
+    try:
+        job.status, job.rows_done = "running", 0
+        query = deviations.report_query(user, job.filters)
+        job.rows_total = _bounded_count(query)
+        db.session.commit()
+        rows = _progress(job.id, _report_rows(query, access.has_clearance(user)))
+        path = _export_dir() / f"{job.id}-{secrets.token_hex(8)}.{job.format}"
+        partial = path.with_suffix(".part")
+        with partial.open("wb") as out:
+            for chunk in chunks(job.format, deviation_columns(job.layout), rows, "Avvikelser"):
+                out.write(chunk)
+        os.replace(partial, path)
+        job = db.session.get(ExportJob, job_id, populate_existing=True)
+        job.status, job.file_path, job.finished_at = "done", str(path), clock.now()
+        job.rows_done = job.rows_total
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        job = db.session.get(ExportJob, job_id, populate_existing=True)
+        job.status, job.error, job.finished_at = "failed", str(exc)[:500], clock.now()
+        db.session.commit()
+        raise
+    return job
+
+
+def _progress(job_id, rows):
+    """Pass the rows on, writing how many have been written every PROGRESS_EVERY rows."""
+    # SQLite (the embedded database, without WAL) cannot commit while the export's own read
+    # is open: there the progress shows when the file is done.
+    live = db.session.get_bind().dialect.name != "sqlite"
+    done = 0
+    for row in rows:
+        yield row
+        done += 1
+        if live and done % PROGRESS_EVERY == 0:
+            db.session.execute(update(ExportJob).where(ExportJob.id == job_id)
+                               .values(rows_done=done))
+            db.session.commit()
+
+
+def job_for(user, job_id) -> ExportJob:
+    """The login's own export job; another's, or none, is NotFound."""
+    job = db.session.get(ExportJob, job_id, populate_existing=True) if job_id else None
+    if job is None or user is None or job.user_id != getattr(user, "id", None):
+        raise NotFound("export", job_id)
+    return job
+
+
+def job_state(job) -> dict:
+    return {"id": job.id, "status": job.status, "format": job.format,
+            "rows_done": job.rows_done, "rows_total": job.rows_total,
+            "created_at": clock.isoformat(job.created_at),
+            "finished_at": clock.isoformat(job.finished_at)}
+
+
+def job_file(job) -> Response:
+    """The finished file as a download; NotFound until it is done."""
+    if job.status != "done" or not job.file_path or not os.path.exists(job.file_path):
+        raise NotFound("export file", job.id)
+    return send_file(job.file_path, mimetype=MIMETYPES[job.format], as_attachment=True,
+                     download_name=job.filename, max_age=0)

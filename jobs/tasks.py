@@ -38,6 +38,15 @@ def audit_checkpoint() -> dict:
         return {"ok": row.ok, "head_id": row.head_id, "breaks": len(row.breaks or [])}
 
 
+def run_export(job_id: int) -> dict:
+    """Build the file of a big export (app.exports) and record its progress."""
+    with app_context():
+        from app import exports
+
+        job = exports.run_job(job_id)
+        return exports.job_state(job) if job is not None else {}
+
+
 def _moment(at_iso):
     from app import clock
 

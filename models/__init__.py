@@ -16,7 +16,7 @@ from models.issuances import (
     Issuance,
     IssuanceAttester,
 )
-from models.jobs import SweepRun
+from models.jobs import EXPORT_STATUSES, ExportJob, SweepRun
 from models.kobe import ORDINARY_CARD_STATES, KobeRecord
 from models.outbox import OUTBOX_STATUSES, OutboxMessage
 from models.people import AccountLink, Person, unit_managers
@@ -46,6 +46,8 @@ __all__ = [
     "Issuance",
     "IssuanceAttester",
     "SweepRun",
+    "EXPORT_STATUSES",
+    "ExportJob",
     "ORDINARY_CARD_STATES",
     "KobeRecord",
     "OUTBOX_STATUSES",

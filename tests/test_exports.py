@@ -4,6 +4,7 @@ masked for an uncleared manager; report dates checked before the stream starts."
 
 import csv
 import io
+import re
 import threading
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from sqlalchemy import insert, select
 
 from app.extensions import db
 from models import Deviation, Person, Unit
+from tests.job_support import redis_server  # noqa: F401
 
 CHEF_UNIT = "Hallands sjukhus Halmstad, Akutmottagningen"
 FORMULAS = ['=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR"]
@@ -157,3 +159,122 @@ def test_from_after_to_is_refused(client, api_headers, dialect):
                         headers=api_headers("Chef"))
     assert answer.status_code == 400
     assert "to" in answer.get_json()["errors"]
+
+
+# --- big exports: built by a job, progress shown, then a download --------------------------
+
+def _follow_job(client, location):
+    page = client.get(location)
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+@pytest.mark.postgresql_only
+def test_a_big_export_is_built_by_the_worker_with_progress_and_a_download(
+        app, login, client, api_headers, many_deviations, redis_server,  # noqa: F811
+        monkeypatch):
+    """Above the stream limit the screen and the API hand the export to the queue; the same
+    worker `make run` runs in-process builds it; only who asked may follow and download it."""
+    from redis import Redis
+    from rq import Queue
+
+    from app.queues import QUEUE_NAME
+    from jobs import context
+    from jobs.worker import ThreadWorker
+
+    monkeypatch.setitem(app.config, "EXPORT_STREAM_MAX_ROWS", 1000)
+    monkeypatch.setitem(app.config, "REDIS_URL", redis_server.url)
+    monkeypatch.setitem(context._state, "app", None)
+    context.use_app(app)
+    chef = login("Chef")
+    started = chef.get("/deviations/report/export?format=xlsx")
+    assert started.status_code == 302 and "/deviations/report/jobs/" in started.location
+    assert 'data-status="queued"' in _follow_job(chef, started.location)
+    headers = api_headers("Chef")
+    queued = client.get("/api/v1/reports/deviations?format=csv", headers=headers)
+    assert queued.status_code == 202
+    state = queued.get_json()
+    assert state["status"] == "queued" and "file_url" not in state
+    assert login("Servicecenter").get(started.location).status_code == 404  # not theirs
+
+    connection = Redis.from_url(redis_server.url)
+    assert Queue(QUEUE_NAME, connection=connection).count == 2
+    ThreadWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(
+        burst=True, logging_level="WARNING")
+
+    page = _follow_job(chef, started.location)
+    assert 'data-status="done"' in page, re.findall(r'data-status="[^"]*"', page)
+    assert str(ROWS) in page
+    link = started.location + "/file"
+    _check(_xlsx(chef.get(link).get_data()), "Namn", "Beskrivning")
+    done = client.get(state["status_url"], headers=headers).get_json()
+    assert done["status"] == "done" and done["rows_done"] == done["rows_total"] == ROWS
+    _check(_csv(client.get(done["file_url"], headers=headers).get_data()), "person",
+           "description")
+    assert client.get(done["file_url"], headers=api_headers("Servicecenter")).status_code == 404
+
+
+def test_without_a_queue_the_same_job_runs_in_the_request(app, login, as_user, monkeypatch):
+    from app.workflow import deviations
+    from models import ExportJob
+
+    with as_user("servicecenter"):
+        for prefix in ("Anna", "Björn", "Eva"):
+            deviations.create("manual", "=1+1", person_hsa_id=db.session.execute(
+                select(Person.hsa_id).where(Person.name.like(f"{prefix}%"))).scalar_one())
+    monkeypatch.setitem(app.config, "EXPORT_STREAM_MAX_ROWS", 2)
+    chef = login("Chef")
+    started = chef.get("/deviations/report/export?format=csv")
+    assert started.status_code == 302
+    assert 'data-status="done"' in _follow_job(chef, started.location)
+    header, *rows = _csv(chef.get(started.location + "/file").get_data())
+    assert len(rows) == 3
+    assert {row[header.index("Beskrivning")] for row in rows} == {"'=1+1"}
+    assert {row[header.index("Namn")] for row in rows} == {
+        "Anna Åkesson", "Björn Östlund", "Skyddad identitet"}
+    assert db.session.execute(select(ExportJob.status)).scalars().all() == ["done"]
+    from models import AuditEvent
+
+    asked = db.session.execute(select(AuditEvent).where(AuditEvent.action == "export.request")
+                               ).scalar_one()
+    assert asked.actor == "chef" and asked.after["format"] == "csv"
+
+
+def test_the_job_page_shows_progress_and_refreshes(app, login):
+    from app import clock
+    from models import ExportJob
+
+    chef = app.appbuilder.sm.find_user(username="chef")
+    job = ExportJob(user_id=chef.id, kind="deviations", format="csv", layout="screen",
+                    filters={}, status="running", rows_done=1500, rows_total=3000,
+                    filename="avvikelser.csv", created_at=clock.now())
+    db.session.add(job)
+    db.session.commit()
+    page = _follow_job(login("Chef"), f"/deviations/report/jobs/{job.id}")
+    assert "Bygger filen: 1500 av 3000 rader." in page
+    assert 'http-equiv="refresh"' in page
+    assert login("Chef").get(f"/deviations/report/jobs/{job.id}/file").status_code == 404
+
+
+@pytest.mark.postgresql_only
+def test_the_job_writes_its_progress_while_it_runs(app, as_user, many_deviations, monkeypatch):
+    from app import exports
+    from models import ExportJob
+
+    monkeypatch.setattr(exports, "PROGRESS_EVERY", 500)
+    seen = []
+    writer = exports.chunks
+    engine = db.engine
+
+    def watched(*args, **kwargs):
+        for chunk in writer(*args, **kwargs):
+            with engine.connect() as sql:
+                seen.append(sql.execute(select(ExportJob.status, ExportJob.rows_done)).one())
+            yield chunk
+
+    monkeypatch.setattr(exports, "chunks", watched)
+    with as_user("chef") as chef:
+        job = exports.start_job(chef, "deviations", "csv", "api", {}, "avvikelser.csv")
+    assert job.status == "done" and job.rows_done == ROWS
+    running = [done for status, done in seen if status == "running"]
+    assert any(0 < done < ROWS for done in running), seen

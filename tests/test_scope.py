@@ -107,7 +107,7 @@ def test_a_manager_handles_a_sub_units_deviation(as_user, filed, dialect):
     assert made.unit_id is not None
 
 
-def test_a_chef_of_another_unit_cannot_act_in_the_workflow(as_user, filed, other_chef):
+def test_a_chef_of_another_unit_cannot_act_in_the_workflow(as_user, filed, other_chef, caplog):
     issuance = apply(as_user)  # Anna, in the demo chef's unit
     with as_user(other_chef):
         for attempt in (
@@ -119,6 +119,8 @@ def test_a_chef_of_another_unit_cannot_act_in_the_workflow(as_user, filed, other
             with pytest.raises(ScopeRefusal) as refused:
                 attempt()
             assert refused.value.rule == "outside_managed_units"
+    assert caplog.text.count("refused rule=outside_managed_units") == 4
+    assert "step=deviation.close" in caplog.text
     assert db.session.execute(select(DeviationNote)).first() is None
     assert db.session.get(Deviation, filed["own"]).status == "open"
     assert db.session.execute(select(Deviation).where(Deviation.issuance_id == issuance.id)

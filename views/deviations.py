@@ -1,8 +1,9 @@
 """Deviations: the list a manager or Servicecenter follows up, notes, closing, manual deviations,
-and the streamed CSV/XLSX export of the deviation report.
+and the CSV/XLSX export of the deviation report (written by app.exports; a big one by a job).
 
-Which deviations a user sees is the workflow's rule (`deviations.visible_deviations`); every
-query here is narrowed by it, so another unit's deviation answers 404 for a manager.
+Which deviations a user sees is the access policy's scope (app.access.scope, through
+`deviations.visible_deviations`): another unit's deviation answers 404 for a manager, and the
+workflow refuses a note, a closing or a new deviation outside it (a message here).
 """
 
 from flask import abort, flash, jsonify, redirect, request, url_for
@@ -20,7 +21,7 @@ from app.errors import NotFound, RuleViolation, ScopeRefusal
 from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
-from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Unit
+from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Unit
 from views.api.deviations import VisibleToUser
 from views.listing import ListInterface, UnitLookupField, unit_choices
 
@@ -36,22 +37,6 @@ STATUS_LABELS = {
     "in_progress": _l("In progress"),
     "closed": _l("Closed"),
 }
-# Report columns: key of the workflow's report rows -> Swedish header.
-REPORT_COLUMNS = (
-    ("id", _l("Deviation")),
-    ("created_at", _l("Created")),
-    ("type", _l("Type")),
-    ("status", _l("Status")),
-    ("unit", _l("Unit")),
-    ("person", _l("Name")),
-    ("hsa_id", _l("HSA-id")),
-    ("card_serial", _l("Card serial")),
-    ("valid_until", _l("Valid until")),
-    ("description", _l("Description")),
-    ("closed_at", _l("Closed at")),
-)
-
-
 # --- who sees what --------------------------------------------------------------------------
 
 def _workflow():
@@ -225,14 +210,6 @@ def report_filters() -> dict:
         {key: request.args.get(key) for key in ("from", "to", "unit_id", "type", "status")})
 
 
-def report_columns() -> list:
-    """The screen's report columns: Swedish headers, type and status in words."""
-    type_words = {code: type_label(code) for code in DEVIATION_TYPES}
-    status_words = {code: status_label(code) for code in DEVIATION_STATUSES}
-    words = {"type": type_words, "status": status_words}
-    return [exports.Column(key, str(label), words.get(key, {})) for key, label in REPORT_COLUMNS]
-
-
 class DeviationReportView(BaseView):
     route_base = "/deviations/report"
     default_view = "index"
@@ -257,15 +234,35 @@ class DeviationReportView(BaseView):
         if fmt not in exports.FORMATS:
             flash(_("Choose CSV or XLSX."), "danger")
             return redirect(url_for(".index"))
+        filename = f"avvikelser-{clock.today().isoformat()}.{fmt}"
         try:
-            rows = exports.deviation_report_rows(_current_user(), report_filters(),
-                                                 access.current_user_cleared())
+            answer = exports.deviation_export(_current_user(), report_filters(), fmt, "screen",
+                                              access.current_user_cleared(), filename)
         except (RuleViolation, FieldError) as exc:
             flash_refusal(exc)
             return redirect(url_for(".index", **request.args))
-        filename = f"avvikelser-{clock.today().isoformat()}.{fmt}"
-        return exports.download(fmt, report_columns(), rows, filename,
-                                sheet_title=str(_l("Deviations")))
+        if isinstance(answer, ExportJob):
+            return redirect(url_for(".job", job_id=answer.id))
+        return answer
+
+    @expose("/jobs/<int:job_id>")
+    @has_access
+    def job(self, job_id):
+        """A big export's progress, and its download when done (only for who asked)."""
+        try:
+            job = exports.job_for(_current_user(), job_id)
+        except NotFound:
+            abort(404)
+        return self.render_template("backoffice_b/export_job.html", title=_("Deviation report"),
+                                    job=job)
+
+    @expose("/jobs/<int:job_id>/file")
+    @has_access
+    def job_file(self, job_id):
+        try:
+            return exports.job_file(exports.job_for(_current_user(), job_id))
+        except NotFound:
+            abort(404)
 
 
 def register(appbuilder) -> None:

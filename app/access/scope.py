@@ -9,11 +9,15 @@ Reads narrow their query with `deviations_in_scope` / `people_in_scope`; writes 
 `outside_managed_units`.
 """
 
+import logging
+
 from sqlalchemy import false, select
 
 from app.errors import ScopeRefusal
 from app.extensions import db
 from models import AccountLink, Deviation, Person, Unit, unit_managers
+
+log = logging.getLogger(__name__)
 
 SEE_ALL_ROLES = frozenset({"Admin", "Servicecenter"})
 MANAGER_ROLE = "Chef"
@@ -100,10 +104,12 @@ def reaches_unit(user, unit_id) -> bool:
     ).first() is not None
 
 
-def require_unit(user, unit_id) -> None:
+def require_unit(user, unit_id, step: str = "") -> None:
     """Refuse (`outside_managed_units`) a step on something of a unit the login does not
-    reach."""
+    reach; the refusal is logged (rule, step, user, unit)."""
     if not reaches_unit(user, unit_id):
+        log.warning("refused rule=outside_managed_units step=%s user=%s unit=%s", step,
+                    getattr(user, "id", None), unit_id)
         raise ScopeRefusal()
 
 

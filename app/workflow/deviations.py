@@ -33,12 +33,12 @@ TYPE_SV = {
 STATUS_SV = {"open": "Öppen", "in_progress": "Under utredning", "closed": "Stängd"}
 
 
-def _load(deviation_id) -> Deviation:
+def _load(deviation_id, step_name) -> Deviation:
     """The deviation, if the logged-in user may handle it (a manager: their units only)."""
     deviation = db.session.get(Deviation, deviation_id)
     if deviation is None:
         raise NotFound("deviation", deviation_id)
-    scope.require_unit(current_user(), deviation.unit_id)
+    scope.require_unit(current_user(), deviation.unit_id, step=f"deviation.{step_name}")
     return deviation
 
 
@@ -47,7 +47,8 @@ def create(type, description, issuance_id=None, person_hsa_id=None) -> Deviation
     """A deviation about an issuance or a person, filed by the logged-in user; the unit is
     copied from the person. A manager may file one only in the units they reach."""
     issuance, person = _subject(type, description, issuance_id, person_hsa_id)
-    scope.require_unit(current_user(), person.unit_id if person else None)
+    scope.require_unit(current_user(), person.unit_id if person else None,
+                       step="deviation.create")
     return _file(type, description, issuance, person)
 
 
@@ -97,7 +98,7 @@ def _file(type, description, issuance, person) -> Deviation:
 
 @step
 def add_note(deviation_id, text) -> DeviationNote:
-    deviation = _load(deviation_id)
+    deviation = _load(deviation_id, "note")
     text = str(text or "").strip()
     if not text:
         raise FieldError("text", _l("Write the note."))
@@ -115,7 +116,7 @@ def add_note(deviation_id, text) -> DeviationNote:
 
 @step
 def close(deviation_id) -> Deviation:
-    deviation = _load(deviation_id)
+    deviation = _load(deviation_id, "close")
     if deviation.status == "closed":
         raise not_allowed("close", "closed")
     before, after = changes(deviation, status="closed", closed_at=clock.now(),

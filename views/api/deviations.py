@@ -1,14 +1,14 @@
 """Deviations through the API: the list (a manager sees only their own units), notes, and the
 report download as CSV or XLSX, streamed."""
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name
 
 from app import access, clock, exports
 from app.extensions import db
-from models import Deviation
+from models import Deviation, ExportJob
 from views.api import schemas as s
 from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
 from views.listing import ListInterface
@@ -118,6 +118,12 @@ class ReportApi(StepApi):
                      mail_receipt_not_returned, manual]
           - {in: query, name: status, schema: {type: string, enum: [open, in_progress, closed]}}
           responses:
+            202:
+              description: Too big to stream; built by a job whose progress is at `status_url`
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ExportJobSchema'
             200:
               description: The report, streamed as a download
               content:
@@ -135,13 +141,74 @@ class ReportApi(StepApi):
         args = s.ReportQuerySchema().load(request.args.to_dict())
         filters = {"from": args["date_from"], "to": args["date_to"], "unit_id": args["unit_id"],
                    "type": args["type"], "status": args["status"]}
-        rows = exports.deviation_report_rows(_user(), filters, access.current_user_cleared())
         name = f"avvikelser-{clock.today().isoformat()}.{args['format']}"
-        return exports.download(args["format"], REPORT_COLUMNS, rows, name,
-                                sheet_title="Avvikelser")
+        answer = exports.deviation_export(_user(), filters, args["format"], "api",
+                                          access.current_user_cleared(), name)
+        if isinstance(answer, ExportJob):
+            return self.response(202, **_job_answer(answer))
+        return answer
+
+    @expose("/jobs/<int:job_id>", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @api_step
+    def export_job(self, job_id):
+        """A big export's progress (only for who asked).
+        ---
+        get:
+          summary: Progress of a big export
+          parameters:
+          - {in: path, name: job_id, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: The export's state; `file_url` once it is done
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ExportJobSchema'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        return self.response(200, **_job_answer(exports.job_for(_user(), job_id)))
+
+    @expose("/jobs/<int:job_id>/file", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @api_step
+    def export_job_file(self, job_id):
+        """The file of a finished big export (only for who asked).
+        ---
+        get:
+          summary: Download a finished export
+          parameters:
+          - {in: path, name: job_id, required: true, schema: {type: integer}}
+          responses:
+            200:
+              description: The file
+              content:
+                text/csv:
+                  schema: {type: string}
+                application/vnd.openxmlformats-officedocument.spreadsheetml.sheet:
+                  schema: {type: string, format: binary}
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        return exports.job_file(exports.job_for(_user(), job_id))
 
 
-# The API's report columns: the report's keys as headers (integrations read them by name).
-REPORT_COLUMNS = [exports.Column(key, key) for key in (
-    "id", "created_at", "type", "status", "person", "hsa_id", "unit", "card_serial",
-    "valid_until", "description", "closed_at", "type_name", "status_name")]
+def _job_answer(job) -> dict:
+    state = exports.job_state(job)
+    state["status_url"] = url_for("ReportApi.export_job", job_id=job.id)
+    if job.status == "done":
+        state["file_url"] = url_for("ReportApi.export_job_file", job_id=job.id)
+    return state

@@ -326,6 +326,19 @@ class NoteResultSchema(Strict):
     notes = fields.Integer(required=True, metadata={"description": "Number of notes now"})
 
 
+class ExportJobSchema(Strict):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True,
+                           validate=validate.OneOf(("queued", "running", "done", "failed")))
+    format = fields.String(required=True, validate=validate.OneOf(("csv", "xlsx")))
+    rows_done = fields.Integer(required=True)
+    rows_total = fields.Integer(allow_none=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    finished_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    status_url = fields.String(required=True)
+    file_url = fields.String(metadata={"description": "Present once the file is done"})
+
+
 COMPONENTS = (
     # nested ones first, so that every reference uses the registered name
     SecondAttesterSchema, ChecksSchema, PersonRefSchema, CardRefSchema, AttesterSchema,
@@ -335,5 +348,5 @@ COMPONENTS = (
     KobeRowSchema,
     KobeImportSchema, UpdatedSchema, KobeImportErrorSchema, CreatedIssuanceSchema,
     StepResultSchema, IssuanceSchema, IssuanceDetailSchema, IssuanceListSchema,
-    NoteResultSchema,
+    NoteResultSchema, ExportJobSchema,
 )
