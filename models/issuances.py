@@ -79,7 +79,7 @@ class Issuance(Model):
         # The list pages, the start page and the sweeps (migration 0006_scale says which).
         Index("ix_issuances_created_id", text("created_at DESC"), text("id DESC")),
         Index("ix_issuances_status_id", "status", "id"),
-        Index("ix_issuances_open", "status", "channel", "receipt_due", "valid_until",
+        Index("ix_issuances_open", "status", "channel", "receipt_due", "valid_until", "id",
               postgresql_where=_not_in(CLOSED_FOR_PERSON), sqlite_where=_not_in(CLOSED_FOR_PERSON)),
         Index("ix_issuances_not_returned_valid_until", "valid_until",
               postgresql_where=_not_in(CLOSED_FOR_CARD), sqlite_where=_not_in(CLOSED_FOR_CARD)),

@@ -99,7 +99,8 @@ class ListInterface(AccessInterface):
 
     def count(self, filters=None) -> ListCount:
         query = self.apply_filters(self.session.query(self._pk_column()), filters)
-        unfiltered = not (filters and filters.filters)
+        # Unfiltered: no filter (nor a row-level base filter) added a condition.
+        unfiltered = query.whereclause is None
         return bounded_count(self.session, query,
                              self.obj.__tablename__ if unfiltered else None)
 

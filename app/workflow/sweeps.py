@@ -98,13 +98,16 @@ def _follow_up(issuances, audit=None, email=None) -> None:
 def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
     """INSERT ... SELECT one deviation per matching issuance, skipping those that already have
     one of this type; returns (deviation id, issuance id) of the rows inserted."""
+    # The unit and the serial are looked up by key for the matching rows only (no join that
+    # the planner could answer by reading people or cards whole).
+    unit = select(Person.unit_id).where(Person.id == Issuance.recipient_id).scalar_subquery()
+    serial = select(ReserveCard.serial).where(ReserveCard.id == Issuance.card_id) \
+        .scalar_subquery()
     source = (
         select(
-            literal(kind), literal("open"), Issuance.id, Issuance.recipient_id, Person.unit_id,
-            ReserveCard.serial, literal(description), literal(clock.now()),
+            literal(kind), literal("open"), Issuance.id, Issuance.recipient_id, unit, serial,
+            literal(description), literal(clock.now()),
         )
-        .join(Person, Person.id == Issuance.recipient_id)
-        .join(ReserveCard, ReserveCard.id == Issuance.card_id)
         .where(*conditions)
         # Skip those that have one already (on the unique index), so a second run reads none.
         .where(~select(Deviation.id).where(Deviation.issuance_id == Issuance.id,
