@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
@@ -55,6 +55,21 @@ def expiry_with_warning(expires_on):
     return Markup('<span class="text-warning card-expiry-warning" title="{t}">'
                   '<i class="fa fa-exclamation-triangle"></i> {d} ({label})</span>').format(
         t=title, d=escape(expires_on), label=_("expires soon"))
+
+
+JUST_REGISTERED_SHOWN = 50
+
+
+def _just_registered():
+    """The cards the last batch registration saved (once, after its redirect), or None."""
+    batch = session.pop("rk_just_registered", None)
+    if not batch:
+        return None
+    cards = db.session.execute(
+        select(ReserveCard).where(ReserveCard.serial.in_(batch["serials"]))
+        .order_by(ReserveCard.serial)
+    ).scalars().all()
+    return {"cards": cards, "count": batch["count"]}
 
 
 def active_pickup_points():
@@ -112,6 +127,7 @@ class CardView(ModelView):
             from app.workflow import stock
 
             kwargs["stock_summary"] = stock.stock_summary()
+            kwargs["just_registered"] = _just_registered()
         return super().render_template(template, **kwargs)
 
     @expose("/show/<pk>", methods=["GET"])
@@ -219,6 +235,11 @@ class CardBatchView(BaseView):
             flash_refusal(exc)
             return self._form(values)
         flash(_("%(count)s envelopes registered.", count=count), "success")
+        # The stock list shows the new cards on top (at most JUST_REGISTERED_SHOWN of them).
+        from app.validation import card_serial
+
+        session["rk_just_registered"] = {"count": count, "serials": list(dict.fromkeys(
+            card_serial(s, field="serials") for s in serials))[:JUST_REGISTERED_SHOWN]}
         return redirect(url_for("CardView.list"))
 
     def _serials(self, stock) -> list:
