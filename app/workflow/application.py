@@ -190,6 +190,14 @@ def authenticate_attester(username, password) -> Person:
     return person
 
 
+def check_recipient_not_attester(recipient, attester_people=()) -> None:
+    """The recipient cannot attest their own card; the logged-in user is attester 1, so this
+    holds as soon as the recipient is chosen."""
+    for person in _all_attesters(attester_people):
+        if person is not None and person.id == recipient.id:
+            raise refuse("attester_is_recipient", field="recipient_hsa_id")
+
+
 def check_attesters(recipient, attester_people) -> list[Person]:
     required = attesters_required(recipient)
     people = [p for p in attester_people if p is not None]
