@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from app import mailer, queues
+from app import labels, mailer, queues
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.roles import MENU
@@ -21,7 +21,8 @@ FAILED_SHOWN = 50
 
 
 def _at(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    """A stored moment in Swedish local time, to the minute."""
+    return labels.moment(value)
 
 
 def _short_error(text, limit=300) -> str:
@@ -111,17 +112,18 @@ class OutboxView(ModelView):
                     "next_attempt_at", "sent_at", "last_error", "issuance_id", "dedupe_key",
                     "body_text"]
     search_columns = ["status", "template", "to_addrs", "subject", "created_at"]
+    search_form_extra_fields = {"status": labels.search_field("outbox_status", _l("Status"))}
     order_columns = ["id", "created_at", "template", "status", "attempts", "sent_at"]
     label_columns = {
         "id": _l("No."),
-        "created_at": _l("Queued (UTC)"),
+        "created_at": _l("Queued"),
         "template": _l("Kind"),
         "to_addrs": _l("To"),
         "subject": _l("Subject"),
         "status": _l("Status"),
         "attempts": _l("Attempts"),
-        "next_attempt_at": _l("Next attempt (UTC)"),
-        "sent_at": _l("Sent (UTC)"),
+        "next_attempt_at": _l("Next attempt"),
+        "sent_at": _l("Sent"),
         "last_error": _l("Last error"),
         "issuance_id": _l("Issuance"),
         "dedupe_key": _l("Dedupe key"),

@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from wtforms import SelectField
 
-from app import clock
+from app import clock, labels
 from app.display import install as install_display
 from app.display import local_time
 from app.errors import NotFound, RuleViolation
@@ -31,18 +31,9 @@ from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, Person, Unit
 from views.api.privacy import MASK, current_user_cleared
 
-TYPE_LABELS = {
-    "not_returned": _l("Card not returned"),
-    "receipt_missing_blocked": _l("Blocked: receipt missing"),
-    "card_lost": _l("Reserve card lost"),
-    "mail_receipt_not_returned": _l("Registered-mail receipt not returned"),
-    "manual": _l("Manual"),
-}
-STATUS_LABELS = {
-    "open": _l("Open"),
-    "in_progress": _l("In progress"),
-    "closed": _l("Closed"),
-}
+# The words of the one table (app/labels.py).
+TYPE_LABELS = labels.DEVIATION_TYPE
+STATUS_LABELS = labels.DEVIATION_STATUS
 # Report columns: key of the workflow's report rows -> Swedish header.
 REPORT_COLUMNS = (
     ("id", _l("Deviation")),

@@ -75,6 +75,12 @@ class IssuanceView(ModelView):
                     "kobe_reference", "approved_at", "rejection_reason", "block_reason",
                     "blocked_at", "returned_at", "registered_mail_number", "justification"]
     search_columns = ["status", "reason", "channel", "created_at", "valid_until", "receipt_due"]
+    # Choose status, reason and channel by their Swedish names instead of typing the codes.
+    search_form_extra_fields = {
+        "status": labels.search_field("issuance_status", _l("Status")),
+        "reason": labels.search_field("reason", _l("Reason")),
+        "channel": labels.search_field("channel", _l("Channel")),
+    }
     order_columns = ["id", "reason", "channel", "status", "valid_until", "receipt_due",
                      "created_at"]
     base_order = ("created_at", "desc")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from wtforms import BooleanField
 from wtforms.validators import NumberRange
 
-from app import clock
+from app import clock, labels
 from app.display import install as install_display
 from app.extensions import db
 from models import LOA_LEVELS, PickupPoint, ReserveCard
@@ -107,6 +107,10 @@ class CardView(ModelView):
     show_columns = ["serial", "product_code", "loa", "expires_on", "status", "pickup_point",
                     "created_at"]
     search_columns = ["serial", "product_code", "loa", "status", "expires_on", "pickup_point"]
+    search_form_extra_fields = {
+        "loa": labels.search_field("loa", _l("LOA")),
+        "status": labels.search_field("card_status", _l("Status")),
+    }
     order_columns = ["serial", "product_code", "loa", "expires_on", "status"]
     base_order = ("expires_on", "asc")
     label_columns = {
