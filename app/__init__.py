@@ -17,6 +17,18 @@ MIGRATIONS = HERE.parent / "migrations"
 logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
 
 
+class _NoUserYetFilter(logging.Filter):
+    """FAB warns "No user yet created" on the first start, before `reservkort init`/`demo` (or
+    `create-user`) made the logins: it looks like a failure and asks for a command we do not
+    use."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("No user yet created")
+
+
+logging.getLogger("flask_appbuilder.security.manager").addFilter(_NoUserYetFilter())
+
+
 def create_app(config=None, **overrides) -> Flask:
     """Build the app. `config` is a config class or import path; `overrides` win over it."""
     flask_app = Flask(__name__, instance_path=os.environ.get("RESERVKORT_INSTANCE"))
@@ -41,7 +53,17 @@ def create_app(config=None, **overrides) -> Flask:
         _register_views(appbuilder)
         flask_app.appbuilder = appbuilder
 
-    from app import cli, client_input, errors, logs, metrics, security_audit, sessions, web_security
+    from app import (
+        assets,
+        cli,
+        client_input,
+        errors,
+        logs,
+        metrics,
+        security_audit,
+        sessions,
+        web_security,
+    )
     from views.health import blueprint as health_blueprint
 
     errors.install_database_outage_handling(flask_app)
@@ -54,6 +76,7 @@ def create_app(config=None, **overrides) -> Flask:
     sessions.install(flask_app)
     client_input.install(flask_app)
     security_audit.install(db)
+    assets.install(flask_app)
     _register_hooks(flask_app)
     return flask_app
 

@@ -67,10 +67,10 @@ CHANNEL = {"in_person": _l("In person"), "registered_mail": _l("Registered mail"
 LOA = {"LOA2": _l("LOA2 (reserve card)"), "LOA3": _l("LOA3 (not for lending)")}
 DEVIATION_TYPE = {
     "not_returned": _l("Card not returned"),
-    "receipt_missing_blocked": _l("Receipt missing, card blocked"),
-    "card_lost": _l("Card lost"),
-    "mail_receipt_not_returned": _l("Receipt not returned by post"),
-    "manual": _l("Reported by hand"),
+    "receipt_missing_blocked": _l("Blocked: receipt missing"),
+    "card_lost": _l("Reserve card lost"),
+    "mail_receipt_not_returned": _l("Registered-mail receipt not returned"),
+    "manual": _l("Manual"),
 }
 ORG_TYPE = {
     "region": _l("Region"),
@@ -296,3 +296,12 @@ def cell(value, column: str | None = None):
         if key in _KINDS and isinstance(value, str):
             return label(key, value)
     return value
+
+
+def search_field(kind: str, title):
+    """A search-form field that offers the codes of `kind` in words (a FAB list's filter on a
+    code column: `search_form_extra_fields = {"status": labels.search_field("status", ...)}`)."""
+    from flask_appbuilder.fieldwidgets import Select2Widget
+    from wtforms import SelectField
+
+    return SelectField(title, choices=lambda: choices(kind), widget=Select2Widget())

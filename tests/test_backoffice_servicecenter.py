@@ -149,8 +149,8 @@ def test_receipts_due_soon_and_overdue_are_listed(login, as_user, set_now):
     set_now(start + timedelta(days=9))
     page = login("Servicecenter").get("/receipts/").text
     overdue, due_soon = page.split("receipts-overdue")[1].split("receipts-due-soon")
-    assert late.card.serial in overdue and "<td>2</td>" in overdue
-    assert soon.card.serial in due_soon and "<td>1</td>" in due_soon
+    assert late.card.serial in overdue and 'class="rk-days">2</td>' in overdue
+    assert soon.card.serial in due_soon and 'class="rk-days">1</td>' in due_soon
 
 
 def test_receipt_by_serial_with_a_scan(login, as_user, app):

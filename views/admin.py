@@ -21,6 +21,7 @@ FAILED_SHOWN = 50
 
 
 def _at(value) -> str:
+    """A stored moment in Swedish local time, to the minute."""
     return labels.moment(value)
 
 
@@ -118,6 +119,7 @@ class OutboxView(ModelView):
                     "next_attempt_at", "sent_at", "last_error", "issuance_id", "dedupe_key",
                     "body_text"]
     search_columns = ["status", "template", "to_addrs", "subject", "created_at"]
+    search_form_extra_fields = {"status": labels.search_field("outbox_status", _l("Status"))}
     order_columns = ["id", "created_at", "template", "status", "attempts", "sent_at"]
     label_columns = {
         "id": _l("No."),

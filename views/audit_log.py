@@ -38,6 +38,8 @@ class AuditLogView(ModelView):
     show_columns = ["id", "at", "actor", "actor_user_id", "action", "entity", "entity_id",
                     "before", "after", "prev_hash", "hash"]
     search_columns = ["action", "entity", "entity_id", "actor", "at"]
+    search_form_extra_fields = {"action": labels.search_field("action", _l("Action")),
+                                "entity": labels.search_field("entity", _l("Entity"))}
     order_columns = ["id", "at", "actor", "action", "entity"]
     label_columns = {
         "id": _l("No."),

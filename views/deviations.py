@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import false, select
 from wtforms import SelectField
 
-from app import access, clock, exports
+from app import access, clock, exports, labels
 from app.display import install as install_display
 from app.display import local_time
 from app.errors import NotFound, RuleViolation, ScopeRefusal
@@ -25,18 +25,11 @@ from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Un
 from views.api.deviations import VisibleToUser
 from views.listing import ListInterface, UnitLookupField, unit_choices
 
-TYPE_LABELS = {
-    "not_returned": _l("Card not returned"),
-    "receipt_missing_blocked": _l("Blocked: receipt missing"),
-    "card_lost": _l("Reserve card lost"),
-    "mail_receipt_not_returned": _l("Registered-mail receipt not returned"),
-    "manual": _l("Manual"),
-}
-STATUS_LABELS = {
-    "open": _l("Open"),
-    "in_progress": _l("In progress"),
-    "closed": _l("Closed"),
-}
+# The words of the one table (app/labels.py).
+TYPE_LABELS = labels.DEVIATION_TYPE
+STATUS_LABELS = labels.DEVIATION_STATUS
+
+
 # --- who sees what --------------------------------------------------------------------------
 
 def _workflow():

@@ -1,7 +1,6 @@
 """Issuances for Servicecenter: the list and detail with its history and actions, receipts that
 arrive by post, and cards that come back."""
 
-from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
@@ -21,7 +20,6 @@ from views.registers import STEP_ERRORS, flash_refusal
 from views.stock import active_pickup_points
 
 PAGE_SIZE = 25
-DUE_SOON_DAYS = 2
 ACTIONS = {"receipt": "register_receipt", "block": "block", "extend": "extend",
            "return": "return_card", "lost": "report_lost"}
 
@@ -80,6 +78,12 @@ class IssuanceView(ModelView):
                     "blocked_at", "returned_at", "lost_at", "lost_note",
                     "certificate_block_requested_at", "registered_mail_number", "justification"]
     search_columns = ["status", "reason", "channel", "created_at", "valid_until", "receipt_due"]
+    # Choose status, reason and channel by their Swedish names instead of typing the codes.
+    search_form_extra_fields = {
+        "status": labels.search_field("issuance_status", _l("Status")),
+        "reason": labels.search_field("reason", _l("Reason")),
+        "channel": labels.search_field("channel", _l("Channel")),
+    }
     order_columns = ["id", "reason", "channel", "status", "valid_until", "receipt_due",
                      "created_at"]
     base_order = ("created_at", "desc")
@@ -275,13 +279,11 @@ class ReceiptsView(BaseView):
 
 
 def receipts_due_lists(limit=200):
-    """(due within DUE_SOON_DAYS, overdue): (issuance, days left or over) pairs."""
+    """(pending, overdue): every receipt not yet in, as (issuance, days left or over) pairs,
+    most urgent first."""
     from app.workflow import queries
 
-    horizon = clock.today() + timedelta(days=DUE_SOON_DAYS)
-    rows = db.session.execute(
-        queries.receipts_due(clock.now()).where(Issuance.receipt_due <= horizon).limit(limit)
-    ).unique().all()
+    rows = db.session.execute(queries.receipts_due(clock.now()).limit(limit)).unique().all()
     due_soon = [(issuance, days) for issuance, days in rows if days >= 0]
     overdue = [(issuance, -days) for issuance, days in rows if days < 0]
     return due_soon, overdue

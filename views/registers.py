@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, Field, StringField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
-from app import access, validation
+from app import access, labels, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
@@ -333,6 +333,8 @@ class KobeView(ModelView):
     list_columns = ["person", "ordinary_card", "reserve_card_order", "updated_at", "updated_by"]
     show_columns = list_columns
     search_columns = ["ordinary_card", "reserve_card_order", "updated_at", "updated_by"]
+    search_form_extra_fields = {
+        "ordinary_card": labels.search_field("ordinary_card", _l("Ordinary SITHS card"))}
     order_columns = ["ordinary_card", "reserve_card_order", "updated_at", "updated_by"]
     base_order = ("updated_at", "desc")
     label_columns = {

@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wtforms import BooleanField
 from wtforms.validators import NumberRange
 
-from app import clock
+from app import clock, labels
 from app.access import AccessInterface
 from app.display import install as install_display
 from app.extensions import db
@@ -58,6 +58,21 @@ def expiry_with_warning(expires_on):
         t=title, d=escape(expires_on), label=_("expires soon"))
 
 
+JUST_REGISTERED_SHOWN = 50
+
+
+def _just_registered():
+    """The cards the last batch registration saved (once, after its redirect), or None."""
+    batch = session.pop("rk_just_registered", None)
+    if not batch:
+        return None
+    cards = db.session.execute(
+        select(ReserveCard).where(ReserveCard.serial.in_(batch["serials"]))
+        .order_by(ReserveCard.serial)
+    ).scalars().all()
+    return {"cards": cards, "count": batch["count"]}
+
+
 def active_pickup_points():
     return db.session.execute(
         select(PickupPoint).where(PickupPoint.active.is_(True)).order_by(PickupPoint.name)
@@ -93,6 +108,10 @@ class CardView(ModelView):
     show_columns = ["serial", "product_code", "loa", "expires_on", "status", "pickup_point",
                     "created_at"]
     search_columns = ["serial", "product_code", "loa", "status", "expires_on", "pickup_point"]
+    search_form_extra_fields = {
+        "loa": labels.search_field("loa", _l("LOA")),
+        "status": labels.search_field("card_status", _l("Status")),
+    }
     order_columns = ["serial", "product_code", "loa", "expires_on", "status"]
     base_order = ("expires_on", "asc")
     label_columns = {
@@ -113,6 +132,7 @@ class CardView(ModelView):
             from app.workflow import stock
 
             kwargs["stock_summary"] = stock.stock_summary()
+            kwargs["just_registered"] = _just_registered()
         return super().render_template(template, **kwargs)
 
     @expose("/show/<pk>", methods=["GET"])
@@ -220,6 +240,11 @@ class CardBatchView(BaseView):
             flash_refusal(exc)
             return self._form(values)
         flash(_("%(count)s envelopes registered.", count=count), "success")
+        # The stock list shows the new cards on top (at most JUST_REGISTERED_SHOWN of them).
+        from app.validation import card_serial
+
+        session["rk_just_registered"] = {"count": count, "serials": list(dict.fromkeys(
+            card_serial(s, field="serials") for s in serials))[:JUST_REGISTERED_SHOWN]}
         return redirect(url_for("CardView.list"))
 
     def _serials(self, stock) -> list:

@@ -288,6 +288,8 @@ class ApplicationWizardView(BaseView):
             return None
         try:
             application.check_recipient(person)
+            # The logged-in attester cannot be the recipient: said here, not at step 4.
+            application.check_recipient_not_attester(person)
             # The card may be bound to its first holder: check it against this person.
             application.check_card(state["serial"], recipient=person)
         except STEP_ERRORS as exc:
@@ -410,9 +412,9 @@ class ApplicationWizardView(BaseView):
         try:
             attestation = application.attest(form.username.data, form.password.data)
             person = attestation.person
-        except STEP_ERRORS as exc:
-            _refused(form.username, exc)
-            form.username.errors = [*form.username.errors,
+        except STEP_ERRORS:
+            # One plain message: the credentials did not prove who the attester is.
+            form.password.errors = [*form.password.errors,
                                     _("Wrong username or password for the attester.")]
             return False
         people = [_me(), *_attester_people(state), person]

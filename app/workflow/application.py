@@ -216,6 +216,26 @@ def authenticate_attester(username, password) -> Person:
     return person
 
 
+def _all_attesters(attester_people) -> list[Person]:
+    """The caller is attester 1; `attester_people` are the others who authenticated."""
+    user = current_user()
+    caller = security.person_for_user(user) if user is not None else None
+    others = list(attester_people or [])
+    if caller is None:
+        return others
+    if len(others) >= 2 and others[0].id == caller.id:
+        others = others[1:]  # the caller passed in as attester 1 as well
+    return [caller, *others]
+
+
+def check_recipient_not_attester(recipient, attester_people=()) -> None:
+    """The recipient cannot attest their own card; the logged-in user is attester 1, so this
+    holds as soon as the recipient is chosen."""
+    for person in _all_attesters(attester_people):
+        if person is not None and person.id == recipient.id:
+            raise refuse("attester_is_recipient", field="recipient_hsa_id")
+
+
 @dataclass(frozen=True)
 class Attestation:
     """An attester who authenticated in this application session, and when."""

@@ -77,6 +77,9 @@ def register_batch(serials, product_code, loa, expires_on, pickup_point_id) -> i
     expires_on = _as_date(expires_on, "expires_on")
     if expires_on <= clock.today():
         raise FieldError("expires_on", _l("The card's expiry date must be in the future."))
+    if not pickup_point_id:
+        raise FieldError("pickup_point_id", _l("Choose the pickup point where the envelopes "
+                                               "are kept."))
     point = _pickup_point(pickup_point_id)
     known = db.session.execute(
         select(ReserveCard.serial).where(ReserveCard.serial.in_(serials))
