@@ -18,6 +18,7 @@ A failing sequence is printed by Hypothesis, step by step. The run is bounded to
 """
 
 import os
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -60,6 +61,7 @@ from models import (
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_MODEL_EXAMPLES", "60"))
 STEPS = int(os.environ.get("LIFECYCLE_MODEL_STEPS", "20"))
+STATS = Counter()  # what the sequences did, printed at the end (pytest -s shows it)
 
 # ---- the routine's numbers (DOMAIN.md defaults) ---------------------------------------------
 SWEDEN = ZoneInfo("Europe/Stockholm")
@@ -82,6 +84,13 @@ PEOPLE = {  # name prefix -> (ordinary card, reserve-card order)
     "Anna": ("active", False), "Björn": ("ordered", False), "Cecilia": ("none", True),
     "Lars": ("active", False), "Maria": ("active", False),
 }
+# Mostly a reason the person's Kobe facts allow, sometimes any.
+FITTING = [("Anna", "forgotten"), ("Anna", "lost_stolen_damaged"), ("Björn", "awaiting_new_card"),
+           ("Björn", "forgotten"), ("Cecilia", "temporary_assignment"), ("Lars", "forgotten"),
+           ("Lars", "lost_stolen_damaged"), ("Maria", "lost_stolen_damaged")]
+RECIPIENT_AND_REASON = st.one_of(
+    st.sampled_from(FITTING), st.sampled_from(FITTING),
+    st.tuples(st.sampled_from(tuple(PEOPLE)), st.sampled_from(tuple(MAX_DAYS))))
 CARD_LIFETIMES = (4, 20, 60, 400, 400)  # days from the first day of a sequence
 # Sequences start around the changes to summer time (2026-03-29) and back (2026-10-25), near
 # midnight Swedish time.
@@ -255,7 +264,7 @@ class Model:
         x.receipt_in = True
 
     def block(self, x, today):
-        self._from(x, NOT_ENDED - {"blocked"})
+        self._from(x, NOT_ENDED - {"blocked", "prepared"})
         x.set("blocked")
 
     def extend(self, x, today):
@@ -358,6 +367,12 @@ class Model:
 
 # ---- the state machine -----------------------------------------------------------------------
 
+# The statuses each step is meant for (the model decides what really happens).
+FITS = {"approve": {"awaiting_approval"}, "reject": {"awaiting_approval"},
+        "register_receipt": RECEIPT_DEADLINE | {"blocked"}, "extend": {"approved", "active",
+                                                                        "expired"},
+        "dispatched": {"prepared"}, "receipt_returned": {"sent"},
+        "certificate_issued": {"receipt_received"}}
 USERS = ("intygsgivare1", "televaxeln", "servicecenter", "korthandlaggare")
 TABLES_EMPTY_AT_START = (Extension, IssuanceAttester, Receipt, DeviationNote, Deviation,
                          OutboxMessage, SweepRun, Issuance)
@@ -412,15 +427,24 @@ class Lifecycle(RuleBasedStateMachine):
         else:
             actual = "ok"
         assert actual == expected, f"{what}: the workflow gave {actual}, the model {expected}"
+        STATS[f"{what.split()[0]}: {actual}"] += 1
         return value
 
-    def pick(self, index) -> Lending:
+    def pick(self, index, fits=()) -> Lending:
+        """Mostly an issuance the step fits, else one that has not ended, sometimes any (the
+        refusals are checked too)."""
+        for candidates, share in (([x for x in self.model.lendings if x.status in fits], 4),
+                                  ([x for x in self.model.lendings if x.status not in ENDED],
+                                   2)):
+            if candidates and index % 6 < share:
+                return candidates[index % len(candidates)]
         return self.model.lendings[index % len(self.model.lendings)]
 
     # -- the start of a sequence: a clean database and a clock --
 
-    @initialize(start=st.sampled_from(STARTS), hours=st.integers(0, 30))
-    def start(self, start, hours):
+    @initialize(start=st.sampled_from(STARTS), hours=st.integers(0, 30),
+                first=st.sampled_from(FITTING), card=st.integers(2, len(CARD_LIFETIMES) - 1))
+    def start(self, start, hours, first, card):
         reset_database(self.baseline)
         self.now = start + timedelta(hours=hours)
         clock.set_now(self.now)
@@ -432,14 +456,24 @@ class Lifecycle(RuleBasedStateMachine):
                                .values(expires_on=first_day + timedelta(days=days)))
         db.session.commit()
         self.model = Model(cards)
+        self.apply(first, card, None, True)  # a sequence starts with a card out
+
+    @rule(who=RECIPIENT_AND_REASON, card=st.integers(0, len(CARD_LIFETIMES) - 1),
+          offset=st.sampled_from((None, 1, 3, 8)))
+    def apply_again(self, who, card, offset):
+        """Another application (applications are where every life starts)."""
+        self.apply(who, card, offset, True)
 
     # -- the steps --
 
-    @rule(person=st.sampled_from(tuple(PEOPLE)), card=st.integers(0, len(CARD_LIFETIMES) - 1),
-          reason=st.sampled_from(REASONS),
+    @rule(who=RECIPIENT_AND_REASON, card=st.integers(0, len(CARD_LIFETIMES) - 1),
           offset=st.sampled_from((None, None, None, 1, 3, 8, 12, 31, 101)),
-          assignment=st.booleans())
-    def apply(self, person, card, reason, offset, assignment):
+          assignment=st.sampled_from((True, True, True, False)))
+    def apply_in_person(self, who, card, offset, assignment):
+        self.apply(who, card, offset, assignment)
+
+    def apply(self, who, card, offset, assignment):
+        person, reason = who
         today = self.today()
         made = []
 
@@ -459,9 +493,10 @@ class Lifecycle(RuleBasedStateMachine):
         if made:
             made[0].db_id = issuance_id
 
-    @rule(person=st.sampled_from(tuple(PEOPLE)), card=st.integers(0, len(CARD_LIFETIMES) - 1),
-          reason=st.sampled_from(REASONS), assignment=st.booleans())
-    def prepare_mail(self, person, card, reason, assignment):
+    @rule(who=RECIPIENT_AND_REASON, card=st.integers(0, len(CARD_LIFETIMES) - 1),
+          assignment=st.sampled_from((True, True, True, False)))
+    def prepare_mail(self, who, card, assignment):
+        person, reason = who
         today = self.today()
         made = []
 
@@ -480,14 +515,14 @@ class Lifecycle(RuleBasedStateMachine):
             made[0].db_id = issuance_id
 
     def _step(self, name, index, username, real, *extra):
-        x = self.pick(index)
+        x = self.pick(index, FITS.get(name, ()))
         today = self.today()
         self.expect(f"{name} #{x.db_id} ({x.status})", username,
                     lambda: getattr(self.model, name)(x, today, *extra),
                     lambda: real(x.db_id, *extra))
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def approve(self, index):
         checks = {k: True for k in ("identity", "reason", "card", "attesters", "card_or_order",
                                     "reserve_order")}
@@ -495,49 +530,49 @@ class Lifecycle(RuleBasedStateMachine):
                    lambda i: approval.approve(i, "KOBE-4711", checks))
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def reject(self, index):
         self._step("reject", index, "televaxeln", lambda i: approval.reject(i, "Fel i Kobe"))
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def register_receipt(self, index):
         self._step("register_receipt", index, "servicecenter", lifecycle.register_receipt)
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def block(self, index):
         self._step("block", index, "servicecenter", lambda i: lifecycle.block(i, "Spärras"))
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def extend(self, index):
         self._step("extend", index, "servicecenter", lifecycle.extend)
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20), then=st.sampled_from((None, "restock", "destroy")))
+    @rule(index=st.integers(0, 59), then=st.sampled_from((None, "restock", "destroy")))
     def return_card(self, index, then):
         self._step("return_card", index, "servicecenter", lifecycle.return_card, then)
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def report_lost(self, index):
         self._step("report_lost", index, "servicecenter",
                    lambda i: lifecycle.report_lost(i, "Borttappat"))
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def dispatched(self, index):
         self._step("dispatched", index, "korthandlaggare",
                    lambda i: mail_flow.dispatched(i, "RR123456785SE"))
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def receipt_returned(self, index):
         self._step("receipt_returned", index, "korthandlaggare", mail_flow.receipt_returned)
 
     @precondition(lambda self: self.model.lendings)
-    @rule(index=st.integers(0, 20))
+    @rule(index=st.integers(0, 59))
     def certificate_issued(self, index):
         self._step("certificate_issued", index, "korthandlaggare",
                    mail_flow.certificate_issued)
@@ -546,6 +581,11 @@ class Lifecycle(RuleBasedStateMachine):
     def time_passes(self, hours, minutes):
         self.now += timedelta(hours=hours, minutes=minutes)
         clock.set_now(self.now)
+        STATS["time passes"] += 1
+
+    @rule(hours=st.sampled_from(JUMPS), minutes=st.integers(0, 59))
+    def days_pass_and_sweep(self, hours, minutes):
+        self.sweep(hours, minutes)
 
     @rule(hours=st.sampled_from((0, 0, 1, 3, 24, 24 * 7)), minutes=st.integers(0, 59))
     def sweep(self, hours, minutes):
@@ -553,10 +593,14 @@ class Lifecycle(RuleBasedStateMachine):
         self.now += timedelta(hours=hours, minutes=minutes)
         clock.set_now(self.now)
         expected = self.model.sweep(self.today())
+        STATS["sweep: ran"] += 1
         first = sweeps.run_all(self.now)
         assert first == expected, f"sweep on {self.today()}: {first} != model {expected}"
         second = sweeps.run_all(self.now)
         assert not any(second.values()), f"the second sweep changed {second}"
+        for name, changed in first.items():
+            if changed:
+                STATS[f"sweep: {name}"] += 1
 
     # -- after every step --
 
@@ -692,5 +736,7 @@ def test_the_workflow_follows_the_model_of_the_routine(app, dialect):
             max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None,
             print_blob=True, suppress_health_check=list(HealthCheck)))
     finally:
+        print("\n".join(f"{count:6d}  {what}" for what, count in sorted(STATS.items())))
+        STATS.clear()
         reset_database(Lifecycle.baseline)
         Lifecycle.app = Lifecycle.baseline = None

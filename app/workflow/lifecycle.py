@@ -43,7 +43,8 @@ TRANSITIONS = {
     "approve": frozenset({"awaiting_approval"}),
     "reject": frozenset({"awaiting_approval"}),
     "register_receipt": frozenset({*RECEIPT_DEADLINE, "blocked"}),
-    "block": frozenset(set(NOT_ENDED) - {"blocked"}),
+    # a mail envelope still at Servicecenter has no certificate to block (and is not out)
+    "block": frozenset(set(NOT_ENDED) - {"blocked", "prepared"}),
     "extend": frozenset({"approved", "active", "expired"}),
     "return_card": frozenset(NOT_ENDED),
     "report_lost": frozenset(NOT_ENDED),
