@@ -4,14 +4,18 @@ A dispatcher (jobs) sends pending rows later. After a commit that queued mail, t
 trigger (if any) is called so that dispatch can start at once.
 """
 
+import logging
+
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
 from sqlalchemy import event, insert, select
 
 from app import access, clock
-from app.errors import refuse
+from app.errors import RuleViolation, refuse
 from app.extensions import db
 from models import OutboxMessage
+
+log = logging.getLogger(__name__)
 
 
 def checked_address(address: str) -> str:
@@ -89,7 +93,14 @@ def queue_many(messages) -> int:
         if key and key in taken:
             continue
         taken.add(key)
-        rendered = render_message(template, recipients, context)
+        try:
+            rendered = render_message(template, recipients, context)
+        except RuleViolation as exc:
+            # Bulk mail follows a change already made (a sweep): one person's bad address in
+            # the register must not undo it for everyone. The message is left out, and said.
+            log.warning("e-mail not queued: rule=%s template=%s issuance=%s",
+                        exc.rule, template, issuance_id)
+            continue
         if rendered is None:
             continue
         rows.append({**rendered, "dedupe_key": key, "issuance_id": issuance_id,

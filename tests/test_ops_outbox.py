@@ -208,3 +208,21 @@ def test_the_job_timeout_is_not_recorded_against_a_message(
     assert {(m.status, m.attempts, m.last_error, m.claim_token) for m in rows} == {
         ("pending", 0, None, None)}
     wait_until(lambda: True)
+
+
+
+def test_a_bad_address_in_bulk_mail_is_left_out_and_the_others_are_queued(app, caplog):
+    # A sweep's e-mails follow changes already made: one bad address must not stop them.
+    from app.outbox import queue_many
+
+    def context(number):
+        return {"card": SimpleNamespace(serial=f"70000{number}"),
+                "recipient": SimpleNamespace(name=f"Person {number}"),
+                "issuance": SimpleNamespace(receipt_due="2026-05-04")}
+
+    written = queue_many([("receipt_reminder", "lars.example.se", context(1), "bulk:1", None),
+                          ("receipt_reminder", "anna@example.se", context(2), "bulk:2", None)])
+    assert written == 1
+    assert db.session.execute(select(OutboxMessage.to_addrs)).scalars().all() == [
+        "anna@example.se"]
+    assert "rule=email_address_invalid" in caplog.text
