@@ -10,9 +10,18 @@ reservkort = AppGroup("reservkort", help="Reservkort operations.")
 
 @reservkort.command("demo")
 def demo_command():
-    """Load the demo data (idempotent) and print the demo logins once."""
+    """Load the demo data (idempotent) and print the demo logins once. Only for the embedded
+    start (`make run`) and the tests: a deployed back office never gets the demo's known
+    passwords."""
+    from flask import current_app
+
     from app import demo
 
+    if not (current_app.config.get("EMBEDDED") or current_app.config.get("TESTING")):
+        click.echo("The demo data and its logins belong to the embedded start (make run) only; "
+                   "set RESERVKORT_EMBEDDED=1 to load them on a machine that is not deployed.",
+                   err=True)
+        raise SystemExit(1)
     created = demo.load()
     if created:
         click.echo("Demo data loaded. Logins (username / password / role):")

@@ -9,9 +9,11 @@ import jwt
 import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import func, select
 
 import config
 from app import create_app
+from app.extensions import db
 from app.secret_key import SecretKeyMissing
 
 OLD_DEFAULT_KEY = "dev-only-change-me"
@@ -149,3 +151,15 @@ class TestIdleTimeoutSetting:
 def test_answers_with_personal_data_are_not_stored(login, path):
     answer = login("Servicecenter").get(path)
     assert answer.headers.get("Cache-Control") == "no-store"
+
+
+def test_the_demo_logins_are_never_loaded_outside_the_embedded_start(database_url, tmp_path):
+    from models import Person
+
+    flask_app = _production_app(database_url, tmp_path, SECRET_KEY="k" * 48)
+    with flask_app.app_context():
+        people = db.session.execute(select(func.count(Person.id))).scalar()
+    result = flask_app.test_cli_runner().invoke(args=["reservkort", "demo"])
+    assert result.exit_code == 1 and "make run" in result.output
+    with flask_app.app_context():
+        assert db.session.execute(select(func.count(Person.id))).scalar() == people
