@@ -33,6 +33,7 @@ class SecurityApi(LoginApi):
             return signin_limits.too_many_attempts_response(exc)
 
 _KNOWN_LOGINS = "rk_known_logins"
+_PERSON_OF_LOGIN = "rk_person_of_login"
 
 
 class MaskedUserApi(UserApi):
@@ -70,8 +71,9 @@ class ReservkortSecurityManager(SecurityManager):
         """A token made before the last logout or password change is no longer valid."""
         from app import sessions
 
-        user = self.load_user(jwt_data["sub"])
-        if user is None or not user.is_active or not sessions.token_valid(user, jwt_data):
+        user, current = self._user_and_generation(int(jwt_data["sub"]))
+        if user is None or not user.is_active or not sessions.token_valid(
+                user, jwt_data, current=current):
             return None
         g.user = user  # as FAB does: the API's permission checks read it
         return user
@@ -80,6 +82,19 @@ class ReservkortSecurityManager(SecurityManager):
         jwt_manager = super().create_jwt_manager(app)
         answer_401_with_message(jwt_manager)
         return jwt_manager
+
+    def _user_and_generation(self, pk):
+        """The token's user (as `get_user_by_id` loads it) and the login's session generation,
+        in one statement."""
+        from models import SessionGeneration
+
+        generation = (select(SessionGeneration.generation)
+                      .where(SessionGeneration.user_id == self.user_model.id).scalar_subquery())
+        row = db.session.execute(
+            select(self.user_model, generation).where(self.user_model.id == pk)
+            .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))
+        ).unique().one_or_none()
+        return (row[0], row[1] or 0) if row is not None else (None, 0)
 
     def get_user_by_id(self, pk):
         """The user of a request (session or JWT) with its roles and groups in one statement,
@@ -124,13 +139,20 @@ class ReservkortSecurityManager(SecurityManager):
     def person_for_user(self, user) -> Person | None:
         if user is None or not getattr(user, "id", None):
             return None
-        person = db.session.execute(
-            select(Person).join(AccountLink, AccountLink.person_id == Person.id)
-            .where(AccountLink.user_id == user.id)
-        ).scalar_one_or_none()
+        # Asked more than once in one step (the caller as attester 1, then as the one who
+        # applies): the person found earlier in this transaction, from the session's identity
+        # map without a statement.
+        known = db.session.info.get(_PERSON_OF_LOGIN, {}).get(user.id)
+        person = db.session.get(Person, known) if known is not None else None
+        if person is None:
+            person = db.session.execute(
+                select(Person).join(AccountLink, AccountLink.person_id == Person.id)
+                .where(AccountLink.user_id == user.id)
+            ).scalar_one_or_none()
         if person is not None:
             # Remembered for this transaction: whose login a person is (the attester rows).
             db.session.info.setdefault(_KNOWN_LOGINS, {})[person.id] = user.id
+            db.session.info.setdefault(_PERSON_OF_LOGIN, {})[user.id] = person.id
         return person
 
 
@@ -138,6 +160,7 @@ class ReservkortSecurityManager(SecurityManager):
 @event.listens_for(db.session, "after_rollback")
 def _forget_known_logins(session):
     session.info.pop(_KNOWN_LOGINS, None)
+    session.info.pop(_PERSON_OF_LOGIN, None)
 
 
 def known_login(person_id):
@@ -168,16 +191,51 @@ def authenticate(username: str, password: str):
 
     if not username or not password or is_null_password(password):
         return None
-    return signin_limits.attempt(username, lambda: _verified_user(username, password),
-                                 commit_success=False)
+    if not signin_limits.enabled() or not signin_limits.key(username):
+        return _verified_user(username, password)
+    # The login and the sign-in limits' state in one statement; the limits are applied before
+    # the password is looked at, as signin_limits.attempt does.
+    user, state = _user_and_limits(username)
+    failures = signin_limits.check(username, state=state)
+    user = _verified_user(username, password, user)
+    if user is None:
+        signin_limits.record_failure(username)
+    else:
+        signin_limits.record_success(username, commit=False, failures=failures)
+    return user
 
 
-def _verified_user(username, password):
+def _user_and_limits(username):
+    """The login named `username` (None if there is none, or more than one) and the values of
+    signin_limits.state_columns, in one statement."""
+    from flask import current_app
+    from sqlalchemy import func, literal
+
+    from app import clock
+
+    sm = current_app.appbuilder.sm
+    user_model = sm.user_model
+    match = (func.lower(user_model.username) == func.lower(username) if sm.auth_username_ci
+             else user_model.username == username)
+    anchor = select(literal(1).label("one")).subquery()
+    rows = db.session.execute(
+        select(user_model, *signin_limits.state_columns(username, clock.now()))
+        .select_from(anchor).outerjoin(user_model, match)
+    ).all()
+    user = rows[0][0] if len(rows) == 1 else None
+    return user, tuple(rows[0][1:])
+
+
+_FIND = object()
+
+
+def _verified_user(username, password, user=_FIND):
     from flask import current_app
     from werkzeug.security import check_password_hash
 
     sm = current_app.appbuilder.sm
-    user = sm.find_user(username=username)
+    if user is _FIND:
+        user = sm.find_user(username=username)
     if user is None or not user.is_active:
         # The same work either way, so the time does not tell whether the login exists.
         check_password_hash(current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"], "password")

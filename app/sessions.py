@@ -105,9 +105,10 @@ def _token_claims(identity) -> dict:
         return {}
 
 
-def token_valid(user, jwt_data) -> bool:
-    """An API token is valid only with the login's present generation."""
-    return jwt_data.get("gen") == generation(user.id)
+def token_valid(user, jwt_data, current=None) -> bool:
+    """An API token is valid only with the login's present generation (`current`: already
+    read with the user)."""
+    return jwt_data.get("gen") == (generation(user.id) if current is None else current)
 
 
 def _password_changes(session_, _flush_context, _instances) -> None:

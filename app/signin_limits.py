@@ -54,6 +54,9 @@ def _key(username) -> str:
     return (username or "").strip().lower()[:256]
 
 
+key = _key
+
+
 def client_address() -> str:
     """The client's address; behind a trusted proxy the one it forwarded (web_security)."""
     if has_request_context():
@@ -73,28 +76,46 @@ def enabled() -> bool:
     return bool(current_app.config.get("SIGNIN_LIMITS_ENABLED", True))
 
 
-def check(username, field=None) -> None:
-    """Raise TooManyAttempts when the account is locked or the client has failed too often."""
+def state_columns(username, now) -> list:
+    """The limits' state as columns of one row: whether the account has a lock and until when,
+    the client address's failures in the window (how many, the oldest) and the account's
+    failures (any age). Selected on their own (`check`) or within the login look-up of the
+    password check itself (security.authenticate)."""
+    key, address, start = _key(username), client_address(), _window_start(now)
+    own = SigninLock.username == key
+    from_address = (SigninFailure.address == address) & (SigninFailure.at > start)
+    return [
+        select(func.count()).select_from(SigninLock).where(own).scalar_subquery(),
+        select(SigninLock.locked_until).where(own).scalar_subquery(),
+        select(func.count()).select_from(SigninFailure).where(from_address).scalar_subquery(),
+        select(func.min(SigninFailure.at)).where(from_address).scalar_subquery(),
+        select(func.count()).select_from(SigninFailure)
+        .where(SigninFailure.username == key).scalar_subquery(),
+    ]
+
+
+def check(username, field=None, state=None) -> int | None:
+    """Raise TooManyAttempts when the account is locked or the client has failed too often.
+    Returns how many failures the account has on record (None when the limits are off).
+    `state`: the values of `state_columns`, when the caller has selected them already."""
     if not enabled():
-        return
+        return None
     now = clock.now()
-    lock = db.session.get(SigninLock, _key(username)) if _key(username) else None
-    if lock is not None:
-        if lock.locked_until is None:
+    if state is None:
+        state = db.session.execute(select(*state_columns(username, now))).one()
+    locks, locked_until, count, oldest, account_failures = state
+    if locks and _key(username):
+        if locked_until is None:
             raise TooManyAttempts(ACCOUNT_LOCKED_UNTIL_UNLOCKED, _cfg("SIGNIN_WINDOW_SECONDS"),
                                   field=field)
-        if lock.locked_until > now:
-            seconds = (lock.locked_until - now).total_seconds()
+        if locked_until > now:
+            seconds = (locked_until - now).total_seconds()
             raise TooManyAttempts(ACCOUNT_LOCKED, seconds, field=field,
                                   minutes=_minutes(seconds))
-    address = client_address()
-    count, oldest = db.session.execute(
-        select(func.count(), func.min(SigninFailure.at))
-        .where(SigninFailure.address == address, SigninFailure.at > _window_start(now))
-    ).one()
     if count >= _cfg("SIGNIN_ADDRESS_FAILURES"):
         seconds = (oldest + timedelta(seconds=_cfg("SIGNIN_WINDOW_SECONDS")) - now).total_seconds()
         raise TooManyAttempts(ADDRESS_LIMITED, seconds, field=field, minutes=_minutes(seconds))
+    return account_failures
 
 
 def record_failure(username) -> None:
@@ -121,14 +142,17 @@ def record_failure(username) -> None:
         db.session.rollback()
 
 
-def record_success(username, commit=True) -> None:
+def record_success(username, commit=True, failures=None) -> None:
     """A right password before the lock: the account's failures no longer count. Commits,
     unless the check is part of a step whose own commit carries it (`commit=False`: the
-    application's attester checks, so the step stays one commit)."""
+    application's attester checks, so the step stays one commit). `failures`: how many the
+    account had when `check` looked (0: nothing to clear, no statement)."""
     key = _key(username)
-    db.session.execute(delete(SigninFailure).where(SigninFailure.username == key))
     if not commit:
+        if failures != 0:
+            db.session.execute(delete(SigninFailure).where(SigninFailure.username == key))
         return  # check() found no lock that holds; an expired one is harmless
+    db.session.execute(delete(SigninFailure).where(SigninFailure.username == key))
     db.session.execute(delete(SigninLock).where(SigninLock.username == key))
     db.session.commit()
 
@@ -138,12 +162,12 @@ def attempt(username, verify, field=None, commit_success=True):
     always committed at once: the refused step that follows rolls back)."""
     if not enabled() or not _key(username):
         return verify()
-    check(username, field=field)
+    failures = check(username, field=field)
     user = verify()
     if user is None:
         record_failure(username)
     else:
-        record_success(username, commit=commit_success)
+        record_success(username, commit=commit_success, failures=failures)
     return user
 
 

@@ -94,7 +94,10 @@ def make_canary(app, as_user, with_login=False) -> dict:
             ((AuditEvent.entity == "person") & (AuditEvent.entity_id == person.id))
             | ((AuditEvent.entity == "issuance") & (AuditEvent.entity_id == issuance.id))
             | ((AuditEvent.entity == "deviation") & (AuditEvent.entity_id == deviation.id))
-            | (AuditEvent.entity == "kobe_register"))).scalars()),
+            | (AuditEvent.entity == "kobe_register")
+            # their login's rows (FAB's user changes, app.security_audit): names and e-mail
+            | ((AuditEvent.entity == "user") & (AuditEvent.entity_id == (
+                login.id if login else None))))).scalars()),
         "outbox": list(db.session.execute(select(OutboxMessage.id).where(
             OutboxMessage.issuance_id == issuance.id)).scalars()),
     }

@@ -48,6 +48,7 @@ SERVER_ERRORS_OWNED_ELSEWHERE = {
 IDS_BY_PATH = (
     (r"^/(api/v1/people|registers/people)/", "person"),
     (r"^/(api/v1/issuances|issuances|approval|ansokan|mail-flow)/", "issuance"),
+    (r"^/(api/v1/reports|deviations/report)/jobs/", "job"),
     (r"^/(api/v1/deviations|deviations)/", "deviation"),
     (r"^/(api/v1/cards|stock/cards)/", "card"),
     (r"^/registers/kobe/", "kobe"),
@@ -70,10 +71,23 @@ SCREEN_QUERIES = {"/deviations/report/export": [{"format": "csv"}, {"format": "x
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _ids(app, canary) -> dict:
+def _ids(app, canary, username) -> dict:
     admin = app.appbuilder.sm.find_user(username="admin")
     return {**canary, "pickup_point": 1, "org_type": "region", "user": admin.id,
-            "role": admin.roles[0].id, "first": 1}
+            "role": admin.roles[0].id, "first": 1, "job": _export_jobs(app, username)}
+
+
+def _export_jobs(app, username) -> list:
+    """The login's own big exports of the deviation report (a job shows only to who asked),
+    one per format, built over the canary's deviation: their ids from the database."""
+    from app import exports
+    from models import ExportJob
+
+    user = app.appbuilder.sm.find_user(username=username)
+    for fmt in ("csv", "xlsx"):
+        exports.start_job(user, "deviations", fmt, "screen", {}, f"avvikelser.{fmt}")
+    return list(db.session.execute(select(ExportJob.id).where(ExportJob.user_id == user.id)
+                                   .order_by(ExportJob.id)).scalars())
 
 
 def _values(path, arg, ids):
@@ -181,7 +195,7 @@ def _api_headers(app, username):
 
 def leaks_for(app, username, canary, strings):
     """{path?query: [strings found]} over every route and operation, for one login."""
-    ids = _ids(app, canary)
+    ids = _ids(app, canary, username)
     web = _web_login(app, username)
     api = app.test_client()
     headers = _api_headers(app, username)
@@ -223,7 +237,8 @@ def mail_leaks(app, strings=CANARY_STRINGS) -> dict:
 
 @pytest.fixture
 def canary(app, as_user):
-    return make_canary(app, as_user)
+    # With a login of their own: FAB's user screens and its audit rows carry their names.
+    return make_canary(app, as_user, with_login=True)
 
 
 @pytest.mark.parametrize("role", list(ROLE_LOGINS))

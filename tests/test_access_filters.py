@@ -10,6 +10,7 @@ columns identify a person.
 import pytest
 from flask_appbuilder import ModelView
 from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.security.sqla.models import User
 
 from app.access import search_guard
 from app.extensions import db
@@ -26,8 +27,9 @@ def _guarded_filters(view):
 
 
 def _targets(canary) -> dict:
-    """The rows about the canary, per model that a guarded search can reach."""
-    return {Person: [canary["person"]], OutboxMessage: canary["outbox"]}
+    """The rows about the canary, per model that a guarded search can reach (their own login
+    on FAB's user screens, whose names and e-mail are copied from the person)."""
+    return {Person: [canary["person"]], OutboxMessage: canary["outbox"], User: [canary["login"]]}
 
 
 # FAB hands these operators the whole list of values (Filters.apply_all), the others one value
@@ -80,7 +82,7 @@ def _token(app, username):
 
 @pytest.fixture
 def canary(app, as_user):
-    return make_canary(app, as_user)
+    return make_canary(app, as_user, with_login=True)
 
 
 def test_the_guarded_searches_cover_the_people_screens_and_api(app):

@@ -30,7 +30,9 @@ def test_create_user_with_protected_identity_clearance(runner, app):
     assert "ddahl" in result.output
     link = _link(app, "ddahl")
     assert link.person.hsa_id == DAVID and link.protected_identity_clearance is True
-    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.create")
+    # The login itself is audited from the session (app.security_audit, "user.create"); the
+    # person link and its clearance, which create-user adds, on a row of their own.
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.create_link")
                                .order_by(AuditEvent.id.desc())).scalars().first()
     assert event.after["protected_identity_clearance"] is True
     plain = _create(runner, "utan", "--hsa-id", "SE2321000131-E000000000010")

@@ -2,6 +2,8 @@
 403; a role with it gets past the door (here: 200, 400 or 404, since the ids do not exist).
 Generated from one table, which must list every route of our APIs."""
 
+import re
+
 import pytest
 
 from tests.test_api_flows import Api
@@ -40,13 +42,16 @@ ENDPOINTS = [
     ("GET", f"/deviations/{ID}", {SC, CHEF}),
     ("POST", f"/deviations/{ID}/notes", {SC, CHEF}),
     ("GET", "/reports/deviations", {SC, CHEF}),
+    ("GET", f"/reports/jobs/{ID}", {SC, CHEF}),
+    ("GET", f"/reports/jobs/{ID}/file", {SC, CHEF}),
 ]
 # What Admin may not do (separation of duties, app/roles.py).
 ADMIN_DENIED = {
     ("POST", "/cards/batch"), ("POST", "/issuances/"), ("POST", f"/issuances/{ID}/approve"),
     ("POST", f"/issuances/{ID}/reject"), ("POST", f"/issuances/{ID}/receipt"),
     ("POST", f"/issuances/{ID}/extend"), ("POST", f"/issuances/{ID}/return"),
-    ("POST", f"/issuances/{ID}/block"), ("POST", "/mail-issuances/"),
+    ("POST", f"/issuances/{ID}/block"), ("POST", f"/issuances/{ID}/lost"),
+    ("POST", "/mail-issuances/"),
     ("POST", f"/mail-issuances/{ID}/dispatched"),
     ("POST", f"/mail-issuances/{ID}/receipt-returned"),
     ("POST", f"/mail-issuances/{ID}/certificate-issued"), ("POST", f"/deviations/{ID}/notes"),
@@ -65,7 +70,7 @@ def test_the_table_lists_every_route(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] not in OUR_APIS:
             continue
-        path = rule.rule.removeprefix("/api/v1").replace("<int:pk>", ID).replace("<pk>", ID)
+        path = re.sub(r"<[^>]+>", ID, rule.rule.removeprefix("/api/v1"))
         routes |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert routes == {(method, path) for method, path, _ in ENDPOINTS}
 

@@ -107,6 +107,13 @@ def test_two_attesters_complete_the_wizard(login_page, live_server, screenshots,
     page.get_by_role("button", name="Nästa").click()
 
     page.wait_for_url("**/intygsgivare")
+    # Attester 1, the logged-in user, gives their own password again: being logged in is not
+    # enough. Then the same step asks for the second attester.
+    page.fill("input[name='me-password']", DEMO_PASSWORD)
+    page.get_by_role("button", name="Autentisera").click()
+    page.wait_for_load_state()
+    expect(page.locator(".rk-attesters tr").first).to_contain_text("Gustav Gran")
+    expect(page.locator(".rk-attesters tr").first).to_contain_text("autentiserad")
     page.fill("input[name=username]", "intygsgivare2")
     page.fill("input[name=password]", DEMO_PASSWORD)
     screenshots(page, "wizard", "4-attesters")

@@ -675,8 +675,8 @@ class Lifecycle(RuleBasedStateMachine):
         for x in self.model.lendings:
             assert statuses.get(x.db_id) == x.history, (x.db_id, statuses.get(x.db_id),
                                                         x.history)
-        ok, bad_id, why = audit.verify()
-        assert ok, (bad_id, why)
+        verified = audit.verify()
+        assert verified.ok, verified["breaks"]
 
 
 # ---- a clean database per sequence, cheaply --------------------------------------------------

@@ -95,7 +95,7 @@ def test_postgresql_restart_under_traffic(pg_app, pg_cluster, caplog):  # noqa: 
         return client.post("/api/v1/issuances/", headers=headers, json={
             "card_serial": card, "recipient_hsa_id": people[prefix], "reason": "forgotten",
             "second_attester": {"username": "intygsgivare2", "password": DEMO_PASSWORD},
-            "recipient_present": True, "envelope_unopened": True})
+            "password": DEMO_PASSWORD, "recipient_present": True, "envelope_unopened": True})
 
     reads, unexpected, stop = [], [], threading.Event()
 

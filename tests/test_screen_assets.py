@@ -36,7 +36,9 @@ def test_a_changed_file_gets_a_new_url(app):
 
 def test_the_first_start_prints_no_fab_warning_that_looks_like_a_failure(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}",
-           "RESERVKORT_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": ""}
+           "RESERVKORT_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": "",
+           # The first start is the embedded one (make run): it makes its own secret key.
+           "RESERVKORT_EMBEDDED": "1"}
     env.pop("RESERVKORT_CONFIG", None)
     output = ""
     for args in (["db", "upgrade"], ["reservkort", "init"]):

@@ -10,6 +10,7 @@ from flask import g, has_request_context, request
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import refuse
 from app.extensions import db
@@ -219,6 +220,28 @@ def login_hidden(user, cleared=None) -> bool:
     person and the reader is not cleared."""
     user_id = getattr(user, "id", None)
     return bool(user_id) and user_id in _protected_login_ids() and not _cleared(cleared)
+
+
+_fab_login_text = User.__repr__
+
+
+def _login_text(user) -> str:
+    """A login as text (FAB writes its first and last name wherever it names a login: the
+    roles' and groups' lists, their forms' choices, related lists): the mask and the username
+    for a protected person's login and a reader without clearance. Should the check itself
+    fail, the login is masked (never its names by accident)."""
+    try:
+        with db.session.no_autoflush:
+            if not login_hidden(user):
+                return _fab_login_text(user)
+        username = user.username
+    except SQLAlchemyError:
+        return str(MASK)
+    return f"{MASK} ({username})"
+
+
+# Every place that shows a login as text goes through the policy, not only the user screens.
+User.__repr__ = _login_text
 
 
 # --- writes ----------------------------------------------------------------------------------

@@ -14,7 +14,14 @@ import re
 from flask import has_request_context, request
 from sqlalchemy import select
 
-from app.access.persons import MASK, PERSON_FIELDS, current_user_cleared, format_personal_number
+from app.access.persons import (
+    MASK,
+    PERSON_FIELDS,
+    USER_FIELDS,
+    _protected_login_ids,
+    current_user_cleared,
+    format_personal_number,
+)
 from app.extensions import db
 from models import Person
 
@@ -86,7 +93,22 @@ def audit_value(event, value, cleared=None):
                                                                                       dict):
         value = {key: (str(MASK) if key == "name" else None) if key in PERSON_FIELDS else item
                  for key, item in value.items()}
+    elif event.entity == "user" and isinstance(value, dict) and _login_of_protected(
+            event, value, identities):
+        # FAB's user changes (app.security_audit): a protected person's login carries the
+        # person's first and last name and e-mail, each on its own (not caught as the name).
+        value = {key: (None if key == "email" else str(MASK)) if key in USER_FIELDS else item
+                 for key, item in value.items()}
     return redact_value(value, identities)
+
+
+def _login_of_protected(event, value, identities) -> bool:
+    """Whether an audit row about a login is about a protected person's login: linked to
+    one now, or written with a protected person's e-mail address."""
+    if event.entity_id in _protected_login_ids():
+        return True
+    email = value.get("email")
+    return isinstance(email, str) and email.strip().lower() in identities.emails
 
 
 # --- the outbox and e-mail -----------------------------------------------------------------

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import event, or_, select
 
 from app import clock, labels, security
 from app.errors import refuse
@@ -87,15 +87,37 @@ def find_recipient(query) -> Person:
         pass
     person = None
     if conditions:
-        person = db.session.execute(
-            select(Person).where(or_(*conditions)).limit(1)
-        ).unique().scalar_one_or_none()
+        # With the person, whether they have an open issuance (the rule checked next), in the
+        # same statement.
+        open_id = (select(Issuance.id).where(Issuance.recipient_id == Person.id,
+                                             Issuance.status.not_in(CLOSED_FOR_PERSON))
+                   .limit(1).scalar_subquery())
+        row = db.session.execute(
+            select(Person, open_id).where(or_(*conditions)).limit(1)
+        ).unique().one_or_none()
+        if row is not None:
+            person = row[0]
+            db.session.info.setdefault(_OPEN_HINT, {})[person.id] = row[1]
     if person is None:
         raise refuse("recipient_unknown", field="recipient_hsa_id", hsa_id=text)
     return person
 
 
+_OPEN_HINT = "rk_open_issuance_hint"
+
+
+@event.listens_for(db.session, "after_flush")
+@event.listens_for(db.session, "after_commit")
+@event.listens_for(db.session, "after_rollback")
+def _forget_open_hint(session, *_args):
+    """What find_recipient saw holds until the session writes or ends its transaction."""
+    session.info.pop(_OPEN_HINT, None)
+
+
 def _open_issuance(person) -> Issuance | None:
+    hint = db.session.info.get(_OPEN_HINT, {})
+    if person.id in hint and hint[person.id] is None:
+        return None  # find_recipient saw none, and nothing was written since
     return db.session.execute(
         select(Issuance).where(Issuance.recipient_id == person.id,
                                Issuance.status.not_in(CLOSED_FOR_PERSON)).limit(1)
