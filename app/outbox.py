@@ -71,7 +71,7 @@ def queue_email(template: str, to, context: dict, dedupe_key=None, issuance_id=N
     return message
 
 
-def queue_many(messages) -> int:
+def queue_many(messages, skip_invalid=False) -> int:
     """Queue many e-mails in the current transaction at once: one look-up of the dedupe keys
     already used and one INSERT of the rendered rows. `messages` are
     (template, to, context, dedupe_key, issuance_id) tuples, as for `queue_email`; a message
@@ -96,8 +96,10 @@ def queue_many(messages) -> int:
         try:
             rendered = render_message(template, recipients, context)
         except RuleViolation as exc:
-            # Bulk mail follows a change already made (a sweep): one person's bad address in
-            # the register must not undo it for everyone. The message is left out, and said.
+            if not skip_invalid:
+                raise
+            # A sweep's mail follows changes already made: one person's bad address in the
+            # register must not undo them for everyone. The message is left out, and said.
             log.warning("e-mail not queued: rule=%s template=%s issuance=%s",
                         exc.rule, template, issuance_id)
             continue

@@ -143,10 +143,12 @@ def mail(template, to, issuance=None, dedupe_key=None, **context):
                               issuance_id=issuance.id if issuance is not None else None)
 
 
-def mail_many(messages) -> int:
+def mail_many(messages, skip_invalid=False) -> int:
     """Queue many e-mails about issuances at once: (template, to, issuance, dedupe_key,
-    context) tuples, as `mail` takes them."""
+    context) tuples, as `mail` takes them. `skip_invalid` (the sweeps): a bad address leaves
+    its message out instead of refusing the step."""
     return outbox.queue_many(
-        (template, to, _mail_context(issuance, dict(context)), dedupe_key,
-         issuance.id if issuance is not None else None)
-        for template, to, issuance, dedupe_key, context in messages)
+        ((template, to, _mail_context(issuance, dict(context)), dedupe_key,
+          issuance.id if issuance is not None else None)
+         for template, to, issuance, dedupe_key, context in messages),
+        skip_invalid=skip_invalid)

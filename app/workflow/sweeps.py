@@ -92,7 +92,7 @@ def _follow_up(issuances, audit=None, email=None) -> None:
     if email is not None:
         mail_many([(template, to, issuance, key, context)
                    for issuance in issuances if (message := email(issuance)) is not None
-                   for template, to, key, context in [message]])
+                   for template, to, key, context in [message]], skip_invalid=True)
 
 
 def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
@@ -236,7 +236,7 @@ def report_not_returned(today) -> int:
          f"not_returned:{issuance.id}:{manager.hsa_id}", {"manager": manager})
         for issuance in _load([issuance_id for _, issuance_id in rows])
         for manager in managers.get(unit_of.get(issuance.id), []) if manager.email
-    ])
+    ], skip_invalid=True)
     return len(rows)
 
 
