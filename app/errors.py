@@ -59,6 +59,10 @@ RULE_MESSAGES = {
         "The card %(serial)s is not available: it is issued, blocked, lost, destroyed or "
         "waiting to be restocked."
     ),
+    "card_not_out": _l(
+        "The card %(serial)s is not out with anyone (its status: %(status)s), so it cannot be "
+        "returned."
+    ),
     "card_expired": _l("The card %(serial)s is past its own expiry date (%(expires_on)s)."),
     "card_bound_to_other_person": _l(
         "The card %(serial)s was issued before to another person and may only be issued to them "

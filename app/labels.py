@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 ISSUANCE_STATUS = {
     "awaiting_approval": _l("Awaiting approval"),
@@ -79,6 +80,43 @@ ORG_TYPE = {
 }
 ORDINARY_CARD = {"active": _l("Active"), "ordered": _l("Ordered"), "none": _l("None")}
 RECEIPT_KIND = {"application": _l("Signed at the application"), "manual": _l("Registered by hand")}
+
+# what is due next on an issuance (app.workflow.queries.due_next) -> the words; those with a
+# date are in DUE_DATED, worded by how many days are left or past (due_text)
+DUE = {
+    "awaiting_approval": _l("Awaiting approval by Televäxeln"),
+    "mail_dispatch": _l("The envelope is to be sent by registered mail"),
+    "certificate_to_issue": _l("The certificate is to be issued in the SITHS portal"),
+    "return_now": _l("The card is to be returned now"),
+    "restock_or_destroy": _l("The card is back: restock it or destroy it"),
+}
+
+
+def due_text(item: dict) -> str:
+    """One thing due next ({code, date, days}) in words, the date and the days counted."""
+    code, days = item["code"], item.get("days")
+    when = moment(item.get("date"))
+    if code in DUE:
+        return str(DUE[code])
+    if code == "receipt_due":
+        if days == 0:
+            return _("The receipt is due today (%(date)s)", date=when)
+        return ngettext("The receipt is due by %(date)s, in %(num)d day",
+                        "The receipt is due by %(date)s, in %(num)d days", days, date=when)
+    if code == "receipt_overdue":
+        return ngettext("The receipt is overdue: it was due %(date)s, %(num)d day ago",
+                        "The receipt is overdue: it was due %(date)s, %(num)d days ago",
+                        -days, date=when)
+    if code == "return_by":
+        if days == 0:
+            return _("The card is to be returned today (%(date)s)", date=when)
+        return ngettext("The card is to be returned by %(date)s, in %(num)d day",
+                        "The card is to be returned by %(date)s, in %(num)d days", days,
+                        date=when)
+    if code == "return_overdue":
+        return _("The card is to be returned now: its validity ended %(date)s", date=when)
+    return str(code)
+
 
 # audit action -> what happened, in words
 ACTION = {

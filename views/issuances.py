@@ -2,7 +2,7 @@
 arrive by post, and cards that come back."""
 
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, request, send_file, session, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name
@@ -10,18 +10,21 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from app import clock, display, labels
+from app import clock, display, history, labels
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
-from models import AuditEvent, Issuance, Person, ReserveCard
+from models import Issuance, Person, ReserveCard
 from views.listing import ListInterface
-from views.registers import STEP_ERRORS, flash_refusal
+from views.registers import STEP_ERRORS, flash_refusal, step_message
 from views.stock import active_pickup_points
 
 PAGE_SIZE = 25
 ACTIONS = {"receipt": "register_receipt", "block": "block", "extend": "extend",
            "return": "return_card", "lost": "report_lost"}
+# The actions offered at the top of an issuance's page, each leading to its form below.
+ACTION_TITLES = {"receipt": _l("Register receipt"), "block": _l("Block"),
+                 "extend": _l("Extend"), "return": _l("Return"), "lost": _l("Report lost")}
 
 
 def reason_label(reason) -> str:
@@ -132,17 +135,19 @@ class IssuanceView(ModelView):
     @expose("/show/<int:pk>", methods=["GET"])
     @has_access
     def show(self, pk):
+        from app.workflow import lifecycle, queries
+
         widgets = self._show(pk)
         issuance = db.session.get(Issuance, pk)
-        from app.workflow import lifecycle
-
-        possible = {name: lifecycle.can_transition(issuance.status, step)
-                    for name, step in ACTIONS.items()}
-        possible["receipt"] = possible["receipt"] and lifecycle.receipt_pending(issuance)
+        allowed, possible = self._allowed(), lifecycle.possible_steps(issuance)
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets,
-            issuance=issuance, history=issuance_history(pk), allowed=self._allowed(),
-            possible=possible, attesters=[person_label(a.person) for a in issuance.attesters],
+            issuance=issuance, history=history.issuance_history(pk), allowed=allowed,
+            possible=possible, offered=[name for name in ACTIONS
+                                        if allowed[name] and possible[name]],
+            action_titles=ACTION_TITLES,
+            due=[labels.due_text(item) for item in queries.due_next(issuance)],
+            attesters=[person_label(a.person) for a in issuance.attesters],
             has_scan=lifecycle.scan_file(issuance) is not None,
         )
 
@@ -228,15 +233,6 @@ class IssuanceView(ModelView):
         return redirect(url_for("IssuanceView.show", pk=pk))
 
 
-def issuance_history(issuance_id) -> list:
-    """Who did what when to one issuance, from the audit log."""
-    return db.session.execute(
-        select(AuditEvent).where(AuditEvent.entity == "issuance",
-                                 AuditEvent.entity_id == issuance_id)
-        .order_by(AuditEvent.at, AuditEvent.id)
-    ).scalars().all()
-
-
 def _page() -> int:
     try:
         return max(int(request.args.get("page", 0)), 0)
@@ -289,6 +285,23 @@ def receipts_due_lists(limit=200):
     return due_soon, overdue
 
 
+SCAN_BATCH = "rk_return_batch"
+SCAN_BATCH_KEPT = 40
+SCAN_THEN = {"restock": _l("The cards go back into stock"),
+             "destroy": _l("The cards are destroyed")}
+
+
+def scan_outcome(then, follow_up) -> str:
+    """What became of one returned card of the batch, in words."""
+    if follow_up is not None:
+        return _("Returned, but not %(step)s: %(why)s The card waits under Returns.",
+                 step=_("restocked") if then == "restock" else _("destroyed"),
+                 why=step_message(follow_up))
+    if then == "restock":
+        return _("Returned and back in stock.")
+    return _("Returned and registered as destroyed.")
+
+
 class ReturnsView(BaseView):
     """Cards that come back: register the return by serial; then restock or destroy."""
 
@@ -330,6 +343,61 @@ class ReturnsView(BaseView):
         flash(_("Card %(serial)s is registered as returned.", serial=issuance.card.serial),
               "success")
         return redirect(url_for("ReturnsView.index"))
+
+    # --- scan mode: one card after another, restock or destroy chosen once for the batch ----
+
+    @expose("/scan/", methods=["GET"])
+    @has_access
+    @permission_name("list")
+    def scan(self):
+        batch = session.get(SCAN_BATCH)
+        return self.render_template(
+            "backoffice/return_scan.html", batch=batch, then_labels=SCAN_THEN,
+            returned=sum(1 for entry in (batch or {}).get("entries", ()) if entry["ok"]),
+            refused=sum(1 for entry in (batch or {}).get("entries", ()) if not entry["ok"]),
+        )
+
+    @expose("/scan/start", methods=["POST"])
+    @has_access
+    @permission_name("return")
+    def scan_start(self):
+        then = request.form.get("then")
+        if then not in SCAN_THEN:
+            flash(_("Choose whether the cards of this batch are restocked or destroyed."),
+                  "danger")
+        else:
+            session[SCAN_BATCH] = {"then": then, "entries": []}
+        return redirect(url_for("ReturnsView.scan"))
+
+    @expose("/scan/", methods=["POST"])
+    @has_access
+    @permission_name("return")
+    def scan_card(self):
+        from app.workflow import lifecycle
+
+        batch = session.get(SCAN_BATCH)
+        if not batch:
+            flash(_("Start a batch first: choose restock or destroy."), "danger")
+            return redirect(url_for("ReturnsView.scan"))
+        serial = request.form.get("serial", "").strip()
+        try:
+            issuance, follow_up = lifecycle.return_scanned(serial, batch["then"])
+        except STEP_ERRORS as exc:
+            entry = {"serial": serial, "ok": False, "text": step_message(exc)}
+        else:
+            entry = {"serial": issuance.card.serial, "ok": True, "issuance_id": issuance.id,
+                     "text": scan_outcome(batch["then"], follow_up)}
+        # Newest first; a long batch keeps its latest cards (the session is a cookie).
+        batch["entries"] = [entry, *batch["entries"]][:SCAN_BATCH_KEPT]
+        session[SCAN_BATCH] = batch
+        return redirect(url_for("ReturnsView.scan"))
+
+    @expose("/scan/end", methods=["POST"])
+    @has_access
+    @permission_name("list")
+    def scan_end(self):
+        session.pop(SCAN_BATCH, None)
+        return redirect(url_for("ReturnsView.scan"))
 
     @expose("/<int:card_id>/restock", methods=["POST"])
     @has_access

@@ -8,8 +8,8 @@ from dateutil.relativedelta import relativedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app import clock
-from app.errors import NotFound, refuse
+from app import clock, labels
+from app.errors import NotFound, RuleViolation, refuse
 from app.extensions import db
 from app.validation import FieldError, card_serial
 from app.workflow._common import (
@@ -278,3 +278,66 @@ def return_card(issuance_id, then=None) -> Issuance:
     elif then == "destroy":
         stock.destroy(card.serial)
     return issuance
+
+
+# --- the return desk ---------------------------------------------------------------------------
+
+@step
+def return_by_serial(serial) -> Issuance:
+    """A card put in the reader at the return desk: the issuance it is out on is returned. An
+    unknown serial and a card that is not out are refused, each with its own rule."""
+    from app.workflow import stock
+
+    try:
+        card = stock.find_card(serial)
+    except NotFound:
+        raise refuse("card_unknown", field="serial", serial=card_serial(serial)) from None
+    try:
+        issuance = find_open_issuance_by_serial(card.serial)
+    except NotFound:
+        raise refuse("card_not_out", field="serial", serial=card.serial,
+                     status=labels.label("card_status", card.status)) from None
+    return return_card(issuance.id)
+
+
+def return_scanned(serial, then):
+    """The return desk's scan mode: return the card, then restock or destroy it as chosen once
+    for the batch. The return stands on its own (the card is back whatever follows): a card
+    that cannot be restocked (past its own expiry) stays returned, awaiting a decision, and the
+    refusal is given back instead of raised. Returns (issuance, refusal or None)."""
+    from app.workflow import stock
+
+    if then not in ("restock", "destroy"):
+        raise FieldError("then", _l("Choose restock or destroy."))
+    issuance = return_by_serial(serial)
+    follow_up = stock.restock if then == "restock" else stock.destroy
+    try:
+        follow_up(issuance.card.serial)
+    except RuleViolation as exc:
+        return issuance, exc
+    return issuance, None
+
+
+# --- what the issuance page offers ---------------------------------------------------------------
+
+def extension_possible(issuance) -> bool:
+    """The extension's conditions (check_extension) without raising: for offering the step."""
+    if issuance.extension is not None or not can_transition(issuance.status, "extend"):
+        return False
+    if not _was_approved(issuance) or clock.today() > extension_last_day(issuance):
+        return False
+    start, end = extension_period(issuance)
+    return end > start
+
+
+def possible_steps(issuance) -> dict:
+    """step -> whether the issuance's state allows it now (what the role may do is the access
+    policy's question, asked apart)."""
+    return {
+        "receipt": can_transition(issuance.status, "register_receipt")
+        and receipt_pending(issuance),
+        "block": can_transition(issuance.status, "block"),
+        "extend": extension_possible(issuance),
+        "return": can_transition(issuance.status, "return_card"),
+        "lost": can_transition(issuance.status, "report_lost"),
+    }

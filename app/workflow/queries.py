@@ -137,3 +137,53 @@ def receipts_due(now=None):
                Receipt.received_at.is_(None))
         .order_by(Issuance.receipt_due, Issuance.id)
     )
+
+
+# --- what is due next on one issuance ------------------------------------------------------------
+
+def _due(code, when=None, today=None) -> dict:
+    return {"code": code, "date": when,
+            "days": (when - today).days if when is not None and today is not None else None}
+
+
+def _receipt_due(issuance, today) -> list:
+    receipt = issuance.receipt
+    if receipt is None or receipt.received_at is not None or issuance.receipt_due is None:
+        return []
+    if issuance.status not in (*RECEIPT_DEADLINE, "sent"):
+        return []
+    overdue = issuance.receipt_due < today
+    return [_due("receipt_overdue" if overdue else "receipt_due", issuance.receipt_due, today)]
+
+
+def _card_back(issuance, today) -> list:
+    """When the card must come back: by the end of its validity, or now if that has passed or
+    the issuance was blocked or rejected."""
+    if issuance.status not in HOLDING or issuance.status == "sent":
+        return []
+    if issuance.status in ("blocked", "rejected"):
+        return [_due("return_now")]
+    if issuance.valid_until is None or issuance.status == "awaiting_approval":
+        return []
+    late = issuance.valid_until < today or issuance.status == "expired"
+    return [_due("return_overdue" if late else "return_by", issuance.valid_until, today)]
+
+
+FIRST_STEP = {
+    "awaiting_approval": "awaiting_approval",
+    "prepared": "mail_dispatch",
+    "receipt_received": "certificate_to_issue",
+}
+
+
+def due_next(issuance, now=None) -> list[dict]:
+    """What is due next on an issuance, most pressing first: each {code, date, days} (days
+    until the date; negative when it has passed). Empty when nothing more is due. The words
+    for each code are in app.labels (DUE)."""
+    today = _today(now)
+    items = [_due(FIRST_STEP[issuance.status])] if issuance.status in FIRST_STEP else []
+    items += _receipt_due(issuance, today)
+    items += _card_back(issuance, today)
+    if issuance.status == "returned" and issuance.card.status == "returned":
+        items.append(_due("restock_or_destroy"))
+    return items
