@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgresql_only,
               pytest.mark.xdist_group("browser_return_desk")]
 
 SERIALS = ["9752273000000001", "9752273000000002"]
-RECIPIENTS = ["SE2321000131-E000000000011", "SE2321000131-E000000000012"]  # Karin, Lars
+RECIPIENTS = ["SE2321000131-E000000000001", "SE2321000131-E000000000002"]  # Anna, Björn
 UNKNOWN = "9752273999999999"
 
 

@@ -88,14 +88,26 @@ def test_empty_fields_are_left_out(login, as_user):
 
 def test_the_history_names_people_in_local_time(login, as_user):
     issuance = apply(as_user)  # by intygsgivare1, Gustav Gran
-    approve(as_user, issuance.id)  # by televaxeln, a login without a person
+    approve(as_user, issuance.id)  # by televaxeln, Maria Malm
     history = _history(_page(login("Servicecenter"), issuance.id))
     assert '<td data-label="Vem" class="rk-who">Gustav Gran</td>' in history
+    assert '<td data-label="Vem" class="rk-who">Maria Malm</td>' in history
     assert "intygsgivare1" not in history and "televaxeln" not in history
     assert "<strong>Mottagare</strong>: Anna Åkesson" in history
     assert "<strong>Intygsgivare</strong>: Gustav Gran, Helena Håkansson" in history
     assert person("Anna").hsa_id not in history
     assert '<td data-label="När">2026-03-02 09:05</td>' in history
+
+
+def test_the_history_names_the_system_for_what_the_sweeps_did(login, as_user, set_now):
+    from app.workflow import sweeps
+
+    issuance = apply(as_user)
+    later = set_now(START + timedelta(days=9))  # receipt deadline passed: blocked
+    sweeps.run_all(later)
+    history = _history(_page(login("Servicecenter"), issuance.id))
+    assert '<td data-label="Vem" class="rk-who">Systemet (automatiskt)</td>' in history
+    assert ">system<" not in history
 
 
 def test_the_history_masks_a_protected_recipient_without_clearance(login, as_user):
