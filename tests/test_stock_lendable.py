@@ -74,3 +74,10 @@ def test_the_stock_screen_shows_lendable_and_expired_apart(login, point):
     assert '<td data-label="I lager" class="rk-lendable">2' in row
     assert "Under minsta lager" in row
     assert "9752271999000002" in row and "9752271999000001" not in row
+
+
+def test_the_counts_call_in_stock_only_what_can_be_lent_today(point):
+    from app.workflow import queries
+
+    lendable = sum(row["in_stock"] for row in stock.stock_summary())
+    assert queries.dashboard_counts()["cards_in_stock"] == lendable

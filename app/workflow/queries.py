@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from app import clock
 from app.extensions import db
 from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING
+from app.workflow.stock import lendable_today
 from models import (
     CLOSED_FOR_CARD,
     CLOSED_FOR_PERSON,
@@ -65,8 +66,9 @@ def dashboard_counts(now=None, user=None, due_soon_days=None) -> dict:
         count_if(Issuance.status == "expired"),
         count_if(Issuance.status.in_(("prepared", "sent", "receipt_received"))),
     ).where(open_issuance())).one()
+    # "In stock" is what can be lent today (stock.lendable_today), as on the stock screen.
     cards_in_stock = db.session.execute(
-        select(func.count(ReserveCard.id)).where(ReserveCard.status == "in_stock")
+        select(func.count(ReserveCard.id)).where(lendable_today())
     ).scalar()
     cards_returned = db.session.execute(
         select(func.count(ReserveCard.id)).where(ReserveCard.status == "returned")
