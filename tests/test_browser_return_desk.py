@@ -26,8 +26,10 @@ pytest_plugins = ("tests.browser_support",)  # live_server, browser, login_page,
 pytestmark = [pytest.mark.browser, pytest.mark.postgresql_only,
               pytest.mark.xdist_group("browser_return_desk")]
 
-SERIALS = ["9752273000000001", "9752273000000002"]
-RECIPIENTS = ["SE2321000131-E000000000001", "SE2321000131-E000000000002"]  # Anna, Björn
+SERIALS = ["9752273000000001", "9752273000000002", "9752273000000003"]
+# Anna, Björn, and Cecilia, whose card stays out
+RECIPIENTS = ["SE2321000131-E000000000001", "SE2321000131-E000000000002",
+              "SE2321000131-E000000000003"]
 UNKNOWN = "9752273999999999"
 
 
@@ -49,7 +51,7 @@ def _token(live_server, username):
 
 @pytest.fixture(scope="module")
 def cards_out(live_server):
-    """Two new envelopes, each issued to a person through the REST API."""
+    """Three new envelopes, each issued to a person through the REST API: serial -> id."""
     servicecenter = _token(live_server, "servicecenter")
     point = _api(live_server, "/api/v1/pickup-points/", token=servicecenter)["result"][0]
     _api(live_server, "/api/v1/cards/batch", {
@@ -57,13 +59,14 @@ def cards_out(live_server):
         "expires_on": (date.today() + timedelta(days=3 * 365)).isoformat(),
         "pickup_point_id": point["id"]}, token=servicecenter)
     attester = _token(live_server, "intygsgivare1")
+    issued = {}
     for serial, recipient in zip(SERIALS, RECIPIENTS, strict=True):
-        _api(live_server, "/api/v1/issuances/", {
+        issued[serial] = _api(live_server, "/api/v1/issuances/", {
             "card_serial": serial, "recipient_hsa_id": recipient, "reason": "forgotten",
             "password": DEMO_PASSWORD,
             "second_attester": {"username": "intygsgivare2", "password": DEMO_PASSWORD},
-            "recipient_present": True, "envelope_unopened": True}, token=attester)
-    return SERIALS
+            "recipient_present": True, "envelope_unopened": True}, token=attester)["id"]
+    return issued
 
 
 @pytest.fixture
@@ -88,8 +91,9 @@ def servicecenter_page(browser, live_server):
 
 
 def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, screenshots,
-                                                             cards_out):
+                                                             live_server, cards_out):
     page = servicecenter_page
+    serials = list(cards_out)
     open_from_menu(page, "/returns/")
     page.get_by_role("link", name="Skanningsläge: återlämna många kort i följd").click()
     page.wait_for_url("**/returns/scan/")
@@ -98,10 +102,10 @@ def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, 
 
     field = page.get_by_label("Kortnummer på det återlämnade kortet")
     expect(field).to_be_focused()  # ready for the first card
-    field.fill(cards_out[0])
+    field.fill(serials[0])
     field.press("Enter")  # as a keyboard-wedge scanner ends its serial
     latest = page.locator(".rk-scan-latest")
-    expect(latest).to_contain_text(f"{cards_out[0]}: Kortet återlämnat. Återlämnat och "
+    expect(latest).to_contain_text(f"{serials[0]}: Kortet återlämnat. Återlämnat och "
                                    "tillbaka i lager.")
 
     field = page.get_by_label("Kortnummer på det återlämnade kortet")
@@ -116,8 +120,8 @@ def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, 
     page.evaluate("""serial => { const field = document.activeElement;
         field.value = serial;
         field.dispatchEvent(new Event('input', {bubbles: true}));
-        field.dispatchEvent(new Event('change', {bubbles: true})); }""", cards_out[1])
-    expect(latest).to_contain_text(f"{cards_out[1]}: Kortet återlämnat.")
+        field.dispatchEvent(new Event('change', {bubbles: true})); }""", serials[1])
+    expect(latest).to_contain_text(f"{serials[1]}: Kortet återlämnat.")
 
     rows = page.locator("table.rk-scan-results tbody tr")
     expect(rows).to_have_count(3)
@@ -138,3 +142,24 @@ def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, 
     expect(page.locator(".rk-issuance-status")).to_have_text("Återlämnad")
     expect(page.locator(".rk-due-none")).to_be_visible()
     expect(page.locator("table.issuance-history")).to_contain_text("Kortet återlämnat")
+    expect(page.locator("table.issuance-history")).to_contain_text("Gustav Gran")
+    for width in (360, 1280):  # the issuance page too: axe-core, and no sideways scrolling
+        page.set_viewport_size({"width": width, "height": 800})
+        page.reload()
+        assert _axe(page) == [], f"{width}px {page.url}"
+        assert width > 1000 or _sideways(page) is None
+    screenshots(page, "servicecenter", "8-issuance-returned")
+
+    # A card still out: its page leads with the status, what is due and the actions.
+    page.goto(live_server.url(f"/issuances/show/{cards_out[serials[2]]}"))
+    state = page.locator(".rk-issuance-state")
+    expect(state).to_contain_text("Väntar på godkännande av Televäxeln")
+    expect(state).to_contain_text("Kvittensen ska vara inne senast")
+    state.get_by_role("link", name="Spärra").click()
+    expect(page.locator("#block_reason")).to_be_in_viewport()
+    for width in (360, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.reload()
+        assert _axe(page) == [], f"{width}px {page.url}"
+        assert width > 1000 or _sideways(page) is None
+    screenshots(page, "servicecenter", "9-issuance-out")
