@@ -65,3 +65,15 @@ def test_the_receipts_desk_lists_every_pending_receipt_with_its_days_left(login,
     assert "Väntande kvittenser" in page
     row = pending[pending.index(issuance.card.serial):]
     assert 'class="rk-days">6</td>' in row[:row.index("</tr>")]
+
+
+def test_the_receipts_desk_counts_them_all_and_says_when_it_shows_only_the_first(
+        login, as_user, monkeypatch):
+    import views.issuances
+
+    apply(as_user)
+    apply(as_user, recipient="Björn", reason="awaiting_new_card")
+    monkeypatch.setattr(views.issuances, "RECEIPTS_SHOWN", 1)
+    page = login("Servicecenter").get("/receipts/").text
+    assert "Väntande kvittenser (2)" in page and "Försenade kvittenser (0)" in page
+    assert "De 1 mest brådskande av 2 visas" in page

@@ -250,10 +250,14 @@ class ReceiptsView(BaseView):
     @has_access
     @permission_name("list")
     def index(self):
+        from app.workflow import queries
+
         due_soon, overdue = receipts_due_lists()
+        pending_count, overdue_count = queries.receipts_due_count(clock.now())
         return self.render_template("backoffice/issuance_receipts.html", due_soon=due_soon,
                                     overdue=overdue, serial=request.args.get("serial", ""),
-                                    person_label=person_label)
+                                    person_label=person_label, pending_count=pending_count,
+                                    overdue_count=overdue_count)
 
     @expose("/", methods=["POST"])
     @has_access
@@ -274,12 +278,16 @@ class ReceiptsView(BaseView):
         return redirect(url_for("ReceiptsView.index"))
 
 
-def receipts_due_lists(limit=200):
-    """(pending, overdue): every receipt not yet in, as (issuance, days left or over) pairs,
-    most urgent first."""
+RECEIPTS_SHOWN = 200
+
+
+def receipts_due_lists(limit=None):
+    """(pending, overdue): the receipts not yet in, as (issuance, days left or over) pairs,
+    most urgent first; at most `limit` (the page says how many there are in all)."""
     from app.workflow import queries
 
-    rows = db.session.execute(queries.receipts_due(clock.now()).limit(limit)).unique().all()
+    rows = db.session.execute(queries.receipts_due(clock.now()).limit(
+        limit or RECEIPTS_SHOWN)).unique().all()
     due_soon = [(issuance, days) for issuance, days in rows if days >= 0]
     overdue = [(issuance, -days) for issuance, days in rows if days < 0]
     return due_soon, overdue

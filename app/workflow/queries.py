@@ -127,6 +127,20 @@ def _days_between(later, earlier):
     return cast(func.julianday(later) - func.julianday(earlier), Integer)
 
 
+def receipts_due_count(now=None) -> tuple[int, int]:
+    """(pending, overdue): how many in-person receipts are not registered, the way
+    receipts_due lists them (on the partial index ix_receipts_pending)."""
+    today = _today(now)
+    late = Issuance.receipt_due < today
+    row = db.session.execute(
+        select(func.count(Issuance.id), func.coalesce(func.sum(case((late, 1), else_=0)), 0))
+        .join(Receipt, Receipt.issuance_id == Issuance.id)
+        .where(Issuance.channel == "in_person", Issuance.status.in_(RECEIPT_STATUSES),
+               Receipt.received_at.is_(None))
+    ).one()
+    return int(row[0]) - int(row[1]), int(row[1])
+
+
 def receipts_due(now=None):
     """In-person issuances whose receipt is not registered, most urgent first, with
     `days_left` (negative: days overdue)."""
