@@ -1,8 +1,9 @@
 /*
  * Reservkort – the application wizard's small helpers (no inline script: CSP).
  *
- * Card step: when the reader bridge fills the card-number field (it fires "change"), the step
- * is submitted, as a keyboard-wedge scanner does by pressing Enter. Only once per page.
+ * Card step (and the return desk's scan mode, form[data-autosubmit-card]): when the reader
+ * bridge fills the card-number field (it fires "change"), the form is submitted, as a
+ * keyboard-wedge scanner does by pressing Enter. Only once per page.
  * Reason step: choosing a reason moves the end date to that reason's maximum unless the user
  * picked an earlier date themselves, sets the date field's max, and shows the assignment field
  * only for a temporary assignment.
