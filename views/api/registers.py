@@ -14,7 +14,7 @@ from app import access
 from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
-from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.api.base import RegisterApi, StepApi, answers, api_step, json_body, workflow
 from views.listing import ListInterface
 
 READ_ONLY = {"get", "get_list"}
@@ -65,12 +65,6 @@ class RegisterWriteApi(RegisterApi):
                       id: {type: integer}
                       result:
                         $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
         """
         schema = self.write_schema()
         item = self.save(json_body(schema), None)
@@ -103,14 +97,6 @@ class RegisterWriteApi(RegisterApi):
                     properties:
                       result:
                         $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         schema = self.write_schema()
         item = self.save(json_body(schema, partial=True), pk)
@@ -174,6 +160,7 @@ class PersonApi(RegisterWriteApi):
     search_columns = ["hsa_id", "name", "personal_number", "protected_identity"]
     order_columns = ["id", "hsa_id", "name"]
     base_order = ("name", "asc")
+    cursor_paging = True
 
 
 class PickupPointApi(RegisterWriteApi):
@@ -216,6 +203,7 @@ class CardApi(RegisterApi):
     base_order = ("expires_on", "asc")
     openapi_spec_component_schemas = s.COMPONENTS
 
+    @answers(404)
     @expose("/batch", methods=["POST"])
     @protect()
     @safe
@@ -239,14 +227,6 @@ class CardApi(RegisterApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/CardBatchResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         data = json_body(s.CardBatchSchema())
         created = workflow("stock").register_batch(
@@ -301,10 +281,6 @@ class KobeApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/KobeImportErrorSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
         """
         result = workflow("kobe").import_rows(_kobe_rows())
         return self.response(200, updated=int(result["updated"]))
