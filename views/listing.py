@@ -148,8 +148,8 @@ class ListInterface(AccessInterface):
         for a `KeysetPage`, the rows after its anchor) and limit on the list's own table."""
         query = self.session.query(self.obj)
         if isinstance(page, KeysetPage):
-            order_column = order_column or self.get_pk_name()
-            order_direction = order_direction or "asc"
+            if not order_column:  # an unordered list is walked by its key
+                order_column, order_direction = self.get_pk_name(), "asc"
             query = self.keyset(order_column, order_direction).following(query, page.anchor)
             page = None
         query = self._apply_inner_all(

@@ -20,7 +20,7 @@ from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.signin_limits import TooManyAttempts, too_many_attempts_response
 from app.validation import FieldError
-from views.api.schemas import MAX_ID, CursorSchema, ListPageSchema, UtcDateTime
+from views.api.schemas import COMPONENTS, MAX_ID, CursorSchema, UtcDateTime
 from views.listing import KeysetPage
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,10 @@ class DocumentedErrorsMixin:
 
 
 class ReservkortApiMixin(DocumentedErrorsMixin):
-    """Answers of the contract for FAB's own error helpers too."""
+    """Answers of the contract for FAB's own error helpers too, and the request and answer
+    schemas of views.api.schemas as components of the document."""
+
+    openapi_spec_component_schemas = COMPONENTS
 
     # A malformed request is 400 everywhere (the guard of app.client_input answers it first).
     error_answers = (400, 401, 403)
@@ -253,7 +256,6 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
 
     page_size = 25
     model2schemaconverter = ContractSchemaConverter
-    openapi_spec_component_schemas = (ListPageSchema,)
     # Deep pages by keyset: `after=<id>` reads the rows after that row in the list's order
     # (its order columns must be plain columns without NULLs), and the answer's `next` is the
     # URL of the following page. `page` (an offset, inside `q`) stays for the first pages.
@@ -286,7 +288,8 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
 
     def _handle_page_args(self, rison_args):
         page, page_size = super()._handle_page_args(rison_args)
-        return rison_args.get(KEYSET_PAGE, page), page_size
+        keyset_page = rison_args.get(KEYSET_PAGE)  # a client's `q` may hold the key too
+        return (keyset_page if isinstance(keyset_page, KeysetPage) else page), page_size
 
     def pre_get_list(self, data):
         """A total above the count's bound is a lower bound or an estimate: say which; a list
@@ -312,7 +315,7 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
 
 
 # Where get_list_headless hands the keyset page to _handle_page_args (FAB passes it on as
-# the page number; rison keys of clients are words).
+# the page number).
 KEYSET_PAGE = "__keyset_page__"
 
 

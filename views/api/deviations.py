@@ -45,7 +45,6 @@ class DeviationApi(RegisterApi):
     order_columns = ["id", "created_at", "type", "status"]
     base_order = ("created_at", "desc")
     cursor_paging = True
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @answers(422)
     @expose("/<int:pk>/notes", methods=["POST"])
@@ -85,7 +84,6 @@ class ReportApi(StepApi):
     resource_name = "reports"
     class_permission_name = "ReportApi"
     openapi_spec_tag = "Reports"
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @expose("/deviations", methods=["GET"])
     @protect()

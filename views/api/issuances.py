@@ -78,7 +78,6 @@ class IssuanceApi(StepApi):
     resource_name = "issuances"
     class_permission_name = "IssuanceApi"
     openapi_spec_tag = "Issuances"
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @answers(422)
     @expose("/", methods=["POST"])
@@ -491,7 +490,6 @@ class MailIssuanceApi(StepApi):
     resource_name = "mail-issuances"
     class_permission_name = "MailIssuanceApi"
     openapi_spec_tag = "Registered mail"
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @answers(422)
     @expose("/", methods=["POST"])

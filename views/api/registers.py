@@ -201,7 +201,6 @@ class CardApi(RegisterApi):
     search_columns = ["serial", "product_code", "loa", "expires_on", "status"]
     order_columns = ["id", "serial", "expires_on", "status"]
     base_order = ("expires_on", "asc")
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @answers(404)
     @expose("/batch", methods=["POST"])
@@ -239,7 +238,6 @@ class KobeApi(StepApi):
     resource_name = "kobe"
     class_permission_name = "KobeApi"
     openapi_spec_tag = "Kobe register"
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @expose("/register", methods=["PUT"])
     @protect()
@@ -276,11 +274,15 @@ class KobeApi(StepApi):
                   schema:
                     $ref: '#/components/schemas/UpdatedSchema'
             400:
-              description: A malformed body, or rows that are wrong (nothing saved)
+              description: >-
+                Rows that are wrong, each listed in `errors.rows` (nothing saved), or a
+                malformed body (the wrong fields in `errors`)
               content:
                 application/json:
                   schema:
-                    $ref: '#/components/schemas/KobeImportErrorSchema'
+                    anyOf:
+                    - $ref: '#/components/schemas/KobeImportErrorSchema'
+                    - $ref: '#/components/schemas/Error'
         """
         result = workflow("kobe").import_rows(_kobe_rows())
         return self.response(200, updated=int(result["updated"]))
