@@ -70,6 +70,61 @@ def test_openapi_document_describes_every_route(app, client, api_headers):
     assert {"201", "400", "422"} <= set(apply["responses"])
 
 
+# The steps a rule of the routine may refuse (422 with its rule code).
+REFUSABLE = {
+    ("post", "/api/v1/issuances/"), ("post", "/api/v1/mail-issuances/"),
+    ("post", "/api/v1/deviations/{pk}/notes"),
+    *(("post", f"/api/v1/issuances/{{pk}}/{step}")
+      for step in ("approve", "reject", "receipt", "extend", "return", "block", "lost")),
+    *(("post", f"/api/v1/mail-issuances/{{pk}}/{step}")
+      for step in ("dispatched", "receipt-returned", "certificate-issued")),
+}
+# FAB's own operations: FAB's documents describe their 400 (and 422, 500), or they have none.
+FABS_OWN = {"/api/v1/security/login", "/api/v1/security/refresh", "/api/v1/menu/",
+            "/api/{version}/_openapi"}
+NO_400 = {"/api/v1/menu/", "/api/{version}/_openapi"}
+REGISTERS = ("cards", "people", "pickup-points", "units", "deviations")
+
+
+def _fab_documented(method, path) -> bool:
+    """FAB's own documents: its endpoints, and the list and item reads of its model APIs."""
+    model_read = method == "get" and any(
+        path in (f"/api/v1/{name}/", f"/api/v1/{name}/{{pk}}") for name in REGISTERS)
+    return path in FABS_OWN or model_read
+
+
+def test_every_operation_documents_its_error_answers(app, client, api_headers):
+    document = client.get("/api/v1/_openapi", headers=api_headers("Admin")).get_json()
+    components = document["components"]["responses"]
+    operations = [(method, path, operation) for path, item in document["paths"].items()
+                  for method, operation in item.items()]
+    assert len(operations) >= 40
+    for method, path, operation in operations:
+        answers = operation["responses"]
+        where = (method, path, sorted(answers))
+        # Every endpoint is protected by role; a path naming something may not find it.
+        assert {"401", "403"} <= set(answers), where
+        assert ("404" in answers) == ("{" in path or path == "/api/v1/cards/batch"), where
+        if path not in NO_400:
+            assert "400" in answers, where
+        if (method, path) in REFUSABLE:
+            assert answers["422"] == {"$ref": "#/components/responses/Refused"}, where
+        for answer in answers.values():
+            if "$ref" in answer:
+                assert answer["$ref"].rsplit("/", 1)[-1] in components, where
+    # A malformed request to one of ours is the contract's {"message", "errors"}, not FAB's
+    # generic answer, and the Kobe import lists its wrong rows.
+    for method, path, operation in operations:
+        if not _fab_documented(method, path) and path != "/api/v1/kobe/register":
+            assert operation["responses"]["400"] == {
+                "$ref": "#/components/responses/ApiError"}, (method, path)
+    kobe = document["paths"]["/api/v1/kobe/register"]["put"]["responses"]["400"]
+    assert {"$ref": "#/components/schemas/KobeImportErrorSchema"} in kobe["content"][
+        "application/json"]["schema"]["anyOf"]
+    assert components["ApiError"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Error")
+
+
 @pytest.mark.parametrize("role", CALLERS, ids=lambda role: role or "anonymous")
 def test_generated_requests_keep_to_the_document(app, client, api_headers, role):
     _keeps_to_the_document(app, client, api_headers, role)

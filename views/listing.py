@@ -12,12 +12,14 @@ A page costs what its rows cost, not what the table holds:
   needs one), and only those rows are then loaded with their relations. The `lazy="joined"`
   chains of the models therefore run for the page's rows, never for the rows OFFSET skips;
 - the statements per page are the same whatever the page size: count, ids, rows, and the
-  relations' selectin loads.
+  relations' selectin loads;
+- deep pages are read by keyset (`Keyset`): the rows after the last row of the previous page,
+  in the list's order, so page 1000 costs what page 1 does.
 """
 
 from flask_babel import gettext
 from markupsafe import Markup, escape
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 from wtforms import StringField
 
 from app.access import AccessInterface
@@ -39,6 +41,8 @@ class ListCount(int):
         count = super().__new__(cls, value)
         count.exact = exact
         count.estimated = estimated
+        # Set by the list's query: the key the next page starts after (None: no next page).
+        count.next_after = None
         return count
 
     def __str__(self):
@@ -79,6 +83,44 @@ def in_id_order(rows, ids, key):
     return sorted(rows, key=lambda row: position[key(row)])
 
 
+class Keyset:
+    """Keyset ("cursor") paging in one order: `keys` are the order's expressions, the primary
+    key last as the tie-breaker, all in one direction (as FAB and the access policy order).
+
+    The cursor is the key of the last row of a page (`after=<id>`). Its place in the order is
+    read from the database with the same expressions the page is ordered by, so a protected
+    person's name is the mask there too, and through the list's scope only, so a cursor names a
+    position among the rows the login may see and never carries personal data. Rows inserted
+    during a walk neither repeat nor push rows off a page."""
+
+    def __init__(self, keys, descending=False):
+        self.keys = list(keys)
+        self.descending = descending
+
+    def anchor(self, session, scope, after):
+        """The order's values of the row `after` among `scope` (a select of the list's rows with
+        its row-level conditions only, not the client's filters: a row that leaves a filtered
+        list during the walk still marks its place), or None when it is not such a row."""
+        query = scope.with_only_columns(*self.keys).where(self.keys[-1] == after)
+        row = session.execute(query).first()
+        return tuple(row) if row else None
+
+    def following(self, query, anchor):
+        """`query` narrowed to the rows after `anchor` in the order."""
+        row, position = tuple_(*self.keys), tuple_(*anchor)
+        return query.where(row < position if self.descending else row > position)
+
+
+class KeysetPage(int):
+    """FAB's `page` argument for a page read by keyset: the page of the rows after `anchor`
+    (the order's values of the previous page's last row). It is 0 to FAB's own code."""
+
+    def __new__(cls, anchor):
+        page = super().__new__(cls, 0)
+        page.anchor = anchor
+        return page
+
+
 class ListInterface(AccessInterface):
     """The access policy's interface (searches, order and shown values as the login may see
     them) whose list query pages by ids first and counts with a bound. Optional
@@ -87,12 +129,31 @@ class ListInterface(AccessInterface):
     def _pk_column(self):
         return getattr(self.obj, self.get_pk_name())
 
+    def keyset(self, order_column="", order_direction="") -> Keyset:
+        """Keyset paging in the list's order (by the key, ascending, when it has none). As in
+        FAB's order, a direction other than "asc" is descending."""
+        return Keyset(self.order_keys(order_column),
+                      descending=bool(order_column) and order_direction != "asc")
+
+    def keyset_anchor(self, after, scope_filters, order_column="", order_direction=""):
+        """Where the row `after` stands in the order, among the rows of `scope_filters` (the
+        list's row-level filters); None when it is not one of them."""
+        scope = self.apply_filters(self.session.query(self._pk_column()), scope_filters)
+        return self.keyset(order_column, order_direction).anchor(
+            self.session, scope.statement, after)
+
     def page_ids(self, filters=None, order_column="", order_direction="", page=None,
                  page_size=None) -> list:
-        """The page's primary keys: filters, order (with the key as tie-breaker), offset and
-        limit on the list's own table."""
+        """The page's primary keys: filters, order (with the key as tie-breaker), offset (or,
+        for a `KeysetPage`, the rows after its anchor) and limit on the list's own table."""
+        query = self.session.query(self.obj)
+        if isinstance(page, KeysetPage):
+            if not order_column:  # an unordered list is walked by its key
+                order_column, order_direction = self.get_pk_name(), "asc"
+            query = self.keyset(order_column, order_direction).following(query, page.anchor)
+            page = None
         query = self._apply_inner_all(
-            self.session.query(self.obj), filters, order_column, order_direction, page,
+            query, filters, order_column, order_direction, page,
             page_size, select_columns=None, aliases_mapping={},
         )
         return [row[0] for row in query.with_entities(self._pk_column()).all()]
@@ -124,6 +185,8 @@ class ListInterface(AccessInterface):
               page_size=None, select_columns=None, outer_default_load=False):
         count = self.count(filters)
         ids = self.page_ids(filters, order_column, order_direction, page, page_size)
+        # A full page may have a next one: it starts after this page's last row.
+        count.next_after = ids[-1] if page_size and len(ids) == page_size else None
         return count, self.load_page(ids, select_columns, outer_default_load)
 
 

@@ -131,6 +131,15 @@ class AccessInterface(SQLAInterface):
         direction = asc if order_direction == "asc" else desc
         return query.order_by(direction(key), direction(self.obj.id))
 
+    def order_keys(self, order_column):
+        """The expressions `apply_order_by` sorts a list by (the column as the login sees it,
+        then the primary key as tie-breaker): what a keyset cursor compares on."""
+        primary_key = getattr(self.obj, self.get_pk_name())
+        if not order_column or order_column == self.get_pk_name():
+            return [primary_key]
+        key = masked_order(self.obj, order_column)
+        return [getattr(self.obj, order_column) if key is None else key, primary_key]
+
     def _get_attr_value(self, item, col):
         value = super()._get_attr_value(item, col)
         *path, leaf = col.split(".")

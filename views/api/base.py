@@ -1,13 +1,15 @@
 """What every API of the back office shares: turning the workflow's typed errors into the
 answers of the contract (400 malformed, 404 unknown, 422 refused), reading JSON bodies with a
-marshmallow schema, and the OpenAPI components that describe those answers."""
+marshmallow schema, the OpenAPI components that describe those answers (each once; every
+operation refers to them by code), and the lists' keyset paging (`after=`, `next`)."""
 
 import functools
 import logging
 from importlib import import_module
 
-from flask import request
+from flask import request, url_for
 from flask_appbuilder.api import BaseApi, ModelRestApi
+from flask_appbuilder.exceptions import InvalidOrderByColumnFABException
 from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from sqlalchemy.exc import DataError
@@ -18,7 +20,8 @@ from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.signin_limits import TooManyAttempts, too_many_attempts_response
 from app.validation import FieldError
-from views.api.schemas import UtcDateTime
+from views.api.schemas import COMPONENTS, MAX_ID, CursorSchema, UtcDateTime
+from views.listing import KeysetPage
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +122,60 @@ ERROR_RESPONSES = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}},
     },
 }
+# The response component each error code of an operation refers to (FAB registers 401-404).
+ERROR_ANSWERS = {400: "ApiError", 401: "401", 403: "403", 404: "404", 422: "Refused"}
+
+AFTER_PARAMETER = {
+    "description": "Keyset cursor: the id of the last row of the previous page (from `next`)",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+}
 
 
-class ReservkortApiMixin:
-    """Answers of the contract for FAB's own error helpers too."""
+def answers(*codes):
+    """Document error answers beyond those of every operation of its API: `@answers(422)` for
+    a step a rule may refuse, `@answers(404)` for a body that names something unknown."""
+
+    def mark(f):
+        f.documented_errors = codes
+        return f
+
+    return mark
+
+
+def document_errors(operation: dict, codes) -> None:
+    """Key `operation`'s responses by string codes (YAML reads `400:` as a number; a number and
+    a string of one code would both reach the document, the later one winning) and refer each
+    error code it does not describe itself to its component."""
+    responses = {str(code): answer for code, answer in operation.get("responses", {}).items()}
+    for code in codes:
+        responses.setdefault(str(code), {"$ref": f"#/components/responses/{ERROR_ANSWERS[code]}"})
+    operation["responses"] = responses
+
+
+class DocumentedErrorsMixin:
+    """Every operation documents its error answers: those of every endpoint of the API
+    (`error_answers`; 401 and 403, each endpoint being protected by role), 404 where the path
+    names something, and those its method adds with `@answers`."""
+
+    error_answers = (401, 403)
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
+                                 **kwargs)
+        codes = [*self.error_answers, *((404,) if "{" in (path or "") else ()),
+                 *getattr(func, "documented_errors", ())]
+        for operation in operations.values():
+            document_errors(operation, codes)
+
+
+class ReservkortApiMixin(DocumentedErrorsMixin):
+    """Answers of the contract for FAB's own error helpers too, and the request and answer
+    schemas of views.api.schemas as components of the document."""
+
+    openapi_spec_component_schemas = COMPONENTS
+
+    # A malformed request is 400 everywhere (the guard of app.client_input answers it first).
+    error_answers = (400, 401, 403)
 
     def response_400(self, message=None):
         if isinstance(message, dict):
@@ -142,13 +195,6 @@ class ReservkortApiMixin:
                                  **kwargs)
         for operation in operations.values():
             _integer_ids(operation)
-            # Every endpoint is protected by role: 401 without a login, 403 without the right;
-            # a malformed request is 400 (the guard of app.client_input answers it first).
-            responses = operation.setdefault("responses", {})
-            for code in ("400", "401", "403"):
-                responses.setdefault(code, {"$ref": f"#/components/responses/{code}"})
-            if "pk" in (path or ""):
-                responses.setdefault("404", {"$ref": "#/components/responses/404"})
 
     def add_apispec_components(self, api_spec):
         super().add_apispec_components(api_spec)
@@ -158,6 +204,28 @@ class ReservkortApiMixin:
         for name, response in ERROR_RESPONSES.items():
             if name not in api_spec.components.responses:
                 api_spec.components.response(name, response)
+        if "after" not in api_spec.components.parameters:
+            api_spec.components.parameter("after", "query", AFTER_PARAMETER)
+
+
+# ---- keyset paging --------------------------------------------------------------------------
+
+def cursor_anchor(anchor):
+    """The place of the cursor `after` in its list's order (`views.listing.Keyset.anchor`), or a
+    400 naming `after` when the cursor is no row of the list the login may see."""
+    if anchor is None:
+        raise ValidationError({"after": [str(_l(
+            "Not a row of this list: follow the next link of the previous page."))]})
+    return anchor
+
+
+def next_page_url(endpoint: str, after) -> str | None:
+    """The URL of the page after the row `after` (None: there is no next page), with the
+    request's other arguments."""
+    if after is None:
+        return None
+    args = {key: values for key, values in request.args.lists() if key not in ("after", "page")}
+    return url_for(endpoint, **args, after=after)
 
 
 class StepApi(ReservkortApiMixin, BaseApi):
@@ -188,11 +256,54 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
 
     page_size = 25
     model2schemaconverter = ContractSchemaConverter
+    # Deep pages by keyset: `after=<id>` reads the rows after that row in the list's order
+    # (its order columns must be plain columns without NULLs), and the answer's `next` is the
+    # URL of the following page. `page` (an offset, inside `q`) stays for the first pages.
+    cursor_paging = False
+
+    def get_list_headless(self, **kwargs):
+        if not self.cursor_paging:
+            return super().get_list_headless(**kwargs)
+        rison = kwargs.get("rison") or {}
+        try:
+            order = self._handle_order_args(rison)
+        except InvalidOrderByColumnFABException:
+            return super().get_list_headless(**kwargs)  # FAB answers the 400
+        try:
+            page = self._keyset_page(order)
+        except ValidationError as exc:
+            return error_response(exc)
+        if page is not None:
+            kwargs["rison"] = {**rison, KEYSET_PAGE: page}
+        return super().get_list_headless(**kwargs)
+
+    def _keyset_page(self, order) -> KeysetPage | None:
+        """The keyset page `after=` asks for, read within the list's row scope (its base
+        filters, not the client's): a cursor never reaches rows the login may not see."""
+        after = CursorSchema().load(request.args.to_dict())["after"]
+        if after is None:
+            return None
+        return KeysetPage(cursor_anchor(
+            self.datamodel.keyset_anchor(after, self._base_filters, *order)))
+
+    def _handle_page_args(self, rison_args):
+        page, page_size = super()._handle_page_args(rison_args)
+        keyset_page = rison_args.get(KEYSET_PAGE)  # a client's `q` may hold the key too
+        return (keyset_page if isinstance(keyset_page, KeysetPage) else page), page_size
 
     def pre_get_list(self, data):
-        """A total above the count's bound is a lower bound or an estimate: say which."""
+        """A total above the count's bound is a lower bound or an estimate: say which; a list
+        paged by keyset links its next page."""
         count = data.get("count")
         data["count_exact"] = getattr(count, "exact", True)
+        if self.cursor_paging:
+            data["next"] = next_page_url(request.endpoint, getattr(count, "next_after", None))
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
+                                 **kwargs)
+        if getattr(func, "__name__", "") == "get_list":
+            _document_list_page(operations["get"], self.cursor_paging)
 
     def get_headless(self, pk, **kwargs):
         try:
@@ -201,6 +312,20 @@ class RegisterApi(ReservkortApiMixin, ModelRestApi):
             db.session.rollback()
             return self.response_404()
 
+
+
+# Where get_list_headless hands the keyset page to _handle_page_args (FAB passes it on as
+# the page number).
+KEYSET_PAGE = "__keyset_page__"
+
+
+def _document_list_page(operation: dict, cursor_paging: bool) -> None:
+    """FAB's list answer with what the house adds (count_exact, next) and the cursor."""
+    content = operation["responses"]["200"]["content"]["application/json"]
+    content["schema"] = {"allOf": [content["schema"],
+                                   {"$ref": "#/components/schemas/ListPageSchema"}]}
+    if cursor_paging:
+        operation.setdefault("parameters", []).append("after")  # a component: apispec refers
 
 
 def _integer_ids(node):

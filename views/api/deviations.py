@@ -10,7 +10,7 @@ from app import access, clock, exports
 from app.extensions import db
 from models import Deviation, ExportJob
 from views.api import schemas as s
-from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.api.base import RegisterApi, StepApi, answers, api_step, json_body, workflow
 from views.listing import ListInterface
 
 
@@ -44,8 +44,9 @@ class DeviationApi(RegisterApi):
     search_columns = ["type", "status", "created_at", "card_serial"]
     order_columns = ["id", "created_at", "type", "status"]
     base_order = ("created_at", "desc")
-    openapi_spec_component_schemas = s.COMPONENTS
+    cursor_paging = True
 
+    @answers(422)
     @expose("/<int:pk>/notes", methods=["POST"])
     @protect()
     @safe
@@ -71,16 +72,6 @@ class DeviationApi(RegisterApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/NoteResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.NoteSchema())
         workflow("deviations").add_note(pk, data["text"])
@@ -93,7 +84,6 @@ class ReportApi(StepApi):
     resource_name = "reports"
     class_permission_name = "ReportApi"
     openapi_spec_tag = "Reports"
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @expose("/deviations", methods=["GET"])
     @protect()
@@ -131,12 +121,6 @@ class ReportApi(StepApi):
                   schema: {type: string}
                 application/vnd.openxmlformats-officedocument.spreadsheetml.sheet:
                   schema: {type: string, format: binary}
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
         """
         args = s.ReportQuerySchema().load(request.args.to_dict())
         filters = {"from": args["date_from"], "to": args["date_to"], "unit_id": args["unit_id"],
@@ -167,12 +151,6 @@ class ReportApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/ExportJobSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         return self.response(200, **_job_answer(exports.job_for(_user(), job_id)))
 
@@ -196,12 +174,6 @@ class ReportApi(StepApi):
                   schema: {type: string}
                 application/vnd.openxmlformats-officedocument.spreadsheetml.sheet:
                   schema: {type: string, format: binary}
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         return exports.job_file(exports.job_for(_user(), job_id))
 

@@ -1,5 +1,5 @@
 """FAB's own API endpoints that the back office keeps, with documents that say what they
-answer: the OpenAPI document itself (401 and 403 too) and the menu (whose entries may be the
+answer: the OpenAPI document itself (401, 403 and 404 too) and the menu (whose entries may be the
 separator "-"). FAB registers its own copies unless told not to (config: FAB_ADD_MENU_API,
 FAB_ADD_OPENAPI_VIEWS); the class names stay, so the permissions are FAB's."""
 
@@ -10,8 +10,10 @@ from flask_appbuilder.api.manager import SwaggerView
 from flask_appbuilder.menu import MenuApi as FabMenuApi
 from flask_appbuilder.security.decorators import permission_name
 
+from views.api.base import DocumentedErrorsMixin
 
-class OpenApi(FabOpenApi):
+
+class OpenApi(DocumentedErrorsMixin, FabOpenApi):
     @expose("/<version>/_openapi")
     @protect()
     @safe
@@ -29,12 +31,6 @@ class OpenApi(FabOpenApi):
                 application/json:
                   schema:
                     type: object
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         api_spec = self._create_api_spec(version)
         apis = [view for view in current_app.appbuilder.baseviews
@@ -46,7 +42,7 @@ class OpenApi(FabOpenApi):
         return self.response(200, **api_spec.to_dict())
 
 
-class MenuApi(FabMenuApi):
+class MenuApi(DocumentedErrorsMixin, FabMenuApi):
     @expose("/", methods=["GET"])
     @protect(allow_browser_login=True)
     @permission_name("get")
@@ -67,10 +63,6 @@ class MenuApi(FabMenuApi):
                         type: array
                         items:
                           $ref: '#/components/schemas/MenuItem'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
         """
         return self.response(200, result=current_app.appbuilder.menu.get_data())
 

@@ -1,7 +1,7 @@
 """Issuances through the API: the in-person application, Televäxeln's approval, Servicecenter's
 steps, the receipt PDF, and the registered-mail flow. Each endpoint is one workflow call."""
 
-from flask import current_app, request, url_for
+from flask import current_app, request
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
@@ -14,8 +14,18 @@ from app.errors import NotFound
 from app.extensions import db
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
-from views.api.base import StepApi, api_step, json_body, workflow
-from views.listing import bounded_count, in_id_order
+from views.api.base import (
+    StepApi,
+    answers,
+    api_step,
+    cursor_anchor,
+    json_body,
+    next_page_url,
+    workflow,
+)
+from views.listing import Keyset, bounded_count, in_id_order
+
+NEWEST_FIRST = Keyset([Issuance.id], descending=True)
 
 
 def _current_user():
@@ -68,8 +78,8 @@ class IssuanceApi(StepApi):
     resource_name = "issuances"
     class_permission_name = "IssuanceApi"
     openapi_spec_tag = "Issuances"
-    openapi_spec_component_schemas = s.COMPONENTS
 
+    @answers(422)
     @expose("/", methods=["POST"])
     @protect()
     @safe
@@ -93,14 +103,6 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/CreatedIssuanceSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ApplicationSchema())
         others = _other_attesters(data)
@@ -145,10 +147,7 @@ class IssuanceApi(StepApi):
           - {in: query, name: recipient_hsa_id, schema: {type: string}}
           - {in: query, name: page, schema: {type: integer, minimum: 0, maximum: 100000}}
           - {in: query, name: page_size, schema: {type: integer, minimum: 1, maximum: 100}}
-          - in: query
-            name: after
-            description: Keyset cursor, the last id of the previous page (from `next`)
-            schema: {type: integer, minimum: 1}
+          - after  # the keyset cursor, a parameter component
           responses:
             200:
               description: One page of issuances
@@ -156,12 +155,6 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/IssuanceListSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
         """
         args = s.IssuanceQuerySchema().load(request.args.to_dict())
         size = args["page_size"]
@@ -170,7 +163,10 @@ class IssuanceApi(StepApi):
         # The page's ids first, on the index; its rows and relations after.
         ids_query = _filtered(select(Issuance.id), args).order_by(Issuance.id.desc())
         if args["after"]:
-            ids_query = ids_query.where(Issuance.id < args["after"])
+            # Every issuance is in the list of those who may read it: no row scope.
+            anchor = cursor_anchor(NEWEST_FIRST.anchor(db.session, select(Issuance.id),
+                                                       args["after"]))
+            ids_query = NEWEST_FIRST.following(ids_query, anchor)
         else:
             ids_query = ids_query.offset(args["page"] * size)
         ids = db.session.execute(ids_query.limit(size)).scalars().all()
@@ -182,11 +178,7 @@ class IssuanceApi(StepApi):
             ).unique().scalars().all()
             rows = in_id_order(rows, ids, lambda row: row.id)
         cleared = current_user_cleared()
-        following = None
-        if len(ids) == size:
-            query = {key: value for key, value in request.args.items()
-                     if key not in ("after", "page")}
-            following = url_for("IssuanceApi.get_list", **query, after=ids[-1])
+        following = next_page_url("IssuanceApi.get_list", ids[-1] if len(ids) == size else None)
         return self.response(200, **s.IssuanceListSchema().dump(
             {**count.as_dict(), "next": following,
              "result": [issuance_view(row, cleared) for row in rows]}))
@@ -210,12 +202,6 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/IssuanceDetailSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         issuance = _load(pk)
         view = issuance_view(issuance, current_user_cleared())
@@ -240,12 +226,6 @@ class IssuanceApi(StepApi):
               content:
                 application/pdf:
                   schema: {type: string, format: binary}
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         from app import pdf
 
@@ -263,6 +243,7 @@ class IssuanceApi(StepApi):
             f'inline; filename="kvittens-{issuance.card.serial}.pdf"')
         return response
 
+    @answers(422)
     @expose("/<int:pk>/approve", methods=["POST"])
     @protect()
     @safe
@@ -288,20 +269,11 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ApproveSchema())
         return step_answer(workflow("approval").approve(pk, data["kobe_reference"], data["checks"]))
 
+    @answers(422)
     @expose("/<int:pk>/reject", methods=["POST"])
     @protect()
     @safe
@@ -327,21 +299,12 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ReasonSchema())
         workflow("approval").reject(pk, data["reason"])
         return step_answer(_load(pk))
 
+    @answers(422)
     @expose("/<int:pk>/receipt", methods=["POST"])
     @protect()
     @safe
@@ -361,17 +324,10 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         return step_answer(workflow("lifecycle").register_receipt(pk))
 
+    @answers(422)
     @expose("/<int:pk>/extend", methods=["POST"])
     @protect()
     @safe
@@ -397,20 +353,11 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ExtendSchema())
         return step_answer(workflow("lifecycle").extend(pk, same_reason=data["same_reason"]))
 
+    @answers(422)
     @expose("/<int:pk>/return", methods=["POST"])
     @protect()
     @safe
@@ -436,21 +383,12 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = _optional_body(s.ReturnSchema())
         workflow("lifecycle").return_card(pk, then=data["then"])
         return step_answer(_load(pk))
 
+    @answers(422)
     @expose("/<int:pk>/block", methods=["POST"])
     @protect()
     @safe
@@ -476,21 +414,12 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.ReasonSchema())
         workflow("lifecycle").block(pk, data["reason"])
         return step_answer(_load(pk))
 
+    @answers(422)
     @expose("/<int:pk>/lost", methods=["POST"])
     @protect()
     @safe
@@ -517,16 +446,6 @@ class IssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.LostSchema())
         workflow("lifecycle").report_lost(pk, data["note"])
@@ -571,8 +490,8 @@ class MailIssuanceApi(StepApi):
     resource_name = "mail-issuances"
     class_permission_name = "MailIssuanceApi"
     openapi_spec_tag = "Registered mail"
-    openapi_spec_component_schemas = s.COMPONENTS
 
+    @answers(422)
     @expose("/", methods=["POST"])
     @protect()
     @safe
@@ -596,14 +515,6 @@ class MailIssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.MailPrepareSchema())
         issuance = workflow("mail_flow").prepare(
@@ -612,6 +523,7 @@ class MailIssuanceApi(StepApi):
             assignment=data["assignment"])
         return step_answer(issuance, 201)
 
+    @answers(422)
     @expose("/<int:pk>/dispatched", methods=["POST"])
     @protect()
     @safe
@@ -637,21 +549,12 @@ class MailIssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         data = json_body(s.DispatchedSchema())
         workflow("mail_flow").dispatched(pk, data["registered_mail_number"])
         return step_answer(_load(pk))
 
+    @answers(422)
     @expose("/<int:pk>/receipt-returned", methods=["POST"])
     @protect()
     @safe
@@ -671,18 +574,11 @@ class MailIssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         workflow("mail_flow").receipt_returned(pk)
         return step_answer(_load(pk))
 
+    @answers(422)
     @expose("/<int:pk>/certificate-issued", methods=["POST"])
     @protect()
     @safe
@@ -702,13 +598,5 @@ class MailIssuanceApi(StepApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/StepResultSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            422:
-              $ref: '#/components/responses/Refused'
         """
         return step_answer(workflow("mail_flow").certificate_issued(pk))

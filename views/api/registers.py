@@ -14,7 +14,7 @@ from app import access
 from app.validation import FieldError
 from models import ORG_TYPES, Person, PickupPoint, ReserveCard, Unit
 from views.api import schemas as s
-from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.api.base import RegisterApi, StepApi, answers, api_step, json_body, workflow
 from views.listing import ListInterface
 
 READ_ONLY = {"get", "get_list"}
@@ -65,12 +65,6 @@ class RegisterWriteApi(RegisterApi):
                       id: {type: integer}
                       result:
                         $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
         """
         schema = self.write_schema()
         item = self.save(json_body(schema), None)
@@ -103,14 +97,6 @@ class RegisterWriteApi(RegisterApi):
                     properties:
                       result:
                         $ref: '#/components/schemas/{{self.__class__.__name__}}.write'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         schema = self.write_schema()
         item = self.save(json_body(schema, partial=True), pk)
@@ -174,6 +160,7 @@ class PersonApi(RegisterWriteApi):
     search_columns = ["hsa_id", "name", "personal_number", "protected_identity"]
     order_columns = ["id", "hsa_id", "name"]
     base_order = ("name", "asc")
+    cursor_paging = True
 
 
 class PickupPointApi(RegisterWriteApi):
@@ -214,8 +201,8 @@ class CardApi(RegisterApi):
     search_columns = ["serial", "product_code", "loa", "expires_on", "status"]
     order_columns = ["id", "serial", "expires_on", "status"]
     base_order = ("expires_on", "asc")
-    openapi_spec_component_schemas = s.COMPONENTS
 
+    @answers(404)
     @expose("/batch", methods=["POST"])
     @protect()
     @safe
@@ -239,14 +226,6 @@ class CardApi(RegisterApi):
                 application/json:
                   schema:
                     $ref: '#/components/schemas/CardBatchResultSchema'
-            400:
-              $ref: '#/components/responses/ApiError'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
         """
         data = json_body(s.CardBatchSchema())
         created = workflow("stock").register_batch(
@@ -259,7 +238,6 @@ class KobeApi(StepApi):
     resource_name = "kobe"
     class_permission_name = "KobeApi"
     openapi_spec_tag = "Kobe register"
-    openapi_spec_component_schemas = s.COMPONENTS
 
     @expose("/register", methods=["PUT"])
     @protect()
@@ -296,15 +274,15 @@ class KobeApi(StepApi):
                   schema:
                     $ref: '#/components/schemas/UpdatedSchema'
             400:
-              description: A malformed body, or rows that are wrong (nothing saved)
+              description: >-
+                Rows that are wrong, each listed in `errors.rows` (nothing saved), or a
+                malformed body (the wrong fields in `errors`)
               content:
                 application/json:
                   schema:
-                    $ref: '#/components/schemas/KobeImportErrorSchema'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
+                    anyOf:
+                    - $ref: '#/components/schemas/KobeImportErrorSchema'
+                    - $ref: '#/components/schemas/Error'
         """
         result = workflow("kobe").import_rows(_kobe_rows())
         return self.response(200, updated=int(result["updated"]))

@@ -216,7 +216,12 @@ class ReportQuerySchema(Strict):
                            validate=validate.OneOf(DEVIATION_STATUSES))
 
 
-class IssuanceQuerySchema(Strict):
+class CursorSchema(Strict):
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID),
+                           metadata={"description": "Keyset cursor: the rows after this id"})
+
+
+class IssuanceQuerySchema(CursorSchema):
     status = fields.String(validate=validate.OneOf(ISSUANCE_STATUSES), load_default=None)
     channel = fields.String(validate=validate.OneOf(("in_person", "registered_mail")),
                             load_default=None)
@@ -224,8 +229,6 @@ class IssuanceQuerySchema(Strict):
     recipient_hsa_id = HsaId(load_default=None)
     page = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
     page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
-    after = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID),
-                           metadata={"description": "Keyset cursor: the rows after this id"})
 
 
 # ---- answers --------------------------------------------------------------------------------
@@ -311,14 +314,19 @@ class IssuanceDetailSchema(IssuanceSchema):
     history = fields.List(fields.Nested(HistorySchema))
 
 
-class IssuanceListSchema(Strict):
+class ListPageSchema(Strict):
+    """What every list answer says about the list beyond its page."""
+
     count = fields.Integer(required=True, metadata={
         "description": "The total, exact up to 10 000; above that `count_exact` is false and "
                        "`count` is 10 001 (more than 10 000) or an estimate"})
     count_exact = fields.Boolean(required=True)
-    result = fields.List(fields.Nested(IssuanceSchema), required=True)
     next = fields.String(allow_none=True, metadata={
         "description": "The URL of the next page (keyset, `after=`), null on the last page"})
+
+
+class IssuanceListSchema(ListPageSchema):
+    result = fields.List(fields.Nested(IssuanceSchema), required=True)
 
 
 class NoteResultSchema(Strict):
@@ -347,6 +355,6 @@ COMPONENTS = (
     ExtendSchema, ReturnSchema, MailPrepareSchema, LostSchema, DispatchedSchema, NoteSchema,
     KobeRowSchema,
     KobeImportSchema, UpdatedSchema, KobeImportErrorSchema, CreatedIssuanceSchema,
-    StepResultSchema, IssuanceSchema, IssuanceDetailSchema, IssuanceListSchema,
+    StepResultSchema, IssuanceSchema, IssuanceDetailSchema, ListPageSchema, IssuanceListSchema,
     NoteResultSchema, ExportJobSchema,
 )
