@@ -61,10 +61,11 @@ def hsa(suffix: str) -> str:
 
 
 def load(living=True):
-    """Create the demo data if absent, and with `living` the living region. Returns the
+    """Create the demo data if absent, and with `living` the living region on top of it (on
+    the first start only: a database someone has worked in is left alone). Returns the
     logins created (empty when already there)."""
     created = _load_base()
-    if living:
+    if created and living:
         load_living()
     return created
 

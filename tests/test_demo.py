@@ -208,3 +208,39 @@ def test_the_readme_logins_sign_in_with_their_roles(living_demo, app, login):
         user = app.appbuilder.sm.find_user(username=username)
         assert role in {r.name for r in user.roles}, username
         login(username)  # signs in with the demo password
+
+
+def test_make_run_first_start_loads_the_living_region_once(tmp_path):
+    """The commands `make run` runs on a fresh machine (migrate, init, demo), twice: the first
+    loads the base and the living region, the second changes nothing."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "first.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}",
+           "RESERVKORT_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": "",
+           "RESERVKORT_EMBEDDED": "1"}
+    env.pop("RESERVKORT_CONFIG", None)
+
+    def flask(*args):
+        run = subprocess.run([sys.executable, "-m", "flask", "--app", "app:create_app", *args],
+                             cwd=README.parent, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    def state():
+        with sqlite3.connect(path) as sql:
+            return (sql.execute("SELECT status, count(*) FROM issuances GROUP BY status"
+                                ).fetchall(),
+                    sql.execute("SELECT count(*) FROM audit_events").fetchone())
+
+    flask("db", "upgrade")
+    flask("reservkort", "init")
+    assert "servicecenter" in flask("reservkort", "demo")
+    first = state()
+    assert {status for status, _ in first[0]} == set(ISSUANCE_STATUSES)
+    assert "already" in flask("reservkort", "demo")
+    assert state() == first
