@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from app import audit, clock
@@ -37,7 +38,8 @@ def _pending_receipts():
             .where(Issuance.channel == "in_person", Receipt.received_at.is_(None)))
 
 
-def test_every_state_has_an_issuance(living_demo):
+@pytest.mark.both_databases
+def test_every_state_has_an_issuance(living_demo, dialect):
     assert set(_statuses()) == set(ISSUANCE_STATUSES)
     today = clock.today()
     pending = db.session.execute(_pending_receipts()).unique().scalars().all()
@@ -93,7 +95,8 @@ def _counts(page) -> dict:
             re.findall(r'data-count="(\w+)" data-value="(\d+)"', page)}
 
 
-def test_every_role_has_its_counts_on_the_start_page(living_demo, login):
+@pytest.mark.both_databases
+def test_every_role_has_its_counts_on_the_start_page(living_demo, login, dialect):
     nonzero = {
         "Servicecenter": {"receipts_due_soon", "receipts_overdue", "cards_out",
                           "expired_not_returned", "cards_to_restock", "open_deviations"},
