@@ -111,6 +111,27 @@ def test_every_role_has_its_counts_on_the_start_page(living_demo, login, dialect
     assert _counts(login("Intygsgivare").get("/").get_data(as_text=True)) == {}
 
 
+def _links(page) -> dict:
+    return dict(re.findall(r'data-count="(\w+)" data-value="\d+">\s*'
+                           r'<div class="panel-heading">[^<]*</div>\s*'
+                           r'<div class="panel-body">\s*<a href="([^"]+)"', page))
+
+
+def test_a_filtered_count_opens_its_list_with_as_many_rows(living_demo, login):
+    """Following the count to its list shows the same number of rows (the list is filtered
+    to them where it would show more)."""
+    for role, keys in (("Servicecenter", ("expired_not_returned", "open_deviations")),
+                       ("Korthandläggare", ("expired_not_returned",)),
+                       ("Chef", ("open_deviations",))):
+        client = login(role)
+        page = client.get("/").get_data(as_text=True)
+        counts, links = _counts(page), _links(page)
+        for key in keys:
+            listing = client.get(links[key].replace("&amp;", "&")).get_data(as_text=True)
+            shown = re.search(r"Antal poster:\s*(?:</strong>)?\s*(\d+)", listing)
+            assert shown and int(shown.group(1)) == counts[key] > 0, (role, key, links[key])
+
+
 def test_every_queue_has_content(living_demo, login):
     screens = {
         "Televäxeln": ("/approval/", "9752270000000101"),

@@ -52,7 +52,7 @@ def test_televaxeln_sees_the_approval_queue_count(login, known_setup):
 def test_chef_counts_only_own_units_deviations(login, known_setup):
     page = login("Chef").get("/").get_data(as_text=True)
     assert _counts(page) == {"open_deviations": 1}
-    assert 'href="/deviations/list/"' in page
+    assert 'href="/deviations/list/?_flt_7_status=closed"' in page
 
 
 def test_korthandlaggare_counts(login, known_setup):
@@ -69,7 +69,7 @@ def test_admin_sees_what_admin_does(login, known_setup):
     assert _counts(page) == {"cards_out": 2, "open_deviations": 2, "failed_emails": 0,
                              "locked_accounts": 0}
     assert _links(page) == {"cards_out": "/issuances/list/",
-                            "open_deviations": "/deviations/list/",
+                            "open_deviations": "/deviations/list/?_flt_7_status=closed",
                             "failed_emails": "/admin/jobs/",
                             "locked_accounts": "/admin/signin-locks/"}
     assert "E-post som inte kunde skickas" in page and "Låsta konton" in page
@@ -157,9 +157,10 @@ def test_servicecenter_counts_link_to_their_screens(login, known_setup):
     assert len(links) == 6
     assert links["receipts_overdue"] == "/receipts/" and links["receipts_due_soon"] == "/receipts/"
     assert links["cards_to_restock"] == "/returns/"
-    assert links["expired_not_returned"] == "/returns/"
+    # A list that shows more than the count opens filtered to the rows counted.
+    assert links["expired_not_returned"] == "/issuances/list/?_flt_3_status=expired"
     assert links["cards_out"] == "/issuances/list/"
-    assert links["open_deviations"] == "/deviations/list/"
+    assert links["open_deviations"] == "/deviations/list/?_flt_7_status=closed"
 
 
 def test_televaxeln_count_links_to_the_approval_queue(login, known_setup):

@@ -21,7 +21,7 @@ COUNTS = {
     "receipts_overdue": (_l("Overdue receipts"), "ReceiptsView.index", "can_list",
                          "receipts_overdue"),
     "cards_out": (_l("Cards out"), "IssuanceView.list", "can_list", "open_issuances"),
-    "expired_not_returned": (_l("Expired but not returned"), "ReturnsView.index", "can_list",
+    "expired_not_returned": (_l("Expired but not returned"), "IssuanceView.list", "can_list",
                              "expired_not_returned"),
     "mail_in_progress": (_l("Registered mail in progress"), "MailFlowView.index", "can_index",
                          "mail_in_progress"),
@@ -33,6 +33,12 @@ COUNTS = {
                       "failed_emails"),
     "locked_accounts": (_l("Locked accounts"), "SigninLockView.index", "can_list",
                         "locked_accounts"),
+}
+# A count whose list shows more than it counts opens the list filtered to the same rows:
+# key -> (column, FAB filter, value).
+LIST_FILTERS = {
+    "expired_not_returned": ("status", "FilterEqual", "expired"),
+    "open_deviations": ("status", "FilterNotEqual", "closed"),
 }
 # Counts that are not about issuances (Admin's): key -> the function that counts.
 OTHER_COUNTS = {
@@ -59,15 +65,28 @@ def keys_for(roles, admin_may_operate=False) -> list[str]:
     return [key for key in COUNTS if key in wanted]
 
 
-def _link(endpoint, permission):
-    """The screen behind a count, when it exists and this user may open it."""
+def _link(endpoint, permission, list_filter=None):
+    """The screen behind a count, when it exists and this user may open it (filtered to the
+    rows counted, with `list_filter`)."""
     view = endpoint.split(".")[0]
     if not current_app.appbuilder.sm.has_access(permission, view):
         return None
     try:
-        return url_for(endpoint)
+        return url_for(endpoint, **(_filter_args(view, *list_filter) if list_filter else {}))
     except BuildError:
         return None
+
+
+def _filter_args(view_name, column, filter_name, value) -> dict:
+    """FAB's list arguments for one filter (`_flt_<index>_<column>`), the index looked up in
+    the view's own search filters so it follows FAB's order."""
+    view = next((v for v in current_app.appbuilder.baseviews
+                 if type(v).__name__ == view_name), None)
+    filters = view._filters.get_search_filters().get(column, []) if view is not None else []
+    for index, search_filter in enumerate(filters):
+        if type(search_filter).__name__ == filter_name:
+            return {f"_flt_{index}_{column}": value}
+    return {}
 
 
 def dashboard(user) -> list[dict]:
@@ -87,7 +106,7 @@ def dashboard(user) -> list[dict]:
         # A mapping with % leaves labels without placeholders unchanged.
         rows.append({"key": key, "label": str(label) % {"days": days},
                      "value": int(counts.get(COUNTS[key][3]) or 0),
-                     "link": _link(endpoint, permission)})
+                     "link": _link(endpoint, permission, LIST_FILTERS.get(key))})
     return rows
 
 
