@@ -3,6 +3,7 @@ care about, and one login per role; and the living region on top (issuances in e
 deviations open and closed), made by the workflow's own steps. Idempotent: a second load
 changes nothing."""
 
+import functools
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
@@ -402,34 +403,31 @@ def _deviation_of(issuance_id):
         Deviation.issuance_id == issuance_id).order_by(Deviation.id)).scalars().first()
 
 
-def _step(name):
-    """A step that takes the issuance id and the story's argument (or nothing)."""
-    def call(user, index, reason, issuance_id, argument):
-        from app.workflow import approval, deviations, lifecycle, mail_flow
+def _later_step(user, index, reason, issuance_id, argument, name=None):
+    """A step on the story's issuance with the story's argument (a text, a choice or none)."""
+    from app.workflow import approval, deviations, lifecycle, mail_flow
 
-        steps = {
-            "reject": lambda: approval.reject(issuance_id, argument),
-            "receipt": lambda: lifecycle.register_receipt(issuance_id),
-            "block": lambda: lifecycle.block(issuance_id, argument),
-            "extend": lambda: lifecycle.extend(issuance_id),
-            "return": lambda: lifecycle.return_card(issuance_id, then=argument),
-            "lost": lambda: lifecycle.report_lost(issuance_id, argument),
-            "dispatch": lambda: mail_flow.dispatched(issuance_id, argument),
-            "mail_receipt": lambda: mail_flow.receipt_returned(issuance_id),
-            "certificate": lambda: mail_flow.certificate_issued(issuance_id),
-            "note": lambda: deviations.add_note(_deviation_of(issuance_id), argument),
-            "close": lambda: deviations.close(_deviation_of(issuance_id)),
-        }
-        return steps[name]()
-
-    return call
+    steps = {
+        "reject": lambda: approval.reject(issuance_id, argument),
+        "receipt": lambda: lifecycle.register_receipt(issuance_id),
+        "block": lambda: lifecycle.block(issuance_id, argument),
+        "extend": lambda: lifecycle.extend(issuance_id),
+        "return": lambda: lifecycle.return_card(issuance_id, then=argument),
+        "lost": lambda: lifecycle.report_lost(issuance_id, argument),
+        "dispatch": lambda: mail_flow.dispatched(issuance_id, argument),
+        "mail_receipt": lambda: mail_flow.receipt_returned(issuance_id),
+        "certificate": lambda: mail_flow.certificate_issued(issuance_id),
+        "note": lambda: deviations.add_note(_deviation_of(issuance_id), argument),
+        "close": lambda: deviations.close(_deviation_of(issuance_id)),
+    }
+    return steps[name]()
 
 
+LATER_STEPS = ("reject", "receipt", "block", "extend", "return", "lost", "dispatch",
+               "mail_receipt", "certificate", "note", "close")
 STEPS = {
     "apply": _apply,
     "approve": _approve,
     "prepare": _prepare,
-    **{name: _step(name) for name in ("reject", "receipt", "block", "extend", "return", "lost",
-                                      "dispatch", "mail_receipt", "certificate", "note",
-                                      "close")},
+    **{name: functools.partial(_later_step, name=name) for name in LATER_STEPS},
 }
