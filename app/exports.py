@@ -7,6 +7,12 @@ the screen and from the API) is written here, as CSV or XLSX, streamed.
   has started, at any row count, on SQLite and PostgreSQL.
 - Formula injection: a text cell that starts with =, +, -, @, a tab or a carriage return would
   be read as a formula by a spreadsheet; it gets a leading quote (') and stays text.
+- Words: every code is shown in the words of `app.labels` (status, type, reason, channel,
+  True/False as Ja/Nej, None as nothing), with Swedish headers; the words are fixed when the
+  columns are made (in the request or the job), since the body is written outside both.
+- Times: Swedish wall-clock time to the minute. In XLSX dates and times are real date cells
+  (local time without a zone, which Excel does not have, and a number format); in CSV text.
+  The API layout (keys as headers, for integrations) gives times as ISO 8601 with the offset.
 - Protected identity: for a login without clearance the person columns of a protected person's
   row are masked (the HSA-id stays, so the case can be followed up).
 - Size: up to EXPORT_STREAM_MAX_ROWS rows stream in the request; a bigger export is an
@@ -24,12 +30,16 @@ from pathlib import Path
 from tempfile import SpooledTemporaryFile
 
 from flask import Response, current_app, send_file
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 
-from app import access, audit, clock
+from app import access, audit, clock, labels
 from app.errors import NotFound
 from app.extensions import db
 from app.queues import get_queue
@@ -46,13 +56,27 @@ MIMETYPES = {
 FORMATS = tuple(MIMETYPES)
 
 
+MOMENT_FORMAT = "yyyy-mm-dd hh:mm"
+DATE_FORMAT = "yyyy-mm-dd"
+# Column kinds: how a value is written, and the XLSX width (characters) unless a column says.
+KINDS = {"text": 24, "number": 10, "code": 28, "bool": 8, "date": 12, "moment": 17,
+         "instant": 17}
+
+
 @dataclass(frozen=True)
 class Column:
-    """One column: the row's key, its header, and optionally words for its codes."""
+    """One column: the row's key, its header, its kind (see KINDS), the words for its codes
+    (kind "code" and "bool"), and optionally its XLSX width."""
 
     key: str
     header: str
+    kind: str = "text"
     labels: dict = field(default_factory=dict)
+    width: int = 0
+
+    @property
+    def xlsx_width(self) -> int:
+        return max(self.width or KINDS[self.kind], len(self.header) + 2)
 
 
 def neutralise(value):
@@ -62,17 +86,46 @@ def neutralise(value):
     return value
 
 
-def cell(value):
-    """A value as a cell: empty for None, ISO for dates, text neutralised."""
-    if value is None:
+def local_minute(moment: datetime) -> datetime:
+    """A stored naive-UTC time as Swedish wall-clock time to the minute, without a zone."""
+    return clock.to_local(moment).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def cell(value, column: Column | None = None):
+    """A value as a CSV cell (text): words for codes and truth values, nothing for None,
+    Swedish time to the minute, text neutralised."""
+    kind = column.kind if column is not None else "text"
+    if value is None or value == "":
         return ""
+    if kind in ("code", "bool") or isinstance(value, bool):
+        words = column.labels if column is not None else {}
+        return neutralise(str(words.get(value, value)))
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="minutes")
+        local = local_minute(value)
+        if kind == "instant":
+            return local.replace(tzinfo=clock.LOCAL_TZ).isoformat(timespec="minutes")
+        return local.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, (int, float)):
         return value
     return neutralise(str(value))
+
+
+def xlsx_cell(sheet, value, column: Column):
+    """A value as an XLSX cell: dates and times as real date cells with their format, the
+    rest as `cell` gives it."""
+    if isinstance(value, datetime):
+        return _formatted(sheet, local_minute(value), MOMENT_FORMAT)
+    if isinstance(value, date):
+        return _formatted(sheet, value, DATE_FORMAT)
+    return cell(value, column)
+
+
+def _formatted(sheet, value, number_format):
+    written = WriteOnlyCell(sheet, value=value)
+    written.number_format = number_format
+    return written
 
 
 def query_rows(query, to_row=dict, batch_rows=BATCH_ROWS):
@@ -104,11 +157,6 @@ def masking(cleared: bool, person_keys=("person",)):
     return apply
 
 
-def _values(columns, row):
-    return [cell(column.labels.get(row.get(column.key), row.get(column.key))
-                 if column.labels else row.get(column.key)) for column in columns]
-
-
 def csv_chunks(columns, rows, delimiter=";"):
     """CSV for Swedish Excel (BOM, semicolons), yielded in chunks of about 64 kB."""
     buffer = io.StringIO()
@@ -116,7 +164,7 @@ def csv_chunks(columns, rows, delimiter=";"):
     buffer.write("\ufeff")
     writer.writerow([neutralise(column.header) for column in columns])
     for row in rows:
-        writer.writerow(_values(columns, row))
+        writer.writerow([cell(row.get(column.key), column) for column in columns])
         if buffer.tell() >= CHUNK_BYTES:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -126,12 +174,21 @@ def csv_chunks(columns, rows, delimiter=";"):
 
 def xlsx_chunks(columns, rows, sheet_title="Export"):
     """XLSX: openpyxl's write-only mode keeps memory flat; the file is spooled (to disk when
-    large) and then yielded in chunks."""
+    large) and then yielded in chunks. Readable widths, a bold header that stays in view."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=sheet_title[:31])
-    sheet.append([neutralise(column.header) for column in columns])
+    for number, column in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(number)].width = column.xlsx_width
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    header = []
+    for column in columns:
+        written = WriteOnlyCell(sheet, value=neutralise(column.header))
+        written.font = bold
+        header.append(written)
+    sheet.append(header)
     for row in rows:
-        sheet.append(_values(columns, row))
+        sheet.append([xlsx_cell(sheet, row.get(column.key), column) for column in columns])
     with SpooledTemporaryFile(max_size=XLSX_IN_MEMORY) as spool:
         workbook.save(spool)
         spool.seek(0)
@@ -167,36 +224,68 @@ def _report_rows(query, cleared):
     from app.workflow import deviations
 
     mask = masking(cleared)
-    return query_rows(query, lambda row: mask(deviations.report_row(row)))
+    return query_rows(query, lambda row: _with_names(mask(deviations.report_row(row))))
 
 
 # The deviation report's columns: the screen's (Swedish headers, codes in words) and the
-# API's (the keys as headers: integrations read them by name).
+# API's (the keys as headers: integrations read them by name; codes beside their words).
+# key, header, kind, words (a labels kind), width
 SCREEN_COLUMNS = (
-    ("id", _l("Deviation")),
-    ("created_at", _l("Created")),
-    ("type", _l("Type")),
-    ("status", _l("Status")),
-    ("unit", _l("Unit")),
-    ("person", _l("Name")),
-    ("hsa_id", _l("HSA-id")),
-    ("card_serial", _l("Card serial")),
-    ("valid_until", _l("Valid until")),
-    ("description", _l("Description")),
-    ("closed_at", _l("Closed at")),
+    ("id", _l("Deviation"), "number", None, 0),
+    ("created_at", _l("Created"), "moment", None, 0),
+    ("type", _l("Type"), "code", "deviation_type", 0),
+    ("status", _l("Status"), "code", "deviation_status", 16),
+    ("unit", _l("Unit"), "text", None, 40),
+    ("person", _l("Name"), "text", None, 26),
+    ("hsa_id", _l("HSA-id"), "text", None, 28),
+    ("card_serial", _l("Card serial"), "text", None, 18),
+    ("valid_until", _l("Valid until"), "date", None, 0),
+    ("description", _l("Description"), "text", None, 60),
+    ("closed_at", _l("Closed at"), "moment", None, 0),
 )
 API_COLUMNS = ("id", "created_at", "type", "status", "person", "hsa_id", "unit", "card_serial",
                "valid_until", "description", "closed_at", "type_name", "status_name")
+# The API's derived columns: the words of a code column.
+API_NAMES = {"type_name": ("type", "deviation_type"), "status_name": ("status",
+                                                                      "deviation_status")}
 LAYOUTS = ("screen", "api")
+EXPORT_LOCALE = "sv"  # the files are Swedish, like the paper documents
+
+
+def words(kind) -> dict:
+    """code -> words of a labels kind, as plain text (fixed now, in Swedish)."""
+    with force_locale(EXPORT_LOCALE):
+        return {code: str(text) for code, text in labels.choices(kind)}
+
+
+def yes_no_words() -> dict:
+    """True/False -> Ja/Nej (fixed now, in Swedish), for a column of kind "bool"."""
+    with force_locale(EXPORT_LOCALE):
+        return {True: labels.yes_no(True), False: labels.yes_no(False)}
 
 
 def deviation_columns(layout) -> list[Column]:
-    from app.workflow.deviations import STATUS_SV, TYPE_SV
+    with force_locale(EXPORT_LOCALE):
+        if layout == "api":
+            return [_api_column(key) for key in API_COLUMNS]
+        return [Column(key, str(header), kind, words(kind_of_words) if kind_of_words else {},
+                       width)
+                for key, header, kind, kind_of_words, width in SCREEN_COLUMNS]
 
-    if layout == "api":
-        return [Column(key, key) for key in API_COLUMNS]
-    words = {"type": TYPE_SV, "status": STATUS_SV}
-    return [Column(key, str(label), words.get(key, {})) for key, label in SCREEN_COLUMNS]
+
+def _api_column(key) -> Column:
+    kinds = {"id": "number", "created_at": "instant", "closed_at": "instant",
+             "valid_until": "date"}
+    if key in API_NAMES:
+        return Column(key, key, "code", words(API_NAMES[key][1]))
+    return Column(key, key, kinds.get(key, "text"))
+
+
+def _with_names(row: dict) -> dict:
+    """The API layout's name columns read the code columns."""
+    for name, (key, _kind) in API_NAMES.items():
+        row[name] = row.get(key)
+    return row
 
 
 def _bounded_count(query, limit=None) -> int:

@@ -8,7 +8,7 @@ import logging
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, func, insert, select
 
 from app import access, clock
 from app.errors import RuleViolation, refuse
@@ -138,3 +138,9 @@ def _after_commit(session):
 @event.listens_for(db.session, "after_rollback")
 def _after_rollback(session):
     session.info.pop("outbox_dirty", None)
+
+
+def failed_count() -> int:
+    """E-mails given up on after every attempt (Admin resends them), on ix_outbox_due."""
+    return db.session.execute(select(func.count(OutboxMessage.id))
+                              .where(OutboxMessage.status == "failed")).scalar_one()

@@ -181,6 +181,11 @@ def locked_accounts():
     ).scalars().all()
 
 
+def locked_count() -> int:
+    """How many locks still hold."""
+    return len(locked_accounts())
+
+
 def unlock(username) -> bool:
     """Admin lifts a lock (and forgets the account's failures), with an audit row. Commits."""
     key = _key(username)

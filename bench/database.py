@@ -78,6 +78,6 @@ def migrate_and_load(url, instance_dir=None):
         from app.bootstrap import init_security_and_reference_data
 
         init_security_and_reference_data()
-        demo.load()
+        demo.load(living=False)
         db.session.remove()
     return flask_app

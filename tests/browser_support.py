@@ -100,7 +100,13 @@ def live_server(database_template, tmp_path_factory):
     """gunicorn serving a fresh PostgreSQL database with the demo data, and Redis db 7.
 
     The database is a copy of the session's migrated PostgreSQL template with the demo data
-    (tests/conftest.py), so the migrations and the demo load run once per session."""
+    (tests/conftest.py), so the migrations and the demo load run once per session. A module
+    may serve another template instead (the living demo's: `serve(living_template, ...)`)."""
+    yield from serve(database_template, tmp_path_factory)
+
+
+def serve(database_template, tmp_path_factory):
+    """The live server on a copy of `database_template` (a PostgreSQL template database)."""
     assert not str(database_template).endswith(".db"), "mark the module postgresql_only"
     base = tmp_path_factory.mktemp("browser-server")
     instance = base / "instance"

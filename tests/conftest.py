@@ -78,7 +78,22 @@ def _prepare(url, instance):
     with demo_app.app_context():
         from app import demo
 
-        demo.load()
+        # The base demo only: the living region's issuances would change what every test
+        # counts; tests about it ask for the `living_demo` fixture.
+        demo.load(living=False)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _add_living(url, instance):
+    """Replay the living region into a copy of the template (app.demo.load_living)."""
+    living_app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=instance,
+                            MAIL_DIR=f"{instance}/mail", UPLOAD_DIR=f"{instance}/uploads",
+                            FAB_UPDATE_PERMS=False)
+    with living_app.app_context():
+        from app import demo
+
+        demo.load_living()
         db.session.remove()
         db.engine.dispose()
 
@@ -102,21 +117,42 @@ def database_template(dialect, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def living_template(dialect, database_template, tmp_path_factory):
+    """The template with the living region on top, made once per session when a test asks."""
+    base = tmp_path_factory.mktemp(f"living-{dialect}")
+    if dialect == "sqlite":
+        path = base / "living.db"
+        shutil.copy(database_template, path)
+        _add_living(f"sqlite:///{path}", str(base))
+        yield path
+        return
+    name = f"rk_live_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin()
+    admin.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+    _add_living(PG_URL.format(name=name), str(base))
+    yield name
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
 def test_database(dialect, database_template, tmp_path_factory):
     """One database per session and dialect, restored from the template before each test, so
-    that one app can serve every test that needs no configuration of its own."""
+    that one app can serve every test that needs no configuration of its own. `restore(t)`
+    restores from another template `t` (the living demo's)."""
     if dialect == "sqlite":
         path = tmp_path_factory.mktemp("db-sqlite") / "test.db"
         shutil.copy(database_template, path)
-        yield {"url": f"sqlite:///{path}", "restore": lambda: shutil.copy(database_template, path)}
+        yield {"url": f"sqlite:///{path}",
+               "restore": lambda template=database_template: shutil.copy(template, path)}
         return
     name = f"rk_test_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
 
-    def restore():
+    def restore(template=database_template):
         cursor = admin.cursor()
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+        cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
     restore()  # the shared app connects while it is being created
     yield {"url": PG_URL.format(name=name), "restore": restore}
@@ -282,6 +318,18 @@ def demo_person(app):
         ).scalar_one()
 
     return _person
+
+
+@pytest.fixture
+def living_demo(app, test_database, living_template):
+    """This test's database holds the living region too (app.demo.load_living), copied from
+    a template made once per session."""
+    from app import demo
+
+    db.session.remove()
+    db.engine.dispose()
+    test_database["restore"](living_template)
+    return demo
 
 
 @pytest.fixture

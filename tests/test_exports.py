@@ -1,6 +1,8 @@
 """The one export writer: the deviation report from the screen and from the API, CSV and XLSX,
 streamed, on PostgreSQL at thousands of rows; formula cells neutralised; protected identity
-masked for an uncleared manager; report dates checked before the stream starts."""
+masked for an uncleared manager; report dates checked before the stream starts; codes in the
+words of app.labels, Swedish headers, Swedish times to the minute, real date cells and readable
+widths in XLSX."""
 
 import csv
 import io
@@ -12,9 +14,11 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import insert, select
 
+from app import exports
 from app.extensions import db
 from models import Deviation, Person, Unit
 from tests.job_support import redis_server  # noqa: F401
+from tests.workflow_support import apply, approve
 
 CHEF_UNIT = "Hallands sjukhus Halmstad, Akutmottagningen"
 FORMULAS = ['=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR"]
@@ -278,3 +282,138 @@ def test_the_job_writes_its_progress_while_it_runs(app, as_user, many_deviations
     assert job.status == "done" and job.rows_done == ROWS
     running = [done for status, done in seen if status == "running"]
     assert any(0 < done < ROWS for done in running), seen
+
+
+# --- the words and times of the files: labels, Swedish headers, real date cells ------------
+
+
+WINTER = datetime(2026, 3, 2, 8, 5, 42)  # UTC; 09:05 in Sweden
+SUMMER = datetime(2026, 7, 1, 8, 30, 15)  # UTC; 10:30 in Sweden
+SCREEN_HEADERS = ["Avvikelse", "Skapad", "Typ", "Status", "Enhet", "Namn", "HSA-id",
+                  "Kortnummer", "Giltig till", "Beskrivning", "Stängd den"]
+
+
+@pytest.fixture
+def two_known_deviations(as_user, set_now):
+    """A lost card in winter (closed in summer), with the issuance's end date; a manual one
+    without issuance in summer (its date, closed and serial empty)."""
+    from app.workflow import deviations, lifecycle
+
+    set_now(WINTER - timedelta(minutes=30))
+    issuance = apply(as_user)
+    approve(as_user, issuance.id)
+    set_now(WINTER)
+    with as_user("Servicecenter"):
+        lifecycle.report_lost(issuance.id, "Tappat på bussen")
+    set_now(SUMMER)
+    with as_user("Servicecenter"):
+        manual = deviations.create("manual", "Uppföljning", person_hsa_id=db.session.execute(
+            select(Person.hsa_id).where(Person.name.like("Björn%"))).scalar_one())
+    lost = db.session.execute(select(Deviation).where(Deviation.type == "card_lost")).scalar_one()
+    with as_user("chef"):
+        deviations.close(lost.id)
+    return {"lost": lost.id, "manual": manual.id, "valid_until": issuance.valid_until,
+            "serial": issuance.card.serial}
+
+
+def _screen_file(login, fmt):
+    return login("Chef").get(f"/deviations/report/export?format={fmt}").get_data()
+
+
+def _rows_by_id(table, id_column):
+    header, *body = table
+    return header, {int(row[header.index(id_column)]): dict(zip(header, row, strict=True))
+                    for row in body}
+
+
+def test_screen_xlsx_has_real_date_cells_words_and_widths(login, two_known_deviations):
+    known = two_known_deviations
+    book = load_workbook(io.BytesIO(_screen_file(login, "xlsx")))
+    sheet = book.active
+    header = [c.value for c in sheet[1]]
+    assert header == SCREEN_HEADERS
+    assert all(c.font.b for c in sheet[1]) and sheet.freeze_panes == "A2"
+    rows = {row[0].value: {h: c for h, c in zip(header, row, strict=True)}
+            for row in sheet.iter_rows(min_row=2)}
+    lost, manual = rows[known["lost"]], rows[known["manual"]]
+    for created, local in ((lost["Skapad"], datetime(2026, 3, 2, 9, 5)),
+                           (manual["Skapad"], datetime(2026, 7, 1, 10, 30)),
+                           (lost["Stängd den"], datetime(2026, 7, 1, 10, 30))):
+        assert created.is_date and created.number_format == exports.MOMENT_FORMAT
+        assert created.value == local  # Swedish wall-clock time, to the minute, no zone
+    until = lost["Giltig till"]
+    assert until.is_date and until.number_format == exports.DATE_FORMAT
+    assert until.value.date() == known["valid_until"]
+    assert (lost["Typ"].value, lost["Status"].value) == ("Reservkort förlorat", "Stängd")
+    assert (manual["Typ"].value, manual["Status"].value) == ("Manuell", "Öppen")
+    assert lost["Kortnummer"].value == known["serial"] and lost["Avvikelse"].data_type == "n"
+    for empty in ("Giltig till", "Kortnummer", "Stängd den"):
+        assert manual[empty].value is None
+    widths = {header[i]: sheet.column_dimensions[chr(ord("A") + i)].width
+              for i in range(len(header))}
+    assert all(widths[h] >= len(h) + 2 for h in header)
+    assert widths["Skapad"] >= len("2026-03-02 09:05") and widths["Beskrivning"] >= 50
+    assert widths["Enhet"] >= 40 and widths["Typ"] >= len("Kvittens ej återsänd")
+
+
+def test_screen_csv_has_words_and_swedish_minutes(login, two_known_deviations):
+    known = two_known_deviations
+    header, rows = _rows_by_id(_csv(_screen_file(login, "csv")), "Avvikelse")
+    assert header == SCREEN_HEADERS
+    lost, manual = rows[known["lost"]], rows[known["manual"]]
+    assert lost["Skapad"] == "2026-03-02 09:05" and lost["Stängd den"] == "2026-07-01 10:30"
+    assert manual["Skapad"] == "2026-07-01 10:30"
+    assert lost["Giltig till"] == known["valid_until"].isoformat()
+    assert (lost["Typ"], lost["Status"], manual["Status"]) == ("Reservkort förlorat", "Stängd",
+                                                               "Öppen")
+    assert manual["Giltig till"] == manual["Stängd den"] == manual["Kortnummer"] == ""
+    text = _screen_file(login, "csv").decode("utf-8-sig")
+    for internal in ("card_lost", "closed", "None", "True", "+00:00", "T08:"):
+        assert internal not in text, internal
+
+
+def test_api_files_keep_the_codes_beside_their_words_and_times_with_offset(
+        client, api_headers, two_known_deviations):
+    known = two_known_deviations
+    data = client.get("/api/v1/reports/deviations?format=csv",
+                      headers=api_headers("Chef")).get_data()
+    header, rows = _rows_by_id(_csv(data), "id")
+    lost = rows[known["lost"]]
+    assert lost["created_at"] == "2026-03-02T09:05+01:00"
+    assert lost["closed_at"] == "2026-07-01T10:30+02:00"
+    assert (lost["type"], lost["type_name"]) == ("card_lost", "Reservkort förlorat")
+    assert (lost["status"], lost["status_name"]) == ("closed", "Stängd")
+    data = client.get("/api/v1/reports/deviations?format=xlsx",
+                      headers=api_headers("Chef")).get_data()
+    sheet = load_workbook(io.BytesIO(data)).active
+    created = sheet.cell(row=2, column=2)
+    assert sheet.cell(row=1, column=2).value == "created_at"
+    assert created.is_date and created.value == datetime(2026, 3, 2, 9, 5)
+
+
+def test_the_writer_shows_truth_values_and_nothing_in_words(app):
+    """One writer for every file: True/False as Ja/Nej and None as an empty cell, in CSV and
+    XLSX alike; text that a spreadsheet would run stays text."""
+    columns = [exports.Column("flag", "Skyddad", "bool", exports.yes_no_words()),
+               exports.Column("note", "Anteckning")]
+    rows = [{"flag": True, "note": "=1+1"}, {"flag": False, "note": None},
+            {"flag": None, "note": "vanlig"}]
+    table = _csv(b"".join(exports.chunks("csv", columns, iter(rows))))
+    assert table == [["Skyddad", "Anteckning"], ["Ja", "'=1+1"], ["Nej", ""], ["", "vanlig"]]
+    sheet = load_workbook(io.BytesIO(b"".join(
+        exports.chunks("xlsx", columns, iter(rows))))).active
+    assert [[c.value for c in row] for row in sheet.iter_rows()] == [
+        ["Skyddad", "Anteckning"], ["Ja", "'=1+1"], ["Nej", None], [None, "vanlig"]]
+
+
+def test_the_job_writes_the_same_swedish_file(app, as_user, two_known_deviations):
+    """A big export is written by a worker, outside any request: the same words and cells."""
+    from models import ExportJob
+
+    with as_user("chef") as chef:
+        job = exports.start_job(chef, "deviations", "xlsx", "screen", {}, "avvikelser.xlsx")
+    job = db.session.get(ExportJob, job.id)
+    sheet = load_workbook(job.file_path).active
+    assert [c.value for c in sheet[1]] == SCREEN_HEADERS
+    assert {sheet.cell(row=r, column=4).value for r in (2, 3)} == {"Stängd", "Öppen"}
+    assert sheet.cell(row=2, column=2).is_date

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app import clock
+from app import clock, labels
 from app.access import scope
 from app.errors import NotFound
 from app.extensions import db
@@ -22,15 +22,6 @@ from models import (
     Person,
     Unit,
 )
-
-TYPE_SV = {
-    "not_returned": "Reservkort ej återlämnat",
-    "receipt_missing_blocked": "Spärrat: kvittens saknas",
-    "card_lost": "Reservkort förlorat",
-    "mail_receipt_not_returned": "Kvittens ej återsänd (rekommenderad post)",
-    "manual": "Manuell",
-}
-STATUS_SV = {"open": "Öppen", "in_progress": "Under utredning", "closed": "Stängd"}
 
 
 def _load(deviation_id, step_name) -> Deviation:
@@ -229,20 +220,24 @@ def report_query(user, filters=None):
 
 
 def report_row(row) -> dict:
-    """One result row of `report_query` as the report's values (times ISO 8601 with offset,
-    Swedish names of type and status beside the codes)."""
+    """One result row of `report_query` as the report's values (times as stored, naive UTC:
+    the writer shows them; see app.exports)."""
     values = dict(row._mapping)
     values["protected_identity"] = bool(values.get("protected_identity"))
-    values["created_at"] = clock.isoformat(values["created_at"])
-    values["closed_at"] = clock.isoformat(values["closed_at"])
-    values["type_name"] = TYPE_SV.get(values["type"], values["type"])
-    values["status_name"] = STATUS_SV.get(values["status"], values["status"])
     return values
 
 
 def report_rows(user, filters=None, batch_size=500):
-    """The rows of the deviation report in the current session (exports stream them with
-    `app.exports`, on a connection of their own)."""
+    """The rows of the deviation report in the current session, with the Swedish names of
+    type and status (exports stream them with `app.exports`, on a connection of their own)."""
+    from flask_babel import force_locale
+
+    with force_locale("sv"):
+        names = {key: dict(labels.choices(kind)) for key, kind in (
+            ("type", "deviation_type"), ("status", "deviation_status"))}
     query = report_query(user, filters).execution_options(yield_per=batch_size)
     for row in db.session.execute(query):
-        yield report_row(row)
+        values = report_row(row)
+        values["type_name"] = names["type"].get(values["type"], values["type"])
+        values["status_name"] = names["status"].get(values["status"], values["status"])
+        yield values

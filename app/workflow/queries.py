@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from app import clock
 from app.extensions import db
-from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING
+from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING, TRANSITIONS
 from app.workflow.stock import lendable_today
 from models import (
     CLOSED_FOR_CARD,
@@ -19,7 +19,9 @@ from models import (
     ReserveCard,
 )
 
-RECEIPT_STATUSES = RECEIPT_DEADLINE
+# A receipt is awaited while it can still be registered: also after the card was blocked for
+# it (the sweep blocks an overdue one the day after its deadline, and it is still overdue).
+RECEIPT_STATUSES = tuple(sorted(TRANSITIONS["register_receipt"]))
 OPEN = (*HOLDING, "prepared")
 
 
