@@ -68,27 +68,25 @@ def start_redis(instance_dir: Path):
 
 
 def worker_loop(connection, stop: threading.Event) -> None:
-    """Run queued jobs until stopped; each burst empties the queue (and moves scheduled jobs
-    that are due onto it), then waits a moment. A Redis outage only lengthens the pause."""
-    from rq import Queue
-
+    """Run queued jobs until stopped, with one worker that stays registered (the health check
+    counts it) and moves due scheduled jobs onto the queue. A Redis outage ends a worker at
+    worst; a new one starts after a pause."""
     from jobs.queue import QUEUE_NAME
-    from jobs.worker import Backoff, ThreadWorker
+    from jobs.worker import Backoff, EmbeddedWorker
 
-    queue = Queue(QUEUE_NAME, connection=connection)
     backoff = Backoff(stop, maximum=30.0, first=1.0)
     while not stop.is_set():
+        started = time.monotonic()
         try:
-            ThreadWorker([queue], connection=connection).work(
-                burst=True, with_scheduler=True, logging_level="WARNING")
+            EmbeddedWorker([QUEUE_NAME], connection=connection, stop=stop).work(
+                logging_level="WARNING")
         except RedisError as exc:
             log.warning("Redis unavailable (%s); the worker waits", exc.__class__.__name__)
-            backoff.wait()
-            continue
         except Exception:  # a broken job run must not end the runner
-            log.exception("worker burst failed")
-        backoff.reset()
-        stop.wait(1.0)
+            log.exception("worker failed")
+        if time.monotonic() - started > 30:
+            backoff.reset()
+        backoff.wait()
 
 
 def scheduler_loop(connection, config, stop: threading.Event) -> None:

@@ -12,7 +12,12 @@ under the instance folder made on first start):
 - a checkpoint (`checkpoint()`, a scheduled job and `audit-verify --checkpoint`) verifies the
   chain and records its head (id, hash, HMAC) in the audit_checkpoints table, in a file outside
   the database (AUDIT_CHECKPOINT_FILE) and in the log: deleting the newest rows (truncation)
-  leaves a checkpoint pointing at a row that is gone.
+  leaves a checkpoint pointing at a row that is gone;
+- the chain head (audit_head: the newest row's id and hash, sealed) is moved in the same
+  transaction as every append, so rows cut from the end after the newest checkpoint are caught
+  too ("rows missing after seq N"). On PostgreSQL its row lock also serialises the appends, in
+  place of an advisory lock, so the head costs no extra statement there; a trigger refuses to
+  delete the head or move it backwards.
 """
 
 import hashlib
@@ -26,17 +31,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from flask import current_app, has_request_context
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, true, update
 
 from app import clock
 from app.extensions import db
-from models import AuditCheckpoint, AuditEvent
+from models import AuditCheckpoint, AuditEvent, AuditHead
 
 log = logging.getLogger("reservkort.audit")
 
 GENESIS = "0" * 64
 _AUDIT_LOCK_KEY = 7_361_001
 _INSERT_BATCH = 1000
+HEAD_ID = 1  # the one row of audit_head
 
 
 def _jsonable(value):
@@ -79,15 +85,40 @@ def current_actor():
     return None, "system"
 
 
-def record(action: str, entity: str, entity_id, before=None, after=None, actor=None):
-    """Append one audit row to the current transaction."""
-    session = db.session
+def _chain_end(session):
+    """The hash to chain the next row to, read from the head (locked on PostgreSQL until the
+    commit, so concurrent transactions cannot fork the chain). Returns (prev_hash, head)."""
+    session.flush()
+    head = session.execute(
+        select(AuditHead.seq, AuditHead.head_hash, AuditHead.mac)
+        .where(AuditHead.id == HEAD_ID).with_for_update()).first()
+    if head is not None:
+        if not (head.mac and hmac.compare_digest(head.mac, head_seal(head.seq, head.head_hash))):
+            log.error("audit chain head at seq %s carries no valid seal; appending after it",
+                      head.seq, extra={"audit_head_seq": head.seq})
+        return head.head_hash, head
+    # No head (removed): serialise as before, chain to the last row and write a new head.
+    log.error("audit chain head missing; a new one is written after row %s",
+              session.execute(select(func.max(AuditEvent.id))).scalar())
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-    session.flush()
     prev = session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar()
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
+    return prev or GENESIS, None
+
+
+def _move_head(session, head, seq: int, head_hash: str) -> None:
+    values = {"seq": seq, "head_hash": head_hash, "mac": head_seal(seq, head_hash)}
+    if head is None:
+        session.execute(insert(AuditHead).values(id=HEAD_ID, **values))
+    else:
+        session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(**values))
+
+
+def record(action: str, entity: str, entity_id, before=None, after=None, actor=None):
+    """Append one audit row to the current transaction and move the chain head to it."""
+    session = db.session
+    prev, head = _chain_end(session)
     user_id, name = actor if actor else current_actor()
     event = AuditEvent(
         at=clock.now(),
@@ -98,30 +129,26 @@ def record(action: str, entity: str, entity_id, before=None, after=None, actor=N
         entity_id=entity_id,
         before=_jsonable(before),
         after=_jsonable(after),
-        prev_hash=prev or GENESIS,
+        prev_hash=prev,
     )
     event.hash = row_hash(event)
     event.mac = seal(event.hash)
     session.add(event)
     session.flush()
+    _move_head(session, head, event.id, event.hash)
     return event
 
 
 def record_many(entries, actor=None) -> int:
     """Append many audit rows to the current transaction at once, chained exactly as one
-    `record` call after another would chain them: one lock, one look-up of the chain's end,
-    and one INSERT of the prepared rows (executemany). `entries` are
+    `record` call after another would chain them: one read of the chain's end (locked), one
+    INSERT of the prepared rows (executemany) and one move of the head. `entries` are
     (action, entity, entity_id, before, after) tuples; returns how many were written."""
     entries = list(entries)
     if not entries:
         return 0
     session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-    session.flush()
-    prev = session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar() or GENESIS
+    prev, head = _chain_end(session)
     user_id, name = actor if actor else current_actor()
     at = clock.now()
     rows = []
@@ -134,8 +161,13 @@ def record_many(entries, actor=None) -> int:
         rows.append(row)
     # One statement for all rows; the ids follow the list's order, so the chain (walked by
     # id) is the order it was computed in.
+    newest = None
     for start in range(0, len(rows), _INSERT_BATCH):
-        session.execute(insert(AuditEvent), rows[start:start + _INSERT_BATCH])
+        ids = session.execute(
+            insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True),
+            rows[start:start + _INSERT_BATCH]).scalars().all()
+        newest = ids[-1]
+    _move_head(session, head, newest, rows[-1]["hash"])
     return len(rows)
 
 
@@ -165,6 +197,10 @@ def seal(value: str) -> str:
     return hmac.new(_key(), value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def head_seal(seq, head_hash) -> str:
+    return seal(f"head:{seq}:{head_hash}")
+
+
 def _checkpoint_seal(head_id, head_hash) -> str:
     return seal(f"checkpoint:{head_id}:{head_hash}")
 
@@ -191,6 +227,36 @@ SEAL = "the row's seal does not match (rewritten without the key)"
 TRUNCATED = "rows up to checkpoint %(head)s were removed (the end of the log was cut off)"
 REWRITTEN = "the chain was rewritten up to checkpoint %(head)s"
 FORGED = "checkpoint %(head)s does not carry a valid seal"
+MISSING = "rows missing after seq %(last)s (the chain head names seq %(head)s)"
+HEAD_MISMATCH = "the newest row does not match the chain head"
+BEYOND_HEAD = "rows after seq %(head)s are not covered by the chain head"
+HEAD_FORGED = "the chain head (seq %(head)s) does not carry a valid seal"
+HEAD_GONE = "the chain head is missing"
+
+
+def _head_breaks() -> list[dict]:
+    """The head against the newest row, read in one statement (one snapshot: an append
+    committing meanwhile cannot make them disagree)."""
+    newest = select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    newest = newest.subquery()
+    found = db.session.execute(
+        select(AuditHead.seq, AuditHead.head_hash, AuditHead.mac, newest.c.id, newest.c.hash)
+        .select_from(AuditHead).outerjoin(newest, true())
+        .where(AuditHead.id == HEAD_ID)).first()
+    if found is None:
+        last = db.session.execute(select(func.max(AuditEvent.id))).scalar()
+        return [{"id": last, "reason": HEAD_GONE}] if last else []
+    seq, head_hash, mac, last_id, last_hash = found
+    params = {"head": seq, "last": last_id or 0}
+    if not (mac and hmac.compare_digest(mac, head_seal(seq, head_hash))):
+        return [{"id": seq, "reason": HEAD_FORGED, "params": params}]
+    if (last_id or 0) < seq:
+        return [{"id": last_id or 0, "reason": MISSING, "params": params}]
+    if last_id > seq:
+        return [{"id": last_id, "reason": BEYOND_HEAD, "params": params}]
+    if last_id and last_hash != head_hash:
+        return [{"id": last_id, "reason": HEAD_MISMATCH}]
+    return []
 
 
 def _anchors() -> list[dict]:
@@ -214,8 +280,8 @@ def _anchors() -> list[dict]:
 
 def verify(batch_size: int = 5000, from_checkpoint: bool = False) -> Verification:
     """Walk the chain in order and report every break, then hold the log against its newest
-    checkpoints. `from_checkpoint`: start after the newest valid checkpoint (its head is held
-    against the row it names, the rows after it are walked)."""
+    checkpoints and its head. `from_checkpoint`: start after the newest valid checkpoint (its
+    head is held against the row it names, the rows after it are walked)."""
     breaks = []
     anchors = _anchors()
     valid_anchors = []
@@ -265,6 +331,7 @@ def verify(batch_size: int = 5000, from_checkpoint: bool = False) -> Verificatio
             breaks.append({"id": anchor["head_id"], "reason": TRUNCATED, "params": params})
         elif row.hash != anchor["head_hash"]:
             breaks.append({"id": anchor["head_id"], "reason": REWRITTEN, "params": params})
+    breaks.extend(_head_breaks())
     if head_id is None and start is not None:
         head_id, head_hash = start["head_id"], start["head_hash"]
     unique = {(b["id"], b["reason"]): b for b in breaks}

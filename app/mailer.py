@@ -396,7 +396,12 @@ class SmtpTransport:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None and self.smtp is not None:
+            # Stopped mid-conversation (rq's job timeout): a polite QUIT could wait for the
+            # stalled server for the whole SMTP timeout, past the job's own limit.
+            self.smtp.close()
+            self.smtp = None
         self.reset()
 
     def _connect(self):

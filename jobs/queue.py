@@ -7,10 +7,11 @@ the request that queued the mail still succeeds, and the periodic catch-up sends
 At most one dispatch job waits at a time: a short-lived Redis key marks "a dispatch is queued"
 (set with NX by the enqueuer, cleared by the job when it starts), so a thousand commits with the
 workers down leave one job, not a thousand. Retries are scheduled for their due time
-(`schedule_dispatch_at`, run by the workers' scheduler), one job per due second.
+(`schedule_dispatch_at`, run by the workers' scheduler), one job per due second, never before
+the message is due.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -65,7 +66,11 @@ def schedule_dispatch_at(moment: datetime):
     queue = get_queue()
     if queue is None or moment is None:
         return None
-    moment = moment.replace(tzinfo=UTC, microsecond=0)
+    # Rounded up to the second: a job that fired before its message was due would find
+    # nothing to send, and could not schedule itself again (its own id is taken).
+    moment = moment.replace(tzinfo=UTC)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     job_id = f"reservkort-dispatch-at-{int(moment.timestamp())}"
     try:
         if queue.job_class.exists(job_id, connection=queue.connection):

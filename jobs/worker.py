@@ -2,7 +2,8 @@
 
 `AppWorker` builds the app once before forking, so each job does not pay for create_app.
 `ThreadWorker` runs inside the embedded runner's thread: no signal handlers (only the main thread
-may set them) and a timer instead of SIGALRM for job timeouts.
+may set them) and a timer instead of SIGALRM for job timeouts. `EmbeddedWorker` is the one
+`make run` keeps running: registered (and so counted as live) for as long as it runs.
 
 `python -m jobs.worker --url $REDIS_URL` (production) runs an `AppWorker` on the queue
 `reservkort` with rq's scheduler (jobs enqueued for a later time, such as an e-mail retry at its
@@ -20,6 +21,7 @@ import time
 
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker, Worker
 
@@ -57,6 +59,36 @@ class ThreadWorker(Reregistering, SimpleWorker):
 
     def _install_signal_handlers(self):
         return None
+
+
+class EmbeddedWorker(ThreadWorker):
+    """A long-running worker thread that wakes every `poll_seconds` while idle: to notice
+    `stop`, and to move jobs scheduled for a time now past (an e-mail retry at its due time)
+    onto the queue, as rq's scheduler would (that one is a forked process, unfit for a thread
+    in the web server's process). A burst worker per pass instead would be registered only
+    while busy, and the health check would see no live worker most of the time."""
+
+    def __init__(self, *args, stop: threading.Event, poll_seconds: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stop, self.poll_seconds = stop, poll_seconds
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        while not self.stop.is_set():
+            self.enqueue_due_scheduled_jobs()
+            result = super().dequeue_job_and_maintain_ttl(timeout, self.poll_seconds)
+            if result is not None:
+                return result
+        return None  # rq's loop then ends the worker and registers its death
+
+    def enqueue_due_scheduled_jobs(self):
+        scheduler = RQScheduler(self.queues, connection=self.connection,
+                                logging_level="WARNING")
+        scheduler.acquire_locks()
+        if scheduler.acquired_locks:
+            try:
+                scheduler.enqueue_scheduled_jobs()
+            finally:
+                scheduler.release_locks()
 
 
 class Backoff:

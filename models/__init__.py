@@ -2,7 +2,7 @@
 
 from flask_appbuilder import Model
 
-from models.audit import AuditCheckpoint, AuditEvent
+from models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from models.cards import CARD_STATUSES, LOA_LEVELS, PickupPoint, ReserveCard
 from models.deviations import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, DeviationNote
 from models.issuances import (
@@ -28,6 +28,7 @@ __all__ = [
     "Model",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditHead",
     "CARD_STATUSES",
     "LOA_LEVELS",
     "PickupPoint",

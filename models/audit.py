@@ -36,3 +36,16 @@ class AuditCheckpoint(Model):
     rows_checked = Column(Integer, nullable=False, default=0)
     ok = Column(Boolean, nullable=False)
     breaks = Column(JSON)  # [{"id": ..., "reason": ...}, ...]
+
+
+class AuditHead(Model):
+    """The chain's newest row, kept apart from the rows and updated in the same transaction as
+    every append, sealed with the key outside the database: rows cut from the end leave a head
+    that names more rows than are left. One row (id 1)."""
+
+    __tablename__ = "audit_head"
+
+    id = Column(Integer, primary_key=True)
+    seq = Column(Integer, nullable=False)  # id of the newest audit row, 0 for an empty log
+    head_hash = Column(String(64), nullable=False)
+    mac = Column(String(64))  # HMAC of "head:seq:head_hash"

@@ -1,5 +1,6 @@
 """A worker killed with SIGKILL in the middle of sending: the job runs again on another worker,
-the interrupted claims are recovered, and every e-mail arrives exactly once."""
+the interrupted claims are recovered, and every e-mail arrives exactly once. Here on SQLite;
+tests/test_ops_faults.py runs the same on a private PostgreSQL cluster."""
 
 import time
 from types import SimpleNamespace
@@ -29,6 +30,12 @@ def _outbox():
 
 def test_killed_worker_job_runs_again_and_nothing_is_lost_or_doubled(
         app, database_url, redis_server, smtp_server, workers):  # noqa: F811
+    killed_mid_dispatch(database_url, redis_server, smtp_server, workers)
+
+
+def killed_mid_dispatch(database_url, redis_server, smtp_server, workers):  # noqa: F811
+    """The scenario, in an app context whose queue is `redis_server` and whose database is at
+    `database_url`."""
     for number in range(3):
         queue_email("receipt_reminder", f"person{number}@example.se", {
             "card": SimpleNamespace(serial=f"80000{number}"),

@@ -42,11 +42,11 @@ def test_a_rewrite_recomputed_with_the_apps_own_function_is_caught(runner):
     assert len(rows) >= 4
     target = rows[1].id
     _recompute_from(1, actor="mallory")
-    # The plain chain is whole again: only the keyed seals tell.
+    # The plain chain is whole again: only the keyed seals (and the sealed head) tell.
     result = audit.verify()
     assert not result.ok
     assert {entry["id"] for entry in result["breaks"]} == {row.id for row in rows[1:]}
-    assert {entry["reason"] for entry in result["breaks"]} == {audit.SEAL}
+    assert {entry["reason"] for entry in result["breaks"]} == {audit.SEAL, audit.HEAD_MISMATCH}
     output = runner.invoke(args=["reservkort", "audit-verify"])
     assert output.exit_code == 1 and f"row {target}:" in output.output
 
@@ -66,7 +66,7 @@ def test_deleting_the_newest_rows_is_caught_by_the_checkpoint(runner, caplog, ap
     db.session.commit()
     result = audit.verify()
     assert not result.ok
-    assert [entry["reason"] for entry in result["breaks"]] == [audit.TRUNCATED]
+    assert {entry["reason"] for entry in result["breaks"]} == {audit.TRUNCATED, audit.MISSING}
     output = runner.invoke(args=["reservkort", "audit-verify"])
     assert output.exit_code == 1
     assert f"rows up to checkpoint {checkpoint.head_id} were removed" in output.output
@@ -77,8 +77,84 @@ def test_truncation_is_caught_even_when_the_checkpoint_table_is_emptied_too(app)
     db.session.execute(delete(AuditEvent).where(AuditEvent.id == checkpoint.head_id))
     db.session.execute(text("DELETE FROM audit_checkpoints"))
     db.session.commit()
-    result = audit.verify()  # the file outside the database still names the head
-    assert [entry["reason"] for entry in result["breaks"]] == [audit.TRUNCATED]
+    result = audit.verify()  # the file outside the database (and the head) still name it
+    assert {entry["reason"] for entry in result["breaks"]} == {audit.TRUNCATED, audit.MISSING}
+
+
+def _cut_the_newest(count, dialect):
+    """Delete the newest rows, as someone with write access to the table would (on PostgreSQL
+    a superuser, who can switch the append-only trigger off)."""
+    if dialect == "postgresql":
+        db.session.execute(text("SET session_replication_role = replica"))
+    newest = [row.id for row in _rows()[-count:]]
+    db.session.execute(delete(AuditEvent).where(AuditEvent.id.in_(newest)))
+    db.session.commit()
+    if dialect == "postgresql":
+        db.session.execute(text("SET session_replication_role = DEFAULT"))
+        db.session.commit()
+    return newest
+
+
+@pytest.mark.both_databases
+def test_rows_cut_from_the_end_after_the_newest_checkpoint_are_caught(runner, as_user, dialect):
+    checkpoint = audit.checkpoint()
+    assert checkpoint.ok
+    with as_user("Servicecenter"):
+        for number in range(3):
+            audit.record("test.after_checkpoint", "test", number)
+        db.session.commit()
+    assert audit.verify().ok
+    cut = _cut_the_newest(3, dialect)
+    assert min(cut) > checkpoint.head_id  # the checkpoint's own row is still there
+    result = audit.verify()
+    assert not result.ok
+    assert result["breaks"] == [{"id": checkpoint.head_id, "reason": audit.MISSING,
+                                 "params": {"last": checkpoint.head_id, "head": max(cut)}}]
+    assert not audit.verify(from_checkpoint=True).ok
+    output = runner.invoke(args=["reservkort", "audit-verify"])
+    assert output.exit_code == 1
+    assert f"rows missing after seq {checkpoint.head_id}" in output.output
+    assert f"the chain head names seq {max(cut)}" in output.output
+
+
+@pytest.mark.both_databases
+def test_the_head_moves_with_every_append_and_many_rows_at_once(as_user, dialect):
+    from models import AuditHead
+
+    with as_user("Servicecenter"):
+        audit.record("test.one", "test", 1)
+        audit.record_many([("test.many", "test", n, None, {"n": n}) for n in range(5)])
+        db.session.commit()
+    newest = _rows()[-1]
+    head = db.session.get(AuditHead, audit.HEAD_ID)
+    assert (head.seq, head.head_hash) == (newest.id, newest.hash)
+    assert head.mac == audit.head_seal(newest.id, newest.hash)
+    assert audit.verify().ok
+
+
+def test_a_head_rewound_without_the_key_is_caught(app):
+    from models import AuditHead
+
+    rows = _rows()
+    _cut_the_newest(2, "sqlite")
+    head = db.session.get(AuditHead, audit.HEAD_ID)
+    head.seq, head.head_hash = rows[-3].id, rows[-3].hash  # the seal cannot follow
+    db.session.commit()
+    reasons = {entry["reason"] for entry in audit.verify()["breaks"]}
+    assert reasons == {audit.HEAD_FORGED}
+
+
+@pytest.mark.postgresql_only
+def test_postgresql_refuses_to_delete_the_head_or_move_it_back(app, dialect):
+    from models import AuditHead
+
+    with pytest.raises(DBAPIError, match="only moves forward"):
+        db.session.execute(update(AuditHead).values(seq=AuditHead.seq - 1))
+    db.session.rollback()
+    with pytest.raises(DBAPIError, match="only moves forward"):
+        db.session.execute(delete(AuditHead))
+    db.session.rollback()
+    assert audit.verify().ok
 
 
 def test_audit_verify_reports_every_break(runner):

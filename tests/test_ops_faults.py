@@ -243,6 +243,98 @@ def test_a_backlog_larger_than_a_claim_with_a_slow_server_goes_once(
     _assert_each_once(smtp_server, 250)
 
 
+def test_a_worker_killed_mid_dispatch_on_postgresql_sends_each_once(
+        pg_app, redis_server, smtp_server, workers):  # noqa: F811
+    from tests.test_jobs_faults import killed_mid_dispatch
+
+    with pg_app.app_context():
+        killed_mid_dispatch(pg_app.database_url, redis_server, smtp_server, workers)
+
+
+def _rows(flask_app):
+    with flask_app.app_context():
+        rows = db.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
+        rows = [SimpleNamespace(status=m.status, attempts=m.attempts, last_error=m.last_error,
+                                results=m.recipient_results or {}, to=m.to_addrs) for m in rows]
+        db.session.remove()
+        return rows
+
+
+def _worker(workers, pg_app, redis_server, smtp_server, **config):  # noqa: F811
+    """One production worker process (with rq's scheduler, which runs a retry at its due
+    time); no scheduler process, so no catch-up tick can stand in for the retries."""
+    env = workers.env(pg_app.database_url, redis_server.url, smtp_server.port,
+                      OUTBOX_BACKOFF_SECONDS=1, OUTBOX_MAX_ATTEMPTS=12, SMTP_TIMEOUT_SECONDS=5,
+                      **config)
+    return workers.spawn_module(env, "jobs.worker", "--url", redis_server.url,
+                                "--max-backoff", "1")
+
+
+def test_smtp_down_then_up_with_worker_processes_sends_each_once(
+        pg_app, redis_server, smtp_server, workers):  # noqa: F811
+    process = _worker(workers, pg_app, redis_server, smtp_server)
+    smtp_server.stop()  # the mail server is away: connections are refused
+    _queue_mail(pg_app, range(3))
+    try:
+        # Tried, refused, and tried again at its due time (only the scheduled retry can).
+        wait_until(lambda: all(m.attempts >= 2 and m.status == "pending"
+                               for m in _rows(pg_app)), 30, "retries while SMTP is down")
+    except AssertionError as exc:
+        raise AssertionError(process.log_path.read_text()[-2000:]) from exc
+    assert all(m.last_error.startswith("temporary:") for m in _rows(pg_app))
+    assert smtp_server.messages == []
+    smtp_server.start()  # back on the same port
+    wait_until(lambda: _sent(pg_app) == 3, 40, "the mail after SMTP is back")
+    time.sleep(1.5)  # a stray retry would deliver again now
+    _assert_each_once(smtp_server, 3)
+    assert {m.status for m in _rows(pg_app)} == {"sent"}
+    assert process.poll() is None, process.log_path.read_text()[-2000:]
+
+
+def test_a_refused_recipient_with_worker_processes_is_retried_on_its_own(
+        pg_app, redis_server, smtp_server, workers):  # noqa: F811
+    handler = smtp_server.handler
+    handler.rcpt_replies = {"gone@example.se": "550 5.1.1 No such user",
+                            "full@example.se": "452 4.2.2 Mailbox full"}
+    process = _worker(workers, pg_app, redis_server, smtp_server)
+    with pg_app.app_context():
+        queue_email("receipt_reminder", ["anna@example.se", "gone@example.se",
+                                         "full@example.se"], {
+            "card": SimpleNamespace(serial="600001"),
+            "recipient": SimpleNamespace(name="Anna"),
+            "issuance": SimpleNamespace(receipt_due="2026-05-04")})
+        queue_email("receipt_reminder", "lars@example.se", {
+            "card": SimpleNamespace(serial="600002"),
+            "recipient": SimpleNamespace(name="Lars"),
+            "issuance": SimpleNamespace(receipt_due="2026-05-04")})
+        db.session.commit()
+
+    def refused_recorded():
+        shared, alone = _rows(pg_app)
+        return (alone.status == "sent" and shared.status == "pending"
+                and shared.results.get("full@example.se", {}).get("status") == "refused")
+
+    try:
+        wait_until(refused_recorded, 30, "the first attempt with its refusals")
+    except AssertionError as exc:
+        raise AssertionError(process.log_path.read_text()[-2000:]) from exc
+    shared, _alone = _rows(pg_app)
+    assert shared.results["anna@example.se"] == {"status": "sent"}
+    assert shared.results["gone@example.se"]["status"] == "failed"
+    assert shared.results["gone@example.se"]["code"] == 550
+
+    handler.rcpt_replies = {"gone@example.se": "550 5.1.1 No such user"}  # room again
+    wait_until(lambda: _rows(pg_app)[0].status == "failed", 30, "the retry of the full box")
+    time.sleep(1.5)  # a stray retry would deliver again now
+    shared, alone = _rows(pg_app)
+    assert shared.results["full@example.se"] == {"status": "sent"}
+    assert "gone@example.se: 550" in shared.last_error
+    delivered = sorted(address for _, rcpts in handler.deliveries for address in rcpts)
+    # Each accepted recipient exactly once; the refused one never.
+    assert delivered == ["anna@example.se", "full@example.se", "lars@example.se"]
+    assert process.poll() is None, process.log_path.read_text()[-2000:]
+
+
 def test_audit_truncation_and_recomputation_are_caught_on_postgresql(pg_app, pg_cluster):  # noqa: F811
     from app import audit
     from models import AuditEvent
@@ -268,5 +360,5 @@ def test_audit_truncation_and_recomputation_are_caught_on_postgresql(pg_app, pg_
         db.session.remove()
         result = audit.verify()
     reasons = {entry["reason"] for entry in result["breaks"]}
-    assert reasons == {audit.SEAL, audit.TRUNCATED}, result["breaks"]
+    assert reasons == {audit.SEAL, audit.TRUNCATED, audit.MISSING}, result["breaks"]
     assert rewritten_id in {entry["id"] for entry in result["breaks"]}

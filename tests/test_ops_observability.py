@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -147,3 +148,89 @@ def test_jobs_screen_shows_live_workers_and_the_oldest_mail_in_words(login, live
     assert "Ingen arbetsprocess körs" in page
     assert "för 45 minuter sedan" in page
     assert "har väntat längre än 15 minuter" in page
+
+
+def test_the_embedded_start_reports_its_worker_as_live(database_template, tmp_path):
+    """`make run`: the web app with the jobs in-process and a private redis-server. Its
+    readiness counts the in-process worker the whole time, not only while it is busy."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tests.job_support import ROOT, free_port, wait_until
+
+    database = tmp_path / "embedded.db"
+    shutil.copy(database_template, database)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "PORT": str(port),
+           "RESERVKORT_INSTANCE": str(tmp_path / "instance"), "RESERVKORT_EMBEDDED": "1",
+           "FAB_UPDATE_PERMS": "false"}
+    for key in ("REDIS_URL", "RESERVKORT_CONFIG", "SMTP_HOST"):
+        env.pop(key, None)
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+
+    def workers_check():
+        if process.poll() is not None:
+            raise AssertionError(log_path.read_text()[-2000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready",
+                                        timeout=5) as answer:
+                body = answer.read()
+        except urllib.error.HTTPError as refused:
+            body = refused.read()
+        except OSError:
+            return None
+        return json.loads(body)["checks"]["workers"]
+
+    try:
+        wait_until(lambda: workers_check() is not None, 60, "the embedded app to answer")
+        # A few seconds after the start, and on every later look, the worker is there.
+        try:
+            wait_until(lambda: workers_check()["live"] >= 1, 15, "the in-process worker")
+        except AssertionError as exc:
+            raise AssertionError(log_path.read_text()[-2000:]) from exc
+        for _ in range(10):
+            assert workers_check() == {"ok": True, "live": 1}
+            time.sleep(0.3)
+    finally:
+        process.terminate()  # its Ctrl-C: the redis-server it started goes with it
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_the_embedded_worker_runs_jobs_and_due_retries_and_stops_when_asked(redis_server):  # noqa: F811
+    import threading
+    from datetime import UTC, datetime
+
+    import run
+    from tests.job_support import wait_until
+
+    connection = redis_server.connection()
+    queue = Queue(QUEUE_NAME, connection=connection)
+    stop = threading.Event()
+    thread = threading.Thread(target=run.worker_loop, args=(connection, stop), daemon=True)
+    thread.start()
+    try:
+        job = queue.enqueue("builtins.len", "abc")
+        now = datetime.now(UTC)
+        later = queue.enqueue_at(now + timedelta(seconds=1), "builtins.len", "abcd")
+        wait_until(lambda: job.get_status(refresh=True) == "finished", 20, "the queued job")
+        wait_until(lambda: later.get_status(refresh=True) == "finished", 20,
+                   "the job scheduled for a moment now past")
+        assert (job.return_value(), later.return_value()) == (3, 4)
+        assert len(Worker.all(queue=queue)) == 1
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert Worker.all(queue=queue) == []  # it said goodbye: no stale live worker
