@@ -78,6 +78,20 @@ ORG_TYPE = {
     "municipality": _l("Municipality"),
 }
 ORDINARY_CARD = {"active": _l("Active"), "ordered": _l("Ordered"), "none": _l("None")}
+# outbox template -> the kind of e-mail
+EMAIL_KIND = {
+    "application_completed": _l("Application completed"),
+    "approval_requested": _l("Approval requested"),
+    "card_activation": _l("Card ready to be activated"),
+    "certificate_issued": _l("Certificate issued"),
+    "expiry_reminder": _l("Expiry reminder"),
+    "issuance_blocked": _l("Card blocked"),
+    "issuance_extended": _l("Validity extended"),
+    "issuance_rejected": _l("Issuance rejected"),
+    "not_returned_manager": _l("Card not returned (to the manager)"),
+    "receipt_reminder": _l("Receipt reminder"),
+    "return_request": _l("Return requested"),
+}
 RECEIPT_KIND = {"application": _l("Signed at the application"), "manual": _l("Registered by hand")}
 
 # audit action -> what happened, in words
@@ -232,6 +246,7 @@ _KINDS = {
     "org_type_code": ORG_TYPE,
     "ordinary_card": ORDINARY_CARD,
     "kind": RECEIPT_KIND,
+    "template": EMAIL_KIND,
     "action": ACTION,
     "entity": ENTITY,
     "field": FIELD,

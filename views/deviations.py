@@ -23,7 +23,7 @@ from app.roles import MENU
 from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Unit
 from views.api.deviations import VisibleToUser
-from views.listing import ListInterface, UnitLookupField, unit_choices
+from views.listing import ListInterface, SearchBoxMixin, UnitLookupField, unit_choices
 
 # The words of the one table (app/labels.py).
 TYPE_LABELS = labels.DEVIATION_TYPE
@@ -71,7 +71,7 @@ def flash_refusal(exc) -> None:
 
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
-class DeviationView(ModelView):
+class DeviationView(SearchBoxMixin, ModelView):
     datamodel = ListInterface(Deviation)
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.

@@ -19,7 +19,7 @@ from app import access, labels, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
-from views.listing import ListInterface
+from views.listing import ListInterface, SearchBoxMixin
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
 NOT_FOUND_WHAT = {
@@ -174,7 +174,7 @@ class FieldFormat:
 
 # --- the screens ----------------------------------------------------------------------------
 
-class PersonView(AuditedModelView):
+class PersonView(SearchBoxMixin, AuditedModelView):
     route_base = "/registers/people"
     datamodel = PersonInterface(Person)
     audit_entity = "person"
@@ -301,6 +301,9 @@ class UnitView(AuditedModelView):
         "manager_hsa_ids": ManagersField(_l("Managers"), endpoint="UnitView.manager_lookup"),
     }
     formatters_columns = {"managers": _managers_label}
+    # The organisation type chosen by its Swedish name instead of typing its code.
+    search_form_extra_fields = {
+        "org_type_code": labels.search_field("org_type", _l("Organisation type"))}
 
     def prefill_form(self, form, pk):
         item = self.datamodel.get(pk)
@@ -322,7 +325,7 @@ def _ordinary_card_label(value):
     return {"active": _("Active"), "ordered": _("Ordered"), "none": _("None")}.get(value, value)
 
 
-class KobeView(ModelView):
+class KobeView(SearchBoxMixin, ModelView):
     """What the system knows from Kobe; changes come through the import (one row or many)."""
 
     route_base = "/registers/kobe"
