@@ -146,3 +146,28 @@ def test_filters_on_coded_columns_offer_choices_in_swedish(app, login):
     assert ("OutboxView", "template") in checked
     page = client.get("/registers/units/list/").text
     assert "Privat vårdgivare" in page  # the organisation types offered in words
+
+
+# --- served by indexes at national scale (PostgreSQL plans) ---------------------------------
+
+def _plan(query) -> str:
+    from sqlalchemy import text
+
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # as on a national-size table
+    compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+    rows = db.session.execute(text("EXPLAIN " + str(compiled))).scalars()
+    return "\n".join(rows)
+
+
+@pytest.mark.postgresql_only
+def test_each_match_of_the_box_is_served_by_an_index(app, as_user, dialect):
+    with as_user("servicecenter"):
+        by_name = _plan(select(Person.id).where(search.condition(Person, "Gustav Gran")))
+        by_number = _plan(select(Person.id).where(search.condition(Person, "601212-0231")))
+        issuances = _plan(select(Issuance.id).where(search.condition(Issuance, "Gustav")))
+        deviations = _plan(select(Deviation.id).where(search.condition(Deviation, "12345678")))
+    db.session.rollback()
+    assert "ix_people_name_trgm" in by_name, by_name
+    assert "Seq Scan" not in by_number, by_number
+    assert "ix_people_name_trgm" in issuances, issuances
+    assert "ix_deviations_card_serial" in deviations, deviations
