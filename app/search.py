@@ -188,22 +188,33 @@ def _named(people) -> str:
                      for person in people[:NAMED_IN_MESSAGE])
 
 
-def hsa_id_or_name(text, field: str) -> tuple[str, Person | None]:
+def looks_like_a_name(text) -> bool:
+    """Letters typed where an HSA-id (or a personal identity number) is expected."""
+    terms = read(text)
+    return bool(terms.name_words or terms.name_too_short)
+
+
+def hsa_id_or_name(text, field: str, accept_unique=True) -> tuple[str, Person | None]:
     """(HSA-id, None) for an HSA-id; (their HSA-id, person) for a name that matches exactly one
-    person the login may see. Anything else is a FieldError at `field` saying what to type,
-    and which people the name matches (never a protected one to a login without clearance)."""
+    person the login may see (with `accept_unique`). Anything else is a FieldError at `field`
+    saying what to type and which people the name matches, by name and HSA-id (never a
+    protected one to a login without clearance)."""
     terms = read(text)
     if terms.hsa_id:
         return terms.hsa_id, None
     people = people_named(text) if terms.name_words else []
-    if len(people) == 1:
+    if len(people) == 1 and accept_unique:
         return people[0].hsa_id, people[0]
     example = {"example": HSA_ID_EXAMPLE, "name": terms.text}
-    if terms.name_too_short or not terms.name_words:
+    if not terms.name_words:
         raise FieldError(field, _l("Give an HSA-id, e.g. %(example)s.") % example)
     if not people:
         raise FieldError(field, _l("Give an HSA-id, e.g. %(example)s; no person named "
                                    "\u201c%(name)s\u201d was found.") % example)
+    if len(people) == 1:
+        raise FieldError(field, _l("Give an HSA-id, e.g. %(example)s; the one person named "
+                                   "\u201c%(name)s\u201d is %(people)s.")
+                         % {**example, "people": _named(people)})
     more = len(people) > NAMED_IN_MESSAGE
     message = (_l("Give an HSA-id, e.g. %(example)s; more than %(count)s people are named "
                   "\u201c%(name)s\u201d, among them: %(people)s.") if more else

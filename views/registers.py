@@ -45,6 +45,28 @@ def flash_refusal(exc) -> None:
     flash(step_message(exc), "danger")
 
 
+def name_for_hsa_id(values: dict, field: str) -> bool:
+    """A form whose `field` expects an HSA-id, and a name was typed: the one person with that
+    name whom the login may see is put in the field and named in a message, to be checked
+    and sent again; else the message says what to type and whom the name matches. True when
+    the form is to be shown again (nothing is done with a name)."""
+    from app import search
+
+    typed = values.get(field) or ""
+    if not search.looks_like_a_name(typed):
+        return False
+    try:
+        hsa_id, person = search.hsa_id_or_name(typed, field=field)
+    except FieldError as exc:
+        flash(f"{labels.field(field)}: {exc.message}", "danger")
+        return True
+    values[field] = hsa_id
+    flash(_("Found by the name \u201c%(name)s\u201d: %(person)s. Check that this is the right "
+            "person before you go on.", name=" ".join(typed.split()),
+            person=f"{access.display_name(person)} ({hsa_id})"), "info")
+    return True
+
+
 class EagerInterface(ListInterface):
     """The list interface of the registers: the page's ids first, its relations (the named
     load options too) loaded with the page's rows only, the count bounded; searches, order and
