@@ -14,6 +14,11 @@ from models import AccountLink, Person
 
 
 def find_person(hsa_id: str) -> Person:
+    from app import search
+
+    if search.looks_like_a_name(hsa_id):
+        # A name instead: the message names the people it matches (those the login may see).
+        search.hsa_id_or_name(hsa_id, "hsa_id", accept_unique=False)
     person = db.session.execute(
         select(Person).where(Person.hsa_id == valid_hsa_id(hsa_id))
     ).scalar_one_or_none()

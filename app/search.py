@@ -189,9 +189,9 @@ def _named(people) -> str:
 
 
 def looks_like_a_name(text) -> bool:
-    """Letters typed where an HSA-id (or a personal identity number) is expected."""
-    terms = read(text)
-    return bool(terms.name_words or terms.name_too_short)
+    """A name typed where an HSA-id (or a personal identity number) is expected: a word of at
+    least MIN_NAME_CHARS letters (a mistyped id like "E0001" keeps its format message)."""
+    return bool(read(text).name_words)
 
 
 def hsa_id_or_name(text, field: str, accept_unique=True) -> tuple[str, Person | None]:

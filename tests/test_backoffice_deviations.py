@@ -196,7 +196,8 @@ def test_report_form_offers_only_own_units_to_chef(login, deviations):
     assert "Ladda ner CSV" in page
 
 
-def test_a_name_typed_for_the_persons_hsa_id_is_found_or_explained(login, demo_person):
+def test_a_name_typed_for_the_persons_hsa_id_is_found_or_explained(login, demo_person,
+                                                                   namesakes):
     client = login("Servicecenter")
     bjorn = demo_person("Björn")
     found = client.post("/deviations/create", data={
@@ -205,6 +206,7 @@ def test_a_name_typed_for_the_persons_hsa_id_is_found_or_explained(login, demo_p
     assert f"Hittade på namnet ”Björn Östlund”: Björn Östlund ({bjorn.hsa_id})" in page
     assert f'value="{bjorn.hsa_id}"' in page
     several = client.post("/deviations/create", data={
-        "type": "manual", "person_hsa_id": "son", "description": "x"}).get_data(as_text=True)
-    assert "Personens HSA-id: Ange HSA-id, t.ex. SE2321000131-B123; hittade" in several
+        "type": "manual", "person_hsa_id": "Tvillingsson", "description": "x"}).text
+    assert ("Personens HSA-id: Ange HSA-id, t.ex. SE2321000131-B123; hittade 2 personer med "
+            "namnet ”Tvillingsson”: Tora Tvillingsson") in several
     assert db.session.execute(select(Deviation)).first() is None
