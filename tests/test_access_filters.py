@@ -209,3 +209,11 @@ def test_the_search_box_never_finds_a_protected_person_without_clearance(app, ca
         for text in (CANARY["name"], CANARY["hsa_id"], CANARY["personal_number"][2:]):
             seen = cleared.get(path, query_string={"q": text}).get_data(as_text=True)
             assert link in seen, (path, text)
+
+
+@pytest.mark.both_databases
+def test_the_login_list_search_never_finds_a_protected_persons_login(app, canary, dialect):
+    admin = _web_client(app, "admin")
+    for text in ("kanarie", CANARY["hsa_id"], CANARY["hsa_id"][-6:]):
+        page = admin.get("/admin/user-links/", query_string={"q": text}).get_data(as_text=True)
+        assert "kanarie" not in page.replace(f'value="{text}"', ""), text
