@@ -14,6 +14,11 @@ from models import AccountLink, Person
 
 
 def find_person(hsa_id: str) -> Person:
+    from app import search
+
+    if search.looks_like_a_name(hsa_id):
+        # A name instead: the message names the people it matches (those the login may see).
+        search.hsa_id_or_name(hsa_id, "hsa_id", accept_unique=False)
     person = db.session.execute(
         select(Person).where(Person.hsa_id == valid_hsa_id(hsa_id))
     ).scalar_one_or_none()
@@ -161,6 +166,8 @@ def _login_rows(search: str):
         pattern = f"%{search.lower()}%"
         rows = rows.where(or_(func.lower(user_model.username).like(pattern),
                               func.lower(Person.hsa_id).like(pattern)))
+        # A search never finds a protected person's login for a reader without clearance.
+        rows = rows.where(or_(Person.id.is_(None), access.findable_people()))
     return rows, user_model
 
 
@@ -168,6 +175,9 @@ def login_page(search: str, page: int, page_size: int):
     """(count, rows) of the logins matching `search` (username or HSA-id), one page ordered by
     username, each with its roles, its person's name as the reader may see it, and whether it
     is cleared for protected identity."""
+    # The reader's clearance is looked up with every page, searched or not: the statements per
+    # page stay the same.
+    access.current_user_cleared()
     rows, user_model = _login_rows(search)
     count = db.session.execute(select(func.count()).select_from(rows.subquery())).scalar()
     page_rows = db.session.execute(

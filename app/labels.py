@@ -79,6 +79,20 @@ ORG_TYPE = {
     "municipality": _l("Municipality"),
 }
 ORDINARY_CARD = {"active": _l("Active"), "ordered": _l("Ordered"), "none": _l("None")}
+# outbox template -> the kind of e-mail
+EMAIL_KIND = {
+    "application_completed": _l("Application completed"),
+    "approval_requested": _l("Approval requested"),
+    "card_activation": _l("Card ready to be activated"),
+    "certificate_issued": _l("Certificate issued"),
+    "expiry_reminder": _l("Expiry reminder"),
+    "issuance_blocked": _l("Card blocked"),
+    "issuance_extended": _l("Validity extended"),
+    "issuance_rejected": _l("Issuance rejected"),
+    "not_returned_manager": _l("Card not returned (to the manager)"),
+    "receipt_reminder": _l("Receipt reminder"),
+    "return_request": _l("Return requested"),
+}
 RECEIPT_KIND = {"application": _l("Signed at the application"), "manual": _l("Registered by hand")}
 
 # what is due next on an issuance (app.workflow.queries.due_next) -> the words; those with a
@@ -237,6 +251,16 @@ FIELD = {
     "unit_id": _l("Unit"),
     "pickup_point_id": _l("Pickup point"),
     "hsa_id": _l("HSA-id"),
+    "recipient_hsa_id": _l("Recipient's HSA-id"),
+    "person_hsa_id": _l("The person's HSA-id"),
+    "manager_hsa_ids": _l("Managers"),
+    "card_serial": _l("Card serial"),
+    "description": _l("Description"),
+    "serial_file": _l("Or a text or CSV file with serials"),
+    "text": _l("Note"),
+    "confirm": _l("Confirmation"),
+    "from": _l("From date"),
+    "to": _l("To date"),
     "personal_number": _l("Personal identity number"),
     "email": _l("E-mail"),
     "username": _l("Username"),
@@ -270,6 +294,7 @@ _KINDS = {
     "org_type_code": ORG_TYPE,
     "ordinary_card": ORDINARY_CARD,
     "kind": RECEIPT_KIND,
+    "template": EMAIL_KIND,
     "action": ACTION,
     "entity": ENTITY,
     "field": FIELD,

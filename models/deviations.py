@@ -43,7 +43,8 @@ class Deviation(Model):
     person_id = Column(Integer, ForeignKey("people.id"), index=True)
     # Copied from the person at creation so a manager's report is a simple filter.
     unit_id = Column(Integer, ForeignKey("units.id"))
-    card_serial = Column(String(20))
+    # Indexed for the list's search box by card serial (migration 0008_search).
+    card_serial = Column(String(20), index=True)
     description = Column(Text)
     created_at = Column(DateTime, nullable=False)
     created_by_user_id = Column(Integer, ForeignKey("ab_user.id"))

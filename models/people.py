@@ -15,7 +15,9 @@ unit_managers = Table(
 
 class Person(Model):
     __tablename__ = "people"
-    __table_args__ = (Index("ix_people_name_id", "name", "id"),)  # the people list's order
+    # The people list's order. On PostgreSQL migration 0008_search adds a trigram index on
+    # name for the search box (app.search); it is not declared here, SQLite has no such kind.
+    __table_args__ = (Index("ix_people_name_id", "name", "id"),)
 
     id = Column(Integer, primary_key=True)
     hsa_id = Column(String(64), nullable=False, unique=True)

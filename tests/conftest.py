@@ -345,3 +345,19 @@ def in_stock_card(app):
         ).scalar_one()
 
     return _card
+
+
+NAMESAKES = (("SE2321000131-E000000000771", "Tora Tvillingsson"),
+             ("SE2321000131-E000000000772", "Tyra Tvillingsson"))
+
+
+@pytest.fixture
+def namesakes(app):
+    """Two people who share the surname "Tvillingsson" (a name that finds more than one)."""
+    from models import Person
+
+    people = [Person(hsa_id=hsa_id, name=name, protected_identity=False)
+              for hsa_id, name in NAMESAKES]
+    db.session.add_all(people)
+    db.session.commit()
+    return people

@@ -4,7 +4,8 @@ through the REST API's rison filters and the screens' `_flt_<index>_<column>` ar
 
 The columns and operators come from the application's own views (their search columns and
 FAB's filter classes for them), not from a hand list; the policy's `search_guard` says which
-columns identify a person.
+columns identify a person. The lists' one search box (name, HSA-id, personal number, card
+serial) is proven the same way, over every list view that has it.
 """
 
 import pytest
@@ -148,3 +149,71 @@ def test_screen_filters_never_find_a_protected_person_without_clearance(app, can
                             checked += 1
         if role == "servicecenter":
             assert checked >= 10
+
+
+# --- the one search box of the lists ---------------------------------------------------------
+
+def _box_views(app):
+    from views.listing import SearchBoxMixin
+
+    return [view for view in app.appbuilder.baseviews if isinstance(view, SearchBoxMixin)]
+
+
+def _canary_texts(canary) -> list[str]:
+    """Everything that identifies the canary, as a person would type it in the box."""
+    from models import Issuance
+
+    serial = db.session.get(Issuance, canary["issuance"]).card.serial
+    number = CANARY["personal_number"]
+    return [CANARY["name"], "Zebulon", "kanarieqvist", CANARY["hsa_id"], CANARY["hsa_id"].lower(),
+            number, number.replace("-", ""), number[2:], number[2:].replace("-", ""), serial]
+
+
+def _box_targets(canary) -> dict:
+    from models import Deviation, Issuance, KobeRecord
+
+    return {Person: canary["person"], Issuance: canary["issuance"],
+            Deviation: canary["deviation"], KobeRecord: canary["kobe"]}
+
+
+@pytest.mark.both_databases
+def test_the_search_box_never_finds_a_protected_person_without_clearance(app, canary, dialect):
+    """Each list with the box, each thing that identifies the canary: a login without
+    clearance finds no row about them (the page is that of a text that finds nobody); a
+    cleared login finds them in every list."""
+    cleared = _web_client(app, cleared_login(app))
+    texts = _canary_texts(canary)
+    views = _box_views(app)
+    assert len(views) >= 4
+    for role in ("servicecenter", "admin"):
+        uncleared = _web_client(app, role)
+        checked = 0
+        for view in views:
+            path = f"{view.route_base}/list/"
+            link = f"/show/{_box_targets(canary)[view.datamodel.obj]}\""
+            nobody = uncleared.get(path, query_string={"q": "Zz-nobody-at-all"})
+            if nobody.status_code in (302, 403):
+                continue  # the role may not open this list at all
+            empty = nobody.get_data(as_text=True).count("/show/")
+            for text in texts:
+                page = uncleared.get(path, query_string={"q": text}).get_data(as_text=True)
+                assert link not in page, (role, path, text)
+                assert CANARY["hsa_id"] not in page.replace(f'value="{text}"', ""), (
+                    role, path, text)
+                assert page.count("/show/") == empty, (role, path, text)  # no masked row
+                checked += 1
+        assert checked >= 2 * len(texts), role
+    for view in views:
+        path = f"{view.route_base}/list/"
+        link = f"/show/{_box_targets(canary)[view.datamodel.obj]}\""
+        for text in (CANARY["name"], CANARY["hsa_id"], CANARY["personal_number"][2:]):
+            seen = cleared.get(path, query_string={"q": text}).get_data(as_text=True)
+            assert link in seen, (path, text)
+
+
+@pytest.mark.both_databases
+def test_the_login_list_search_never_finds_a_protected_persons_login(app, canary, dialect):
+    admin = _web_client(app, "admin")
+    for text in ("kanarie", CANARY["hsa_id"], CANARY["hsa_id"][-6:]):
+        page = admin.get("/admin/user-links/", query_string={"q": text}).get_data(as_text=True)
+        assert "kanarie" not in page.replace(f'value="{text}"', ""), text

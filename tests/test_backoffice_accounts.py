@@ -159,3 +159,12 @@ def test_other_roles_are_forbidden(app, login, unlinked_user, role):
     assert client.post(f"{URL}{unlinked_user}/link", data={"hsa_id": ANNA}).status_code == 403
     assert client.post(f"{URL}{unlinked_user}/remove", data={"confirm": "1"}).status_code == 403
     assert _link(unlinked_user) is None
+
+
+def test_a_name_given_for_the_hsa_id_is_explained_with_whom_it_matches(app, login,
+                                                                       unlinked_user):
+    response = login("Admin").post(f"{URL}{unlinked_user}/link",
+                                   data={"hsa_id": "Gustav Gran"}, follow_redirects=True)
+    assert ("Ange HSA-id, t.ex. SE2321000131-B123; den enda personen med namnet ”Gustav Gran” "
+            "är Gustav Gran (SE2321000131-E000000000007).") in response.text
+    assert _link(unlinked_user) is None

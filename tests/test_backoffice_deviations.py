@@ -99,7 +99,7 @@ def test_empty_note_is_refused_naming_the_field(login, deviations):
     answer = login("Chef").post(f"/deviations/note/{deviations['own']}", data={"text": "  "},
                                 follow_redirects=True)
     assert answer.status_code == 200
-    assert "(fält: text)" in answer.get_data(as_text=True)
+    assert "Anteckning: " in answer.get_data(as_text=True)
     assert db.session.execute(select(DeviationNote)).first() is None
 
 
@@ -108,7 +108,7 @@ def test_servicecenter_registers_a_manual_deviation(login, demo_person):
     assert "Registrera avvikelsen" in client.get("/deviations/create").get_data(as_text=True)
     refused = client.post("/deviations/create", data={
         "type": "manual", "person_hsa_id": demo_person("Björn").hsa_id, "description": ""})
-    assert "(fält: description)" in refused.get_data(as_text=True)
+    assert "Beskrivning: " in refused.get_data(as_text=True)
     assert db.session.execute(select(Deviation)).first() is None
     answer = client.post("/deviations/create", data={
         "type": "manual", "person_hsa_id": demo_person("Björn").hsa_id,
@@ -194,3 +194,19 @@ def test_report_form_offers_only_own_units_to_chef(login, deviations):
     page = login("Chef").get("/deviations/report/").get_data(as_text=True)
     assert OWN_UNIT in page and OTHER_UNIT not in page
     assert "Ladda ner CSV" in page
+
+
+def test_a_name_typed_for_the_persons_hsa_id_is_found_or_explained(login, demo_person,
+                                                                   namesakes):
+    client = login("Servicecenter")
+    bjorn = demo_person("Björn")
+    found = client.post("/deviations/create", data={
+        "type": "manual", "person_hsa_id": "Björn Östlund", "description": "Kortet saknas"})
+    page = found.get_data(as_text=True)
+    assert f"Hittade på namnet ”Björn Östlund”: Björn Östlund ({bjorn.hsa_id})" in page
+    assert f'value="{bjorn.hsa_id}"' in page
+    several = client.post("/deviations/create", data={
+        "type": "manual", "person_hsa_id": "Tvillingsson", "description": "x"}).text
+    assert ("Personens HSA-id: Ange HSA-id, t.ex. SE2321000131-B123; hittade 2 personer med "
+            "namnet ”Tvillingsson”: Tora Tvillingsson") in several
+    assert db.session.execute(select(Deviation)).first() is None

@@ -63,7 +63,7 @@ def test_the_whole_flow_through_the_screens(login, in_stock_card, demo_person):
     assert _status(issuance.id) == "receipt_received"
 
     unconfirmed = client.post(f"{url}/certificate-issued", data={}, follow_redirects=True)
-    assert "fält: confirm" in unconfirmed.get_data(as_text=True)
+    assert "Kryssa i rutan ”Jag har skapat certifikatet ...”" in unconfirmed.get_data(as_text=True)
     assert _status(issuance.id) == "receipt_received"
 
     answer = client.post(f"{url}/certificate-issued", data={"confirm": "yes"},
@@ -96,7 +96,7 @@ def test_missing_justification_is_refused_naming_the_field(login, in_stock_card,
     assert answer.status_code == 200
     page = answer.get_data(as_text=True)
     assert "Ange varför kortet måste skickas med rekommenderad post." in page
-    assert "fält: justification" in page
+    assert "Varför rekommenderad post: Ange varför" in page
     assert _mail_issuances() == []
 
 
@@ -137,3 +137,22 @@ def test_other_roles_cannot_reach_the_mail_flow(login):
 
 def test_unknown_issuance_is_not_found(login):
     assert login("Korthandläggare").get("/mail-flow/issuance/999999").status_code == 404
+
+
+def test_a_name_typed_for_the_recipients_hsa_id_is_found_to_be_checked(login, in_stock_card,
+                                                                      demo_person):
+    """One person with that name: their HSA-id is put in the field, to be checked and sent
+    again (nothing is prepared on a name); a protected person is not found by name."""
+    client = login("Korthandläggare")
+    serial = in_stock_card().serial
+    anna = demo_person("Anna")
+    answer = client.post("/mail-flow/prepare", data=_prepare_form(
+        serial, anna, recipient_hsa_id="Anna Åkesson"))
+    page = answer.get_data(as_text=True)
+    assert "Hittade på namnet ”Anna Åkesson”: Anna Åkesson (SE2321000131-E000000000001)" in page
+    assert f'value="{anna.hsa_id}"' in page and _mail_issuances() == []
+    protected = client.post("/mail-flow/prepare", data=_prepare_form(
+        serial, anna, recipient_hsa_id="Eva Ek")).get_data(as_text=True)
+    assert ("Mottagarens HSA-id: Ange HSA-id, t.ex. SE2321000131-B123; ingen person med "
+            "namnet ”Eva Ek” hittades.") in protected
+    assert "E000000000005" not in protected and _mail_issuances() == []

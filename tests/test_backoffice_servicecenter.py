@@ -60,9 +60,12 @@ def test_batch_from_a_range(login):
 def test_batch_with_a_bad_serial_saves_nothing(login):
     client = login("Servicecenter")
     before = count(ReserveCard)
-    response = _batch(client, serials="3300000001\n33-bad\n3300000003")
+    response = _batch(client, serials="3300000001\n33-bad\n3300000003\n\n12ab, 3300000005")
     assert response.status_code == 200
     assert "Ett kortnummer består av 6 till 20 siffror." in response.text
+    # Every bad line is named, with what it holds, and what to do.
+    assert "rad 2 (”33-bad”), rad 5 (”12ab”)" in response.text
+    assert "Rätta eller ta bort de raderna" in response.text
     assert count(ReserveCard) == before
     assert "3300000001" in response.text  # the form keeps what was typed
 
@@ -73,6 +76,7 @@ def test_batch_with_a_known_serial_saves_nothing(login):
     before = count(ReserveCard)
     response = _batch(client, serials=f"4400000001\n{known}")
     assert known in response.text and "alert-danger" in response.text
+    assert "Ta bort dem ur listan" in response.text
     assert count(ReserveCard) == before
 
 

@@ -161,3 +161,36 @@ def test_every_screen_of_the_role_passes_axe_at_desktop_and_phone_width(
         (SCREENSHOTS.parent / f"axe-{role}.txt").write_text("\n".join(problems) + "\n")
     assert not problems, (f"{role}: {len(problems)} problems on {len(pages)} pages:\n"
                           + "\n".join(problems))
+
+
+# The lists' one search control in each of its states: a text that finds rows, a text that
+# can find nothing (its hint shown), and a choice filter applied beside the box.
+SEARCH_STATES = (
+    "/registers/people/list/?q=Gustav+Gran",
+    "/registers/people/list/?q=Ek",
+    "/issuances/list/?q=Anna&_flt_0_status=awaiting_approval",
+    "/deviations/list/?q=19800101-1231&_flt_0_type=manual",
+    "/registers/kobe/list/?q=SE2321000131-E000000000007",
+)
+
+
+def test_the_search_control_passes_axe_in_each_state(checked_page, live_server):
+    assert AXE.is_file(), f"axe-core is not installed at {AXE} (run make dev-deps)"
+    page = checked_page("Servicecenter")
+    problems = []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 800})
+        for path in SEARCH_STATES:
+            response = page.goto(live_server.url(path))
+            assert response is not None and response.status == 200, path
+            page.wait_for_load_state("load")
+            assert page.locator("form[role=search] input[name=q]").count() == 1, path
+            for violation in _axe(page):
+                problems.append(f"{width}px {path}: {violation['id']} ({violation['help']}) "
+                                f"at {'; '.join(violation['targets'])}")
+            sideways = _sideways(page) if width < 1000 else None
+            if sideways:
+                problems.append(f"{width}px {path}: scrolls sideways at {sideways[2]}")
+    assert "Skriv minst 3 bokstäver" in page.goto(
+        live_server.url(SEARCH_STATES[1])).text()
+    assert not problems, "\n".join(problems)

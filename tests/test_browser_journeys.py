@@ -175,8 +175,8 @@ def test_servicecenter_registers_receipt_extends_and_takes_the_return(
     expect(success_message(page)).to_contain_text(WIZARD_SERIAL)
 
     open_from_menu(page, "/issuances/list/")
-    page.fill("#q", WIZARD_SERIAL)
-    page.locator("form.issuance-quick-search button[type=submit]").click()
+    page.fill("#rk-search-q", WIZARD_SERIAL)
+    page.locator("#filter_form button[type=submit]").click()
     page.locator(f"a[href$='/issuances/show/{issuance_id}']").click()
     page.wait_for_url(f"**/issuances/show/{issuance_id}")
     extend_form = page.locator(f"form[action$='/issuances/{issuance_id}/extend']")

@@ -84,6 +84,23 @@ def test_a_wrong_manager_is_refused_naming_the_field(as_user, value, words):
     assert _unit(OTHER_UNIT).manager_hsa_ids == []
 
 
+def test_a_name_given_for_a_manager_is_explained_with_whom_it_matches(as_user, namesakes):
+    unit = _unit(OTHER_UNIT)
+    with as_user("servicecenter"):
+        for name, words in [
+                ("Karin Karlsson", "den enda personen med namnet ”Karin Karlsson” är Karin "
+                                   "Karlsson (SE2321000131-E000000000011)"),
+                ("Eva Ek", "ingen person med namnet ”Eva Ek” hittades"),  # protected
+                ("tvillingsson", "hittade 2 personer med namnet ”tvillingsson”: Tora "
+                                 "Tvillingsson (SE2321000131-E000000000771), Tyra Tvillingsson "
+                                 "(SE2321000131-E000000000772).")]:
+            with pytest.raises(FieldError) as refused:
+                registers.save_unit({"manager_hsa_ids": [name]}, unit.id)
+            assert refused.value.field == "manager_hsa_ids"
+            assert refused.value.message.startswith("Ange HSA-id, t.ex. SE2321000131-B123")
+            assert words in refused.value.message, refused.value.message
+
+
 def test_a_unit_cannot_be_placed_below_its_own_sub_unit(as_user):
     root = _unit(CHEF_UNIT)
     with as_user("servicecenter"):

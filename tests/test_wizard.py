@@ -417,3 +417,28 @@ def test_step_indicator_numbers_each_step_once_and_marks_the_current(login):
     assert [cls for cls, _ in items] == ["active", "todo", "todo", "todo", "todo"]
     assert items[0][1] == 'aria-current="step"'
     assert "css/reservkort.css" in text
+
+
+def test_a_name_typed_for_the_recipient_is_found_or_explained(login, in_stock_card, namesakes):
+    """A name where an HSA-id is expected: one person the attester may see is found (shown
+    to be checked, not taken at once); several are named with their HSA-ids; a protected
+    person is never found by name (Eva Ek is protected)."""
+    wizard = Wizard(login("Intygsgivare"))
+    wizard.card(in_stock_card().serial)
+    found = wizard.recipient("Anna Åkesson")
+    assert found.headers["Location"].endswith("/mottagare")  # the facts, to be checked
+    text = page_text(wizard.get("recipient"))
+    assert "Hittade på namnet ”Anna Åkesson”: Anna Åkesson (SE2321000131-E000000000001)" in text
+    assert f'value="{ANNA}"' in text and "rk-recipient-facts" in text
+    assert wizard.get("reason").status_code == 200
+
+    wizard = Wizard(login("Intygsgivare"))
+    wizard.card(in_stock_card().serial)
+    several = page_text(wizard.recipient("Tvillingsson"))
+    assert ("Ange HSA-id, t.ex. SE2321000131-B123; hittade 2 personer med namnet "
+            "”Tvillingsson”: Tora Tvillingsson (SE2321000131-E000000000771), Tyra "
+            "Tvillingsson (SE2321000131-E000000000772).") in several
+    protected = page_text(wizard.recipient("Eva Ek"))
+    assert "ingen person med namnet ”Eva Ek” hittades" in protected
+    assert "E000000000005" not in protected
+    assert wizard.get("reason").headers["Location"].endswith("/mottagare")

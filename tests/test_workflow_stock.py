@@ -26,8 +26,9 @@ def test_parse_and_range():
             stock.serial_range(first, last)
         assert caught.value.field == "last"
     with pytest.raises(FieldError) as caught:
-        stock.parse_serials("12345678, abc")
+        stock.parse_serials("12345678, abc\n87654321\nx1")
     assert caught.value.field == "serials"
+    assert "line 1 (\u201cabc\u201d), line 3 (\u201cx1\u201d)" in caught.value.message
 
 
 @pytest.mark.both_databases

@@ -119,7 +119,8 @@ class OutboxView(ModelView):
                     "next_attempt_at", "sent_at", "last_error", "issuance_id", "dedupe_key",
                     "body_text"]
     search_columns = ["status", "template", "to_addrs", "subject", "created_at"]
-    search_form_extra_fields = {"status": labels.search_field("outbox_status", _l("Status"))}
+    search_form_extra_fields = {"status": labels.search_field("outbox_status", _l("Status")),
+                                "template": labels.search_field("template", _l("Kind"))}
     order_columns = ["id", "created_at", "template", "status", "attempts", "sent_at"]
     label_columns = {
         "id": _l("No."),
@@ -136,7 +137,8 @@ class OutboxView(ModelView):
         "dedupe_key": _l("Dedupe key"),
         "body_text": _l("Text"),
     }
-    formatters_columns = {"created_at": _at, "sent_at": _at, "next_attempt_at": _at}
+    formatters_columns = {"created_at": _at, "sent_at": _at, "next_attempt_at": _at,
+                          "template": lambda code: labels.label("template", code)}
     page_size = 50
 
 

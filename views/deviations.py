@@ -23,7 +23,8 @@ from app.roles import MENU
 from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Unit
 from views.api.deviations import VisibleToUser
-from views.listing import ListInterface, UnitLookupField, unit_choices
+from views.listing import ListInterface, SearchBoxMixin, UnitLookupField, unit_choices
+from views.registers import name_for_hsa_id
 
 # The words of the one table (app/labels.py).
 TYPE_LABELS = labels.DEVIATION_TYPE
@@ -63,15 +64,16 @@ def status_label(value) -> str:
 
 
 def flash_refusal(exc) -> None:
-    """A refusal or a malformed value as a message; the field is named when there is one."""
+    """A refusal or a malformed value as a message; the field is named (in words) when there
+    is one."""
     field = getattr(exc, "field", None)
     message = exc.message
-    flash(f"{message} ({_('field')}: {field})" if field else message, "danger")
+    flash(f"{labels.field(field)}: {message}" if field else message, "danger")
 
 
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
-class DeviationView(ModelView):
+class DeviationView(SearchBoxMixin, ModelView):
     datamodel = ListInterface(Deviation)
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.
@@ -165,8 +167,8 @@ class DeviationView(ModelView):
     @expose("/create", methods=["GET", "POST"])
     @has_access
     def create(self):
-        form = request.form
-        if request.method == "POST":
+        form = request.form.to_dict()
+        if request.method == "POST" and not name_for_hsa_id(form, "person_hsa_id"):
             try:
                 deviation = _workflow().create(
                     form.get("type") or "manual",

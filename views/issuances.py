@@ -4,18 +4,17 @@ arrive by post, and cards that come back."""
 
 from flask import abort, current_app, flash, redirect, request, send_file, session, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from app import clock, display, history, labels
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
-from models import Issuance, Person, ReserveCard
-from views.listing import ListInterface
+from models import Issuance, ReserveCard
+from views.listing import ListInterface, SearchBoxMixin
 from views.registers import STEP_ERRORS, flash_refusal, step_message
 from views.stock import active_pickup_points
 
@@ -47,25 +46,11 @@ def confirmed() -> bool:
     return False
 
 
-class SerialOrHsaIdFilter(BaseFilter):
-    """Search by the card serial or the recipient's HSA-id without listing every row."""
-
-    name = _l("Card serial or HSA-id")
-    arg_name = "serial_or_hsa"
-
-    def apply(self, query, value):
-        text = (value or "").strip().upper()
-        return query.filter(or_(
-            Issuance.card_id.in_(select(ReserveCard.id).where(ReserveCard.serial == text)),
-            Issuance.recipient_id.in_(select(Person.id).where(Person.hsa_id == text)),
-        ))
-
-
 TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returned_at", "lost_at",
                 "certificate_block_requested_at")
 
 
-class IssuanceView(ModelView):
+class IssuanceView(SearchBoxMixin, ModelView):
     route_base = "/issuances"
     datamodel = ListInterface(Issuance)
     base_permissions = ["can_list", "can_show", "can_receipt", "can_scan", "can_block",
@@ -124,13 +109,6 @@ class IssuanceView(ModelView):
     }
     list_template = "backoffice/issuance_list.html"
     show_template = "backoffice/issuance_show.html"
-
-    def _get_list_widget(self, filters, **kwargs):
-        query = request.args.get("q", "").strip()
-        if query:
-            filters = filters.copy()
-            filters.add_filter("id", SerialOrHsaIdFilter, query)
-        return super()._get_list_widget(filters, **kwargs)
 
     @expose("/show/<int:pk>", methods=["GET"])
     @has_access

@@ -17,7 +17,11 @@ A page costs what its rows cost, not what the table holds:
   in the list's order, so page 1000 costs what page 1 does.
 """
 
+from flask import request, url_for
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.widgets import SearchWidget
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy import func, select, text, tuple_
 from wtforms import StringField
@@ -250,3 +254,57 @@ class UnitLookupField(StringField):
             return None
         unit = db.session.get(Unit, int(wanted))
         return (unit.id, unit.name) if unit else None
+
+
+# --- one search box per list -----------------------------------------------------------------
+
+class SearchBoxFilter(BaseFilter):
+    """The search box as a filter of the list's query: what app.search finds for the login."""
+
+    name = _l("Search")
+    arg_name = "q"
+
+    def apply(self, query, value):
+        from app import search
+
+        return query.filter(search.condition(self.model, value))
+
+
+class SearchBoxWidget(SearchWidget):
+    template = "backoffice/search_widget.html"
+
+
+class SearchBoxMixin:
+    """A model list with one search control: a box for a name, an HSA-id, a personal identity
+    number or a card serial (`?q=`), and FAB's filters beside it in the same form. The query
+    is app.search's; this only reads the box and shows it."""
+
+    search_widget = SearchBoxWidget
+    list_template = "backoffice/search_list.html"
+    search_box_label = _l("Name, HSA-id, personal identity number or card serial")
+    search_box_help = _l("A whole HSA-id, personal identity number (with or without century "
+                         "and dash) or card serial, or at least three letters of a name.")
+
+    @staticmethod
+    def search_text() -> str:
+        return " ".join(request.args.get("q", "").split())[:200]
+
+    def _get_list_widget(self, filters, **kwargs):
+        text = self.search_text()
+        if text:
+            filters = filters.copy()
+            filters.add_filter(self.datamodel.get_pk_name(), SearchBoxFilter, text)
+        return super()._get_list_widget(filters, **kwargs)
+
+    def _get_search_widget(self, form=None, exclude_cols=None, widgets=None):
+        from app import search
+
+        widgets = super()._get_search_widget(form=form, exclude_cols=exclude_cols,
+                                             widgets=widgets)
+        text = self.search_text()
+        widgets["search"].template_args.update(
+            search_text=text, search_hint=search.hint(text),
+            search_box_title=self.list_title, search_box_label=self.search_box_label,
+            search_box_help=self.search_box_help,
+            search_clear_url=url_for(f"{self.__class__.__name__}.list"))
+        return widgets

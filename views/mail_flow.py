@@ -19,6 +19,7 @@ from app.roles import MENU
 from app.validation import FieldError
 from models import REASONS, Issuance
 from views.deviations import flash_refusal
+from views.registers import name_for_hsa_id
 
 OPEN_STATUSES = ("prepared", "sent", "receipt_received", "active")
 RECENT_CLOSED = 20
@@ -51,9 +52,10 @@ class MailFlowView(BaseView):
 
     @expose("/")
     @has_access
-    def index(self):
+    def index(self, form=None):
         return self.render_template(
-            "backoffice_b/mail_flow.html", title=_("Registered mail"), form=request.form,
+            "backoffice_b/mail_flow.html", title=_("Registered mail"),
+            form=request.form if form is None else form,
             groups=self._groups(), reasons=[(code, REASON_LABELS[code]) for code in REASONS],
             status_labels=STATUS_LABELS, person_label=person_label,
         )
@@ -76,7 +78,9 @@ class MailFlowView(BaseView):
     @has_access
     def prepare(self):
         mail_flow, _lifecycle = _workflow()
-        form = request.form
+        form = request.form.to_dict()
+        if name_for_hsa_id(form, "recipient_hsa_id"):
+            return self.index(form)
         try:
             issuance = mail_flow.prepare(
                 form.get("card_serial", ""), form.get("recipient_hsa_id", ""),
@@ -84,10 +88,10 @@ class MailFlowView(BaseView):
             )
         except (RuleViolation, FieldError) as exc:
             flash_refusal(exc)
-            return self.index()
+            return self.index(form)
         except NotFound:
             flash(_("No person with that HSA-id."), "danger")
-            return self.index()
+            return self.index(form)
         flash(_("The mail issuance is prepared. Print the receipt and the information letter."),
               "success")
         return redirect(url_for(".issuance", issuance_id=issuance.id))
@@ -133,8 +137,8 @@ class MailFlowView(BaseView):
     @has_access
     def certificate_issued(self, issuance_id):
         if request.form.get("confirm") != "yes":
-            flash(_("Confirm that the certificate was issued in the SITHS portal "
-                    "(field: confirm)."), "danger")
+            flash(_("Tick the box \u201cI have created the certificate ...\u201d to confirm that "
+                    "the certificate was issued in the SITHS portal."), "danger")
             return redirect(url_for(".issuance", issuance_id=issuance_id))
         return self._step(issuance_id, "certificate_issued",
                           done=_l("The certificate is recorded as issued; the card is active."))

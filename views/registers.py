@@ -19,7 +19,7 @@ from app import access, labels, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
-from views.listing import ListInterface
+from views.listing import ListInterface, SearchBoxMixin
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
 NOT_FOUND_WHAT = {
@@ -43,6 +43,28 @@ def step_message(exc) -> str:
 
 def flash_refusal(exc) -> None:
     flash(step_message(exc), "danger")
+
+
+def name_for_hsa_id(values: dict, field: str) -> bool:
+    """A form whose `field` expects an HSA-id, and a name was typed: the one person with that
+    name whom the login may see is put in the field and named in a message, to be checked
+    and sent again; else the message says what to type and whom the name matches. True when
+    the form is to be shown again (nothing is done with a name)."""
+    from app import search
+
+    typed = values.get(field) or ""
+    if not search.looks_like_a_name(typed):
+        return False
+    try:
+        hsa_id, person = search.hsa_id_or_name(typed, field=field)
+    except FieldError as exc:
+        flash(f"{labels.field(field)}: {exc.message}", "danger")
+        return True
+    values[field] = hsa_id
+    flash(_("Found by the name \u201c%(name)s\u201d: %(person)s. Check that this is the right "
+            "person before you go on.", name=" ".join(typed.split()),
+            person=f"{access.display_name(person)} ({hsa_id})"), "info")
+    return True
 
 
 class EagerInterface(ListInterface):
@@ -174,7 +196,7 @@ class FieldFormat:
 
 # --- the screens ----------------------------------------------------------------------------
 
-class PersonView(AuditedModelView):
+class PersonView(SearchBoxMixin, AuditedModelView):
     route_base = "/registers/people"
     datamodel = PersonInterface(Person)
     audit_entity = "person"
@@ -301,6 +323,9 @@ class UnitView(AuditedModelView):
         "manager_hsa_ids": ManagersField(_l("Managers"), endpoint="UnitView.manager_lookup"),
     }
     formatters_columns = {"managers": _managers_label}
+    # The organisation type chosen by its Swedish name instead of typing its code.
+    search_form_extra_fields = {
+        "org_type_code": labels.search_field("org_type", _l("Organisation type"))}
 
     def prefill_form(self, form, pk):
         item = self.datamodel.get(pk)
@@ -322,7 +347,7 @@ def _ordinary_card_label(value):
     return {"active": _("Active"), "ordered": _("Ordered"), "none": _("None")}.get(value, value)
 
 
-class KobeView(ModelView):
+class KobeView(SearchBoxMixin, ModelView):
     """What the system knows from Kobe; changes come through the import (one row or many)."""
 
     route_base = "/registers/kobe"

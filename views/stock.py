@@ -253,7 +253,7 @@ class CardBatchView(BaseView):
             serials += stock.parse_serials(request.form["serials"])
         upload = request.files.get("serial_file")
         if upload is not None and upload.filename:
-            serials += stock.parse_serials(_read_text_file(upload))
+            serials += stock.parse_serials(_read_text_file(upload), field="serial_file")
         first, last = request.form.get("first", "").strip(), request.form.get("last", "").strip()
         if first or last:
             serials += stock.serial_range(first, last)

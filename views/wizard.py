@@ -270,12 +270,35 @@ class ApplicationWizardView(BaseView):
         form = RecipientForm(data={"query": state.get("recipient_query", "")})
         person = _recipient(state)
         if form.validate_on_submit():
-            person = self._search_recipient(form, state)
+            # A name typed instead: the one person with it, or the field says what to type.
+            named = self._name_to_hsa_id(form)
+            person = self._search_recipient(form, state) if named is not False else None
             if person is not None and person.id == state.get("recipient_id"):
                 return self._next(wid, state, "recipient")
         facts = application.recipient_facts(person) if person is not None else None
         return self._page("recipient.html", wid, "recipient", state, form=form, facts=facts,
                           accepted=person is not None and person.id == state.get("recipient_id"))
+
+    @staticmethod
+    def _name_to_hsa_id(form):
+        """A name typed instead of an HSA-id: the one person the login may see with that name
+        (their HSA-id put in the field and said in a message to check, True), or the field
+        says what to type (False). None when no name was typed."""
+        from app import search
+
+        typed = form.query.data or ""
+        if not search.looks_like_a_name(typed):
+            return None
+        try:
+            hsa_id, person = search.hsa_id_or_name(typed, field="query")
+        except FieldError as exc:
+            _refused(form.query, exc)
+            return False
+        form.query.data = hsa_id
+        flash(_("Found by the name \u201c%(name)s\u201d: %(person)s. Check that this is the "
+                "right person before you go on.", name=" ".join(typed.split()),
+                person=f"{access.display_name(person)} ({hsa_id})"), "info")
+        return True
 
     def _search_recipient(self, form, state) -> Person | None:
         """Find the person and apply the recipient rules; keep them only when all hold."""

@@ -17,6 +17,7 @@ from app.access.filters import (
     AccessInterface,
     MaskingSchemaConverter,
     apply_search_policy,
+    findable_people,
     search_guard,
 )
 from app.access.persons import (
@@ -65,7 +66,8 @@ from app.access.scope import (
 
 __all__ = [
     "MASK", "PERSON_FIELDS", "AccessInterface", "MaskedPerson", "MaskingSchemaConverter",
-    "apply_search_policy", "check_person_edit", "current_user_cleared", "display_name",
+    "apply_search_policy", "check_person_edit", "findable_people", "current_user_cleared",
+    "display_name",
     "field_value", "format_personal_number", "has_clearance", "hidden", "is_masked",
     "mask_dict", "mask_rows", "masked_dump", "may_edit_person", "person_label",
     "person_label_with_number", "person_view", "search_guard", "shown", "shown_name",

@@ -15,7 +15,7 @@ from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.sqla.models import User
 from marshmallow import post_dump
-from sqlalchemy import asc, case, desc, exists, inspect, literal, or_, select
+from sqlalchemy import asc, case, desc, exists, inspect, literal, or_, select, true
 
 from app.access.persons import (
     MASK,
@@ -36,6 +36,15 @@ OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
 
 def protected_people():
     return select(Person.id).where(Person.protected_identity.is_(True))
+
+
+def findable_people():
+    """The condition on Person of those a search may find for the login: a protected person
+    only with clearance. Without it they are not found by any field (not even an exact HSA-id),
+    so a search never confirms that they exist."""
+    if current_user_cleared():
+        return true()
+    return Person.protected_identity.is_(False)
 
 
 def outbox_about_protected():
@@ -173,4 +182,5 @@ class MaskingSchemaConverter(Model2SchemaConverter):
                     {"_access_mask": post_dump(pass_original=True)(_mask)})
 
 
-__all__ = ["AccessInterface", "MaskingSchemaConverter", "apply_search_policy", "search_guard"]
+__all__ = ["AccessInterface", "MaskingSchemaConverter", "apply_search_policy", "findable_people",
+           "search_guard"]

@@ -13,7 +13,7 @@ from flask_appbuilder.security.sqla.models import assoc_user_role as user_roles
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select
 
-from app import access, clock, validation
+from app import access, clock, search, validation
 from app.errors import NotFound
 from app.extensions import db
 from app.validation import FieldError
@@ -124,6 +124,9 @@ def _managers(value) -> list[Person]:
     for raw in value:
         if not isinstance(raw, str):
             raise FieldError(MANAGER_FIELD, _l("Give a list of HSA-ids."))
+        if search.looks_like_a_name(raw):
+            # A name instead: the message names the people it matches (whom the login may see).
+            search.hsa_id_or_name(raw, MANAGER_FIELD, accept_unique=False)
         hsa_id = validation.hsa_id(raw, field=MANAGER_FIELD)
         if hsa_id not in hsa_ids:
             hsa_ids.append(hsa_id)

@@ -18,15 +18,37 @@ MAX_BATCH = 5000
 _SPLIT = re.compile(r"[\s,;]+")
 
 
-def parse_serials(text) -> list[str]:
-    """Serials typed or scanned one per line (or separated by commas); duplicates dropped."""
-    serials = []
-    for token in _SPLIT.split(str(text or "")):
-        if token:
-            serials.append(card_serial(token, field="serials"))
+def parse_serials(text, field="serials") -> list[str]:
+    """Serials typed or scanned one per line (or separated by commas); duplicates dropped. A
+    token that is no serial is refused with its line named, every such line at once."""
+    serials, wrong = [], []
+    for number, line in enumerate(str(text or "").splitlines(), start=1):
+        for token in _SPLIT.split(line):
+            if not token:
+                continue
+            try:
+                serials.append(card_serial(token, field=field))
+            except FieldError:
+                wrong.append((number, token))
+    if wrong:
+        raise FieldError(field, _wrong_lines_message(wrong))
     if not serials:
-        raise FieldError("serials", _l("Give at least one card serial."))
+        raise FieldError(field, _l("Give at least one card serial."))
     return list(dict.fromkeys(serials))
+
+
+LINES_NAMED = 10
+
+
+def _wrong_lines_message(wrong) -> str:
+    lines = ", ".join(str(_l("line %(number)s (\u201c%(value)s\u201d)")
+                          % {"number": number, "value": token[:40]})
+                      for number, token in wrong[:LINES_NAMED])
+    if len(wrong) > LINES_NAMED:
+        lines += " " + str(_l("and %(count)s more") % {"count": len(wrong) - LINES_NAMED})
+    return str(_l("A card serial is 6 to 20 digits.")) + " " + str(_l(
+        "Wrong: %(lines)s. Correct or remove those lines; nothing is saved until every line "
+        "is a serial.") % {"lines": lines})
 
 
 def serial_range(first, last) -> list[str]:
@@ -85,8 +107,10 @@ def register_batch(serials, product_code, loa, expires_on, pickup_point_id) -> i
         select(ReserveCard.serial).where(ReserveCard.serial.in_(serials))
     ).scalars().all()
     if known:
-        raise FieldError("serials", _l("Already in the stock: %(serials)s")
-                         % {"serials": ", ".join(sorted(known)[:20])})
+        raise FieldError("serials", _l("Already in the stock: %(serials)s. Remove them from "
+                                       "the list; nothing was saved.")
+                         % {"serials": ", ".join(sorted(known)[:20])
+                            + (" …" if len(known) > 20 else "")})
     now = clock.now()
     db.session.execute(insert(ReserveCard), [
         {"serial": s, "product_code": product_code, "loa": loa, "expires_on": expires_on,
