@@ -1,7 +1,7 @@
 """People (recipients, attesters, managers) and the link from a login account to its person."""
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table, text
 from sqlalchemy.orm import relationship
 
 unit_managers = Table(
@@ -15,7 +15,14 @@ unit_managers = Table(
 
 class Person(Model):
     __tablename__ = "people"
-    __table_args__ = (Index("ix_people_name_id", "name", "id"),)  # the people list's order
+    __table_args__ = (
+        Index("ix_people_name_id", "name", "id"),  # the people list's order (cleared logins)
+        # The protected people (access.protected_identities), a few rows.
+        Index("ix_people_protected", "id", postgresql_where=text("protected_identity IS true"),
+              sqlite_where=text("protected_identity IS true")),
+        # ix_people_shown_name_id (PostgreSQL, the list's order as the mask sorts): migration
+        # 0009_scale2 only, an expression index in the default language's mask.
+    )
 
     id = Column(Integer, primary_key=True)
     hsa_id = Column(String(64), nullable=False, unique=True)
