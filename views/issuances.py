@@ -72,7 +72,8 @@ class IssuanceView(ModelView):
         Issuance, lazyload(Issuance.attesters), lazyload(Issuance.extension),
         lazyload(Issuance.receipt), joinedload(Issuance.card).lazyload(ReserveCard.pickup_point),
         joinedload(Issuance.recipient).lazyload(Person.unit),
-        joinedload(Issuance.recipient).lazyload(Person.kobe))
+        joinedload(Issuance.recipient).lazyload(Person.kobe),
+        code_columns={"status": "issuance_status", "reason": "reason", "channel": "channel"})
     base_permissions = ["can_list", "can_show", "can_receipt", "can_scan", "can_block",
                         "can_extend", "can_return", "can_lost"]
     page_size = PAGE_SIZE

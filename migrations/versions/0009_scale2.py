@@ -26,6 +26,12 @@ SHOWN_NAME = sa.text(
 
 # (table, name, columns, options): the new indexes, each with the query it serves.
 NEW = (
+    # The approval queue (queries.approval_queue: WHERE status = 'awaiting_approval' ORDER BY
+    # created_at, id) and the issuance list screen filtered on a status (WHERE status = :s
+    # ORDER BY created_at DESC, id DESC, read backwards): the page's ids are an index-only
+    # scan in the list's order, page 1 and deep pages. Replaces ix_issuances_status_created,
+    # which lacked the id tie-breaker (a sort of every row of the status).
+    ("issuances", "ix_issuances_status_created_id", ["status", "created_at", "id"], {}),
     # access.protected_identities: WHERE protected_identity IS true, read for every e-mail
     # batch (the sweeps), every redacted screen and every e-mail sent; a few rows of people.
     ("people", "ix_people_protected", ["id"],
@@ -34,6 +40,7 @@ NEW = (
 
 # (table, name, columns): indexes no query uses.
 DROPPED = (
+    ("issuances", "ix_issuances_status_created", ["status", "created_at"]),  # the one above
     # Three states (active, ordered, none): never chosen; the return-request sweep reads
     # the Kobe row by person_id (kobe_register_person_id_key).
     ("kobe_register", "ix_kobe_register_ordinary_card", ["ordinary_card"]),
