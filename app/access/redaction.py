@@ -28,6 +28,7 @@ from models import Person
 # Shorter strings would mask ordinary words.
 MIN_LENGTH = 4
 _CACHE_KEY = "reservkort.access.protected_identities"
+_built = None  # (the rows read, their Identities) of the last read
 
 
 def _pattern(strings):
@@ -94,11 +95,18 @@ class Identities:
 
 def protected_identities() -> Identities:
     """Every protected person's strings, read once per request (fresh in a job)."""
+    global _built
     cache = request.environ if has_request_context() else {}
     if _CACHE_KEY not in cache:
-        cache[_CACHE_KEY] = Identities(db.session.execute(
+        rows = tuple(tuple(row) for row in db.session.execute(
             select(Person.id, Person.name, Person.personal_number, Person.email)
             .where(Person.protected_identity.is_(True))).all())
+        # The pattern of a national register's protected people takes a while to build:
+        # built again only when they changed since the last read.
+        built = _built
+        if built is None or built[0] != rows:
+            built = _built = (rows, Identities(rows))
+        cache[_CACHE_KEY] = built[1]
     return cache[_CACHE_KEY]
 
 

@@ -32,6 +32,10 @@ NEW = (
     # scan in the list's order, page 1 and deep pages. Replaces ix_issuances_status_created,
     # which lacked the id tie-breaker (a sort of every row of the status).
     ("issuances", "ix_issuances_status_created_id", ["status", "created_at", "id"], {}),
+    # The deviation list (screen and API) filtered on one unit: WHERE unit_id = :u ORDER BY
+    # created_at DESC, id DESC, read backwards in order. Replaces ix_deviations_unit_created
+    # (no id: the unit's rows were all read and sorted).
+    ("deviations", "ix_deviations_unit_created_id", ["unit_id", "created_at", "id"], {}),
     # access.protected_identities: WHERE protected_identity IS true, read for every e-mail
     # batch (the sweeps), every redacted screen and every e-mail sent; a few rows of people.
     ("people", "ix_people_protected", ["id"],
@@ -40,7 +44,8 @@ NEW = (
 
 # (table, name, columns): indexes no query uses.
 DROPPED = (
-    ("issuances", "ix_issuances_status_created", ["status", "created_at"]),  # the one above
+    ("issuances", "ix_issuances_status_created", ["status", "created_at"]),  # see above
+    ("deviations", "ix_deviations_unit_created", ["unit_id", "created_at"]),  # see above
     # Three states (active, ordered, none): never chosen; the return-request sweep reads
     # the Kobe row by person_id (kobe_register_person_id_key).
     ("kobe_register", "ix_kobe_register_ordinary_card", ["ordinary_card"]),
