@@ -28,10 +28,11 @@ def checked_address(address: str) -> str:
                      reason=str(exc)) from exc
 
 
-def render_message(template: str, to, context: dict) -> dict | None:
+def render_message(template: str, to, context: dict, identities=None) -> dict | None:
     """The message's addresses (each checked: an address that cannot be delivered to is a
     RuleViolation here, not at sending) and its texts, rendered through the access policy so
-    that a protected person is named only to themselves. None when there is no address."""
+    that a protected person is named only to themselves. None when there is no address.
+    `identities`: the protected people, when the caller read them once for many messages."""
     recipients = [checked_address(addr) for addr in ([to] if isinstance(to, str) else to)
                   if addr]
     if not recipients:
@@ -42,7 +43,7 @@ def render_message(template: str, to, context: dict) -> dict | None:
         to_addrs,
         render_template(f"email/{template}.subject.txt", **context).strip(),
         render_template(f"email/{template}.txt", **context),
-        render_template(f"email/{template}.html", **context))
+        render_template(f"email/{template}.html", **context), identities=identities)
     return {"template": template, "to_addrs": to_addrs, "subject": subject,
             "body_text": body_text, "body_html": body_html}
 
@@ -89,12 +90,14 @@ def queue_many(messages, skip_invalid=False) -> int:
         ).scalars())
     now = clock.now()
     rows = []
+    # Read once for all the messages: outside a request each would read them again.
+    identities = access.protected_identities() if messages else None
     for template, recipients, context, key, issuance_id in messages:
         if key and key in taken:
             continue
         taken.add(key)
         try:
-            rendered = render_message(template, recipients, context)
+            rendered = render_message(template, recipients, context, identities)
         except RuleViolation as exc:
             if not skip_invalid:
                 raise

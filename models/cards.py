@@ -47,7 +47,7 @@ class ReserveCard(Model):
 
     id = Column(Integer, primary_key=True)
     serial = Column(String(20), nullable=False, unique=True)
-    product_code = Column(String(16), nullable=False, index=True)
+    product_code = Column(String(16), nullable=False)
     loa = Column(String(4), nullable=False, default="LOA2")
     expires_on = Column(Date, nullable=False, index=True)
     status = Column(String(16), nullable=False, default="in_stock", index=True)

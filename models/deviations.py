@@ -30,7 +30,8 @@ class Deviation(Model):
             postgresql_where=text("type <> 'manual'"),
             sqlite_where=text("type <> 'manual'"),
         ),
-        Index("ix_deviations_unit_created", "unit_id", "created_at"),
+        # The deviation list of one unit, newest first (migration 0009_scale2).
+        Index("ix_deviations_unit_created_id", "unit_id", "created_at", "id"),
         Index("ix_deviations_created_id", text("created_at DESC"), text("id DESC")),
         Index("ix_deviations_open_unit", "unit_id", postgresql_where=text("status <> 'closed'"),
               sqlite_where=text("status <> 'closed'")),

@@ -74,7 +74,9 @@ class Issuance(Model):
             postgresql_where=_not_in(CLOSED_FOR_CARD),
             sqlite_where=_not_in(CLOSED_FOR_CARD),
         ),
-        Index("ix_issuances_status_created", "status", "created_at"),
+        # The approval queue (status, oldest first) and the issuance list filtered on a
+        # status (newest first, read backwards): migration 0009_scale2.
+        Index("ix_issuances_status_created_id", "status", "created_at", "id"),
         Index("ix_issuances_status_valid_until", "status", "valid_until"),
         # The list pages, the start page and the sweeps (migration 0006_scale says which).
         Index("ix_issuances_created_id", text("created_at DESC"), text("id DESC")),

@@ -16,7 +16,7 @@ class KobeRecord(Model):
     id = Column(Integer, primary_key=True)
     person_id = Column(Integer, ForeignKey("people.id", ondelete="CASCADE"), nullable=False,
                        unique=True)
-    ordinary_card = Column(String(16), nullable=False, default="none", index=True)
+    ordinary_card = Column(String(16), nullable=False, default="none")
     reserve_card_order = Column(Boolean, nullable=False, default=False)
     updated_at = Column(DateTime, index=True)
     # When `ordinary_card` last changed value (not any change of the row): the return request

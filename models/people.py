@@ -1,7 +1,7 @@
 """People (recipients, attesters, managers) and the link from a login account to its person."""
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table, text
 from sqlalchemy.orm import relationship
 
 unit_managers = Table(
@@ -15,9 +15,16 @@ unit_managers = Table(
 
 class Person(Model):
     __tablename__ = "people"
-    # The people list's order. On PostgreSQL migration 0008_search adds a trigram index on
-    # name for the search box (app.search); it is not declared here, SQLite has no such kind.
-    __table_args__ = (Index("ix_people_name_id", "name", "id"),)
+    __table_args__ = (
+        Index("ix_people_name_id", "name", "id"),  # the people list's order (cleared logins)
+        # The protected people (access.protected_identities), a few rows.
+        Index("ix_people_protected", "id", postgresql_where=text("protected_identity IS true"),
+              sqlite_where=text("protected_identity IS true")),
+        # On PostgreSQL migration 0008_search adds a trigram index on name for the search box
+        # (app.search); SQLite has no such kind, so it is not declared here.
+        # ix_people_shown_name_id (PostgreSQL, the list's order as the mask sorts): migration
+        # 0009_scale2 only, an expression index in the default language's mask.
+    )
 
     id = Column(Integer, primary_key=True)
     hsa_id = Column(String(64), nullable=False, unique=True)

@@ -210,6 +210,10 @@ def test_start_page_counts_read_open_rows_through_partial_indexes(filled, as_use
     deviation_plans = [p for p in plans if "deviations" in p]
     assert deviation_plans and all("ix_deviations_open_unit" in p for p in deviation_plans)
     assert not [p for p in plans if "Seq Scan" in p], plans
+    # The cards in stock and to restock, and the open deviations, are many rows at national
+    # scale: each count is answered by its index alone, the table's rows are not read.
+    counted = [p for p in plans if "on reserve_cards" in p or "on deviations" in p]
+    assert len(counted) == 3 and all("Index Only Scan" in p for p in counted), counted
 
 
 def test_sweeps_are_set_based_index_served_and_keep_the_audit_chain(filled, monkeypatch):
@@ -230,8 +234,14 @@ def test_sweeps_are_set_based_index_served_and_keep_the_audit_chain(filled, monk
         plans = [plan(statement, parameters) for statement, parameters, many in seen.items
                  if not many and statement.lstrip().upper().startswith(("SELECT", "UPDATE",
                                                                         "INSERT", "WITH"))]
-    scans = [p for p in plans if "Seq Scan on issuances" in p or "Seq Scan on receipts" in p]
+    scans = [p for p in plans if "Seq Scan on issuances" in p or "Seq Scan on receipts" in p
+             or "Seq Scan on people" in p]
     assert not scans, scans
+    # The protected people (whose strings each e-mail is redacted of) are read once per
+    # batch of e-mails, not once per e-mail, through their partial index.
+    protected = [statement for statement in seen.texts() if "protected_identity IS true" in
+                 statement and statement.lstrip().upper().startswith("SELECT")]
+    assert 0 < len(protected) <= len(sweeps.SWEEPS), len(protected)
     second, again = watched(lambda: sweeps.run_all(later, trigger="test"))
     assert sum(again.values()) == 0, again
 
@@ -261,6 +271,37 @@ def test_managers_deviations_filter_on_their_units_and_units_are_looked_up(fille
     filtered = _ok(login("Servicecenter").get(f"/deviations/list/?_flt_0_unit={unit_id}"))
     name = db.session.get(Unit, unit_id).name
     assert name in filtered.get_data(as_text=True)
+
+
+def test_list_screens_read_their_page_in_index_order_with_the_shown_relations_only(
+        filled, login):
+    screen = login("Servicecenter")
+    # Filtered on a whole status code: an equality (not ILIKE 'returned%' over every row),
+    # read in the list's order from the (status, created_at, id) index.
+    seen, answer = watched(lambda: _ok(screen.get("/issuances/list/?_flt_0_status=returned")))
+    ids_query = next(statement for statement, _, _ in seen.items
+                     if statement.lstrip().startswith("SELECT issuances.id AS issuances_id \n"))
+    assert "ILIKE" not in ids_query.upper(), ids_query
+    shown = set(re.findall(r'href="/issuances/show/(\d+)"', answer.get_data(as_text=True)))
+    assert shown and all(db.session.get(Issuance, int(pk)).status == "returned"
+                         for pk in shown)
+    with _explaining() as plan:
+        ids_plan = plan(ids_query, next(p for s, p, _ in seen.items if s == ids_query))
+    assert "ix_issuances_status_created_id" in ids_plan, ids_plan
+    # A part of a code is still a prefix.
+    assert _ok(screen.get("/issuances/list/?_flt_0_status=retur"))
+    # The list shows card and recipient: no attesters, extension or receipt with the page.
+    texts = " ".join(seen.texts())
+    assert not re.search(r"FROM (issuance_attesters|extensions|receipts)\b", texts), texts
+    # The people list for a login without clearance is ordered by the shown name (a
+    # protected person as the mask): read from the index on that order, not sorted.
+    seen, _answer = watched(lambda: _ok(screen.get("/registers/people/list/")))
+    ids_query, parameters = next((s, p) for s, p, _ in seen.items
+                                 if s.lstrip().startswith("SELECT people.id AS people_id \n"))
+    assert "CASE WHEN" in ids_query
+    with _explaining() as plan:
+        people_plan = plan(ids_query, parameters)
+    assert "ix_people_shown_name_id" in people_plan and "Sort" not in people_plan, people_plan
 
 
 ANNA = hsa("E000000000001")  # a demo person with an active card and no issuance

@@ -12,6 +12,7 @@ from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import false, select
+from sqlalchemy.orm import joinedload, lazyload
 from wtforms import SelectField
 
 from app import access, clock, exports, labels
@@ -21,7 +22,7 @@ from app.errors import NotFound, RuleViolation, ScopeRefusal
 from app.extensions import db
 from app.roles import MENU
 from app.validation import FieldError
-from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Unit
+from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Person, Unit
 from views.api.deviations import VisibleToUser
 from views.listing import ListInterface, SearchBoxMixin, UnitLookupField, unit_choices
 from views.registers import name_for_hsa_id
@@ -74,7 +75,12 @@ def flash_refusal(exc) -> None:
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
 class DeviationView(SearchBoxMixin, ModelView):
-    datamodel = ListInterface(Deviation)
+    # The list shows the unit and the person by name: their own further relations and the
+    # notes are not read with the page (loaded when a show page touches them).
+    datamodel = ListInterface(
+        Deviation, lazyload(Deviation.notes), joinedload(Deviation.unit).lazyload(Unit.org_type),
+        joinedload(Deviation.person).lazyload(Person.unit),
+        joinedload(Deviation.person).lazyload(Person.kobe))
     route_base = "/deviations"
     # State changes go through the workflow (audit rows): no FAB add/edit/delete.
     include_route_methods = {"list", "show", "note", "close", "create", "unit_lookup"}

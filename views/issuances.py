@@ -8,12 +8,13 @@ from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, lazyload
 
 from app import clock, display, history, labels
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
-from models import Issuance, ReserveCard
+from models import Issuance, Person, ReserveCard
 from views.listing import ListInterface, SearchBoxMixin
 from views.registers import STEP_ERRORS, flash_refusal, step_message
 from views.stock import active_pickup_points
@@ -52,7 +53,15 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
 
 class IssuanceView(SearchBoxMixin, ModelView):
     route_base = "/issuances"
-    datamodel = ListInterface(Issuance)
+    # The list shows the card and the recipient: their own further relations and the
+    # issuance's attesters, extension and receipt are not read with the page (loaded when a
+    # show page touches them).
+    datamodel = ListInterface(
+        Issuance, lazyload(Issuance.attesters), lazyload(Issuance.extension),
+        lazyload(Issuance.receipt), joinedload(Issuance.card).lazyload(ReserveCard.pickup_point),
+        joinedload(Issuance.recipient).lazyload(Person.unit),
+        joinedload(Issuance.recipient).lazyload(Person.kobe),
+        code_columns={"status": "issuance_status", "reason": "reason", "channel": "channel"})
     base_permissions = ["can_list", "can_show", "can_receipt", "can_scan", "can_block",
                         "can_extend", "can_return", "can_lost"]
     page_size = PAGE_SIZE

@@ -19,6 +19,11 @@ A page costs what its rows cost, not what the table holds:
 
 from flask import request, url_for
 from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.filters import (
+    FilterStartsWith,
+    SQLAFilterConverter,
+    get_field_setup_query,
+)
 from flask_appbuilder.widgets import SearchWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -26,6 +31,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select, text, tuple_
 from wtforms import StringField
 
+from app import labels
 from app.access import AccessInterface
 
 COUNT_LIMIT = 10_000
@@ -123,12 +129,47 @@ class KeysetPage(int):
         page = super().__new__(cls, 0)
         page.anchor = anchor
         return page
+class CodeStartsWith(FilterStartsWith):
+    """"Starts with" on a code column (status, reason, channel, type): a whole code, as the
+    search form's choice list sends it, is compared for equality, which the column's index
+    answers (ILIKE 'code%' reads every row); other text is a prefix as before. No code is a
+    prefix of another, so the rows found are the same."""
+
+    def apply(self, query, value):
+        if value in self.datamodel.code_values(self.column_name):
+            query, field = get_field_setup_query(query, self.model, self.column_name)
+            return query.filter(field == value)
+        return super().apply(query, value)
+
+
+class CodeFilterConverter(SQLAFilterConverter):
+    """FAB's filters, with "starts with" on the interface's code columns equality for a whole
+    code (the filters' order, and so `_flt_<n>_` in links, stays FAB's)."""
+
+    def convert(self, col_name):
+        found = super().convert(col_name)
+        if found and col_name in self.datamodel.code_columns:
+            found = [CodeStartsWith(col_name, self.datamodel)
+                     if type(item) is FilterStartsWith else item for item in found]
+        return found
 
 
 class ListInterface(AccessInterface):
     """The access policy's interface (searches, order and shown values as the login may see
     them) whose list query pages by ids first and counts with a bound. Optional
-    `load_options` (e.g. `selectinload(Unit.parent)`) load more relations with the page."""
+    `load_options` (e.g. `selectinload(Unit.parent)`) load more relations with the page;
+    `code_columns` (column -> labels kind) are the code columns whose filter by a whole code
+    is an equality."""
+
+    filter_converter_class = CodeFilterConverter
+
+    def __init__(self, obj, *load_options, session=None, code_columns=None):
+        super().__init__(obj, *load_options, session=session)
+        self.code_columns = dict(code_columns or {})
+
+    def code_values(self, column) -> set:
+        kind = self.code_columns.get(column)
+        return {code for code, _words in labels.choices(kind)} if kind else set()
 
     def _pk_column(self):
         return getattr(self.obj, self.get_pk_name())

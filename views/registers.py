@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 from wtforms import BooleanField, Field, StringField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
@@ -198,7 +198,10 @@ class FieldFormat:
 
 class PersonView(SearchBoxMixin, AuditedModelView):
     route_base = "/registers/people"
-    datamodel = PersonInterface(Person)
+    # The list shows the unit by name: its organisation type and the person's Kobe row are
+    # not read with the page.
+    datamodel = PersonInterface(Person, joinedload(Person.unit).lazyload(Unit.org_type),
+                                lazyload(Person.kobe))
     audit_entity = "person"
     base_permissions = ["can_list", "can_show", "can_add", "can_edit"]
     list_title = _l("People")

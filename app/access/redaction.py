@@ -28,18 +28,39 @@ from models import Person
 # Shorter strings would mask ordinary words.
 MIN_LENGTH = 4
 _CACHE_KEY = "reservkort.access.protected_identities"
+_built = None  # (the rows read, their Identities) of the last read
 
 
 def _pattern(strings):
-    return re.compile("|".join(re.escape(s) for s in sorted(strings, key=len, reverse=True)),
-                      re.IGNORECASE)
+    """One case-insensitive pattern matching any of the strings, the longest at a place.
+    Written as a trie (shared beginnings once), so a text is scanned in one pass whatever the
+    number of strings: a plain alternation tries every string at every character."""
+    trie = {}
+    for string in strings:
+        node = trie
+        for char in string.lower():
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return re.compile(_trie_pattern(trie), re.IGNORECASE)
+
+
+def _trie_pattern(node) -> str:
+    branches = [re.escape(char) + _trie_pattern(child)
+                for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    # A string may end here: the longer ones are tried first (greedy), as before.
+    return f"(?:{body})?" if "" in node else body
 
 
 class Identities:
     """The protected people's identifying strings, and a pattern matching any of them."""
 
     def __init__(self, rows):
-        self.ids, self.emails, self.by_person = set(), {}, {}
+        self.ids, self.emails = set(), {}
+        # Each string (lower case) -> the protected people it identifies (names are shared).
+        self.owners = {}
         everyone = set()
         for person_id, name, number, email in rows:
             self.ids.add(person_id)
@@ -48,25 +69,44 @@ class Identities:
             mine = {s for s in (name, number, format_personal_number(number), email)
                     if s and len(s) >= MIN_LENGTH}
             mine |= {html.escape(s) for s in mine}
-            if mine:
-                self.by_person[person_id] = _pattern(mine)
-                everyone |= mine
+            everyone |= mine
+            for string in mine:
+                self.owners.setdefault(string.lower(), set()).add(person_id)
         self.pattern = _pattern(everyone) if everyone else None
 
-    def redact(self, text, pattern=None):
+    def redact(self, text, pattern=None, mask=None):
         pattern = self.pattern if pattern is None else pattern
         if not isinstance(text, str) or pattern is None:
             return text
-        return pattern.sub(str(MASK), text)
+        return pattern.sub(str(MASK) if mask is None else mask, text)
+
+    def redact_all_but(self, text, person_id, mask):
+        """Every protected person's strings masked except those of `person_id` alone (one
+        pass of the combined pattern, whatever the number of protected people)."""
+        if not isinstance(text, str) or self.pattern is None:
+            return text
+
+        def shown(match):
+            found = match.group(0)
+            return found if self.owners.get(found.lower()) == {person_id} else mask
+
+        return self.pattern.sub(shown, text)
 
 
 def protected_identities() -> Identities:
     """Every protected person's strings, read once per request (fresh in a job)."""
+    global _built
     cache = request.environ if has_request_context() else {}
     if _CACHE_KEY not in cache:
-        cache[_CACHE_KEY] = Identities(db.session.execute(
+        rows = tuple(tuple(row) for row in db.session.execute(
             select(Person.id, Person.name, Person.personal_number, Person.email)
             .where(Person.protected_identity.is_(True))).all())
+        # The pattern of a national register's protected people takes a while to build:
+        # built again only when they changed since the last read.
+        built = _built
+        if built is None or built[0] != rows:
+            built = _built = (rows, Identities(rows))
+        cache[_CACHE_KEY] = built[1]
     return cache[_CACHE_KEY]
 
 
@@ -137,21 +177,17 @@ def shown_outbox(messages):
     return [OutboxShown(message) for message in messages]
 
 
-def mail_texts(to_addrs, *texts):
+def mail_texts(to_addrs, *texts, identities=None):
     """An e-mail's subject and bodies as they may go to `to_addrs`: a protected person's
     strings are masked unless the e-mail goes to that person alone. Called when the e-mail is
-    queued and again when it is sent (the person may have become protected in between)."""
-    identities = protected_identities()
+    queued and again when it is sent (the person may have become protected in between).
+    `identities`: the protected people read once for many e-mails (outside a request they are
+    otherwise read again for each)."""
+    identities = identities or protected_identities()
     if identities.pattern is None:
         return texts
     addresses = {a.strip().lower() for a in str(to_addrs or "").split(",") if a.strip()}
     owners = {identities.emails.get(a) for a in addresses}
     only_person = owners.pop() if len(owners) == 1 else None
-    patterns = [pattern for person_id, pattern in identities.by_person.items()
-                if person_id != only_person]
-    result = []
-    for text in texts:
-        for pattern in patterns:
-            text = identities.redact(text, pattern)
-        result.append(text)
-    return tuple(result)
+    mask = str(MASK)
+    return tuple(identities.redact_all_but(text, only_person, mask) for text in texts)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from app import clock
 from app.access import scope
@@ -25,7 +25,16 @@ from app.workflow._common import cfg, mail_many, people_addresses, record_many
 from app.workflow._tx import transaction
 from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING, TRANSITIONS
 from app.workflow.queries import card_out, open_issuance, pending_receipt
-from models import Deviation, Issuance, KobeRecord, Person, Receipt, ReserveCard, SweepRun
+from models import (
+    Deviation,
+    Issuance,
+    IssuanceAttester,
+    KobeRecord,
+    Person,
+    Receipt,
+    ReserveCard,
+    SweepRun,
+)
 
 # In person: the receipt deadline holds whatever happened to the validity or the approval.
 RECEIPT_STATUSES = RECEIPT_DEADLINE
@@ -70,8 +79,15 @@ def _load(ids, *options, attesters=False) -> list[Issuance]:
     ids = sorted(ids)
     # Lazy (not noload): the options stay with the instances in the session, and a later
     # step in it must still see the receipt, the extension and the attesters.
+    # The e-mails name the card, the recipient and the attesters: their own further
+    # relations (pickup point, unit, Kobe row) are not read with them.
+    people = (lazyload(Person.unit), lazyload(Person.kobe))
     options = (lazyload(Issuance.receipt), lazyload(Issuance.extension),
-               *(() if attesters else (lazyload(Issuance.attesters),)), *options)
+               joinedload(Issuance.card).lazyload(ReserveCard.pickup_point),
+               *(joinedload(Issuance.recipient).options(*people),),
+               *((selectinload(Issuance.attesters).joinedload(IssuanceAttester.person)
+                  .options(*people),) if attesters else (lazyload(Issuance.attesters),)),
+               *options)
     for start in range(0, len(ids), _CHUNK):
         issuances += db.session.execute(
             select(Issuance).where(Issuance.id.in_(ids[start:start + _CHUNK]))

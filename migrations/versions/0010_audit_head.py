@@ -6,7 +6,7 @@ reads and writes the head by its id (1). On PostgreSQL a trigger refuses to dele
 to move it backwards.
 
 Revision ID: 0010_audit_head
-Revises: 0006_scale
+Revises: 0009_scale2
 Create Date: 2026-12-02 07:00:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0010_audit_head'
-down_revision = '0006_scale'
+down_revision = '0009_scale2'
 branch_labels = None
 depends_on = None
 
