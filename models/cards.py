@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    text,
 )
 from sqlalchemy.orm import relationship
 
@@ -43,6 +44,12 @@ class ReserveCard(Model):
         one_of("loa", LOA_LEVELS, "ck_reserve_cards_loa"),
         one_of("status", CARD_STATUSES, "ck_reserve_cards_status"),
         Index("ix_reserve_cards_stock", "status", "pickup_point_id", "expires_on"),
+        # The start page's "in stock" count (stock.lendable_today): sealed cards not past
+        # their expiry, answered by this index alone (migration 0009_scale2).
+        Index("ix_reserve_cards_lendable", "bound_person_id", "expires_on",
+              postgresql_include=["loa"],
+              postgresql_where=text("status = 'in_stock'"),
+              sqlite_where=text("status = 'in_stock'")),
     )
 
     id = Column(Integer, primary_key=True)

@@ -37,7 +37,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from app import audit, clock
 from app.errors import RuleViolation
@@ -46,6 +46,7 @@ from app.validation import FieldError
 from app.workflow import application, approval, lifecycle, mail_flow, sweeps
 from models import (
     AuditEvent,
+    AuditHead,
     Deviation,
     DeviationNote,
     Extension,
@@ -697,7 +698,9 @@ def take_baseline() -> dict:
                                                  ordinary_card_since=datetime(2025, 1, 1)))
     db.session.commit()
     last_audit = db.session.execute(select(func.max(AuditEvent.id))).scalar() or 0
-    return {"people": people, "cards": serials, "last_audit": last_audit}
+    head = db.session.execute(select(AuditHead.seq, AuditHead.head_hash, AuditHead.mac)).first()
+    return {"people": people, "cards": serials, "last_audit": last_audit,
+            "audit_head": dict(head._mapping) if head else None}
 
 
 def reset_database(baseline) -> None:
@@ -712,6 +715,10 @@ def reset_database(baseline) -> None:
         # database's owner, lifts triggers for this one transaction to undo the sequence.
         db.session.execute(text("SET LOCAL session_replication_role = replica"))
     db.session.execute(delete(AuditEvent).where(AuditEvent.id > baseline["last_audit"]))
+    # The chain head goes back with the tail (a real cut would be caught by audit-verify).
+    db.session.execute(delete(AuditHead))
+    if baseline["audit_head"]:
+        db.session.execute(insert(AuditHead).values(id=audit.HEAD_ID, **baseline["audit_head"]))
     db.session.execute(update(ReserveCard).where(ReserveCard.serial.in_(baseline["cards"]))
                        .values(status="in_stock", bound_person_id=None))
     db.session.commit()

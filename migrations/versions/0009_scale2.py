@@ -17,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 PROTECTED = sa.text("protected_identity IS true")
+SEALED = sa.text("status = 'in_stock'")
 # The people list's order for a login without clearance (access.filters.masked_order): a
 # protected person sorts as the mask. Written as PostgreSQL parses the query's CASE (the mask
 # in the default language, Swedish), so the list's page is read from this index in order; in
@@ -40,6 +41,11 @@ NEW = (
     # batch (the sweeps), every redacted screen and every e-mail sent; a few rows of people.
     ("people", "ix_people_protected", ["id"],
      {"postgresql_where": PROTECTED, "sqlite_where": PROTECTED}),
+    # The start page's "in stock" count (queries.dashboard_counts, stock.lendable_today:
+    # status = 'in_stock' AND loa = 'LOA2' AND expires_on >= today AND bound_person_id IS
+    # NULL): an index-only range scan of the sealed unbound cards, the rest unread.
+    ("reserve_cards", "ix_reserve_cards_lendable", ["bound_person_id", "expires_on"],
+     {"postgresql_where": SEALED, "sqlite_where": SEALED, "postgresql_include": ["loa"]}),
 )
 
 # (table, name, columns): indexes no query uses.
