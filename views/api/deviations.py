@@ -10,7 +10,8 @@ from app import access, clock, exports
 from app.extensions import db
 from models import Deviation, ExportJob
 from views.api import schemas as s
-from views.api.base import RegisterApi, StepApi, answers, api_step, json_body, workflow
+from views.api.base import RegisterApi, StepApi, api_step, json_body, workflow
+from views.api.steps import step
 from views.listing import ListInterface
 
 
@@ -46,33 +47,10 @@ class DeviationApi(RegisterApi):
     base_order = ("created_at", "desc")
     cursor_paging = True
 
-    @answers(422)
-    @expose("/<int:pk>/notes", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("note")
-    @api_step
+    @step("/<int:pk>/notes", "note", summary="Add a note", answer="Noted", body="NoteSchema",
+          status=201, answer_schema="NoteResultSchema")
     def note(self, pk):
-        """Add a note to a deviation (the follow-up).
-        ---
-        post:
-          summary: Add a note
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/NoteSchema'
-          responses:
-            201:
-              description: Noted
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/NoteResultSchema'
-        """
+        """Add a note to a deviation (the follow-up)."""
         data = json_body(s.NoteSchema())
         workflow("deviations").add_note(pk, data["text"])
         deviation = db.session.get(Deviation, pk)

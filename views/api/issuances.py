@@ -16,13 +16,13 @@ from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
 from views.api import schemas as s
 from views.api.base import (
     StepApi,
-    answers,
     api_step,
     cursor_anchor,
     json_body,
     next_page_url,
     workflow,
 )
+from views.api.steps import step
 from views.listing import Keyset, bounded_count, in_id_order
 
 NEWEST_FIRST = Keyset([Issuance.id], descending=True)
@@ -79,31 +79,12 @@ class IssuanceApi(StepApi):
     class_permission_name = "IssuanceApi"
     openapi_spec_tag = "Issuances"
 
-    @answers(422)
-    @expose("/", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("post")
-    @api_step
+    @step("/", "post",
+          summary="Apply for a reserve card in person (the caller is the first attester)",
+          answer="Stored, awaiting approval by Televäxeln", body="ApplicationSchema", status=201,
+          answer_schema="CreatedIssuanceSchema")
     def post(self):
-        """In-person application; every attester signs in here, the caller (attester 1) too.
-        ---
-        post:
-          summary: Apply for a reserve card in person (the caller is the first attester)
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ApplicationSchema'
-          responses:
-            201:
-              description: Stored, awaiting approval by Televäxeln
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CreatedIssuanceSchema'
-        """
+        """In-person application; every attester signs in here, the caller (attester 1) too."""
         data = json_body(s.ApplicationSchema())
         others = _other_attesters(data)
         application = workflow("application")
@@ -243,210 +224,53 @@ class IssuanceApi(StepApi):
             f'inline; filename="kvittens-{issuance.card.serial}.pdf"')
         return response
 
-    @answers(422)
-    @expose("/<int:pk>/approve", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("approve")
-    @api_step
+    @step("/<int:pk>/approve", "approve",
+          summary="Approve (every Kobe check confirmed)", answer="Approved", body="ApproveSchema")
     def approve(self, pk):
-        """Televäxeln approves after checking Kobe.
-        ---
-        post:
-          summary: Approve (every Kobe check confirmed)
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ApproveSchema'
-          responses:
-            200:
-              description: Approved
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """Televäxeln approves after checking Kobe."""
         data = json_body(s.ApproveSchema())
         return step_answer(workflow("approval").approve(pk, data["kobe_reference"], data["checks"]))
 
-    @answers(422)
-    @expose("/<int:pk>/reject", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("reject")
-    @api_step
+    @step("/<int:pk>/reject", "reject", summary="Reject", answer="Rejected", body="ReasonSchema")
     def reject(self, pk):
-        """Televäxeln rejects with a reason.
-        ---
-        post:
-          summary: Reject
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ReasonSchema'
-          responses:
-            200:
-              description: Rejected
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """Televäxeln rejects with a reason."""
         data = json_body(s.ReasonSchema())
         workflow("approval").reject(pk, data["reason"])
         return step_answer(_load(pk))
 
-    @answers(422)
-    @expose("/<int:pk>/receipt", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("receipt")
-    @api_step
+    @step("/<int:pk>/receipt", "receipt",
+          summary="Register the signed receipt", answer="Registered")
     def receipt(self, pk):
-        """Servicecenter registers the signed receipt.
-        ---
-        post:
-          summary: Register the signed receipt
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          responses:
-            200:
-              description: Registered
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """Servicecenter registers the signed receipt."""
         return step_answer(workflow("lifecycle").register_receipt(pk))
 
-    @answers(422)
-    @expose("/<int:pk>/extend", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("extend")
-    @api_step
+    @step("/<int:pk>/extend", "extend", summary="Extend once",
+          answer="Extended; `valid_until` is the new end date", body="ExtendSchema")
     def extend(self, pk):
-        """The one extension, by the original length, for the same reason.
-        ---
-        post:
-          summary: Extend once
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ExtendSchema'
-          responses:
-            200:
-              description: Extended; `valid_until` is the new end date
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """The one extension, by the original length, for the same reason."""
         data = json_body(s.ExtendSchema())
         return step_answer(workflow("lifecycle").extend(pk, same_reason=data["same_reason"]))
 
-    @answers(422)
-    @expose("/<int:pk>/return", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("return")
-    @api_step
+    @step("/<int:pk>/return", "return", summary="Register the return of the card",
+          answer="Returned", body="ReturnSchema", body_required=False)
     def return_card(self, pk):
-        """The card is back at Servicecenter.
-        ---
-        post:
-          summary: Register the return of the card
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: false
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ReturnSchema'
-          responses:
-            200:
-              description: Returned
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """The card is back at Servicecenter."""
         data = _optional_body(s.ReturnSchema())
         workflow("lifecycle").return_card(pk, then=data["then"])
         return step_answer(_load(pk))
 
-    @answers(422)
-    @expose("/<int:pk>/block", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("block")
-    @api_step
+    @step("/<int:pk>/block", "block", summary="Block", answer="Blocked", body="ReasonSchema")
     def block(self, pk):
-        """Block the card (its certificate is revoked).
-        ---
-        post:
-          summary: Block
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ReasonSchema'
-          responses:
-            200:
-              description: Blocked
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """Block the card (its certificate is revoked)."""
         data = json_body(s.ReasonSchema())
         workflow("lifecycle").block(pk, data["reason"])
         return step_answer(_load(pk))
 
-    @answers(422)
-    @expose("/<int:pk>/lost", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("lost")
-    @api_step
+    @step("/<int:pk>/lost", "lost",
+          summary="Report the card lost", answer="Lost; the issuance has ended", body="LostSchema")
     def lost(self, pk):
         """The card is reported lost: the issuance ends, the certificate is to be blocked, a
-        deviation is filed, and the person may get another card.
-        ---
-        post:
-          summary: Report the card lost
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/LostSchema'
-          responses:
-            200:
-              description: Lost; the issuance has ended
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        deviation is filed, and the person may get another card."""
         data = json_body(s.LostSchema())
         workflow("lifecycle").report_lost(pk, data["note"])
         return step_answer(_load(pk))
@@ -491,31 +315,10 @@ class MailIssuanceApi(StepApi):
     class_permission_name = "MailIssuanceApi"
     openapi_spec_tag = "Registered mail"
 
-    @answers(422)
-    @expose("/", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("post")
-    @api_step
+    @step("/", "post", summary="Prepare a registered-mail issuance", answer="Prepared",
+          body="MailPrepareSchema", status=201)
     def post(self):
-        """A card handler prepares a registered-mail issuance.
-        ---
-        post:
-          summary: Prepare a registered-mail issuance
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/MailPrepareSchema'
-          responses:
-            201:
-              description: Prepared
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """A card handler prepares a registered-mail issuance."""
         data = json_body(s.MailPrepareSchema())
         issuance = workflow("mail_flow").prepare(
             data["card_serial"], data["recipient_hsa_id"], data["reason"], data["address"],
@@ -523,80 +326,24 @@ class MailIssuanceApi(StepApi):
             assignment=data["assignment"])
         return step_answer(issuance, 201)
 
-    @answers(422)
-    @expose("/<int:pk>/dispatched", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("dispatched")
-    @api_step
+    @step("/<int:pk>/dispatched", "dispatched",
+          summary="Record the dispatch", answer="Sent", body="DispatchedSchema")
     def dispatched(self, pk):
-        """The envelope went by registered mail.
-        ---
-        post:
-          summary: Record the dispatch
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/DispatchedSchema'
-          responses:
-            200:
-              description: Sent
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """The envelope went by registered mail."""
         data = json_body(s.DispatchedSchema())
         workflow("mail_flow").dispatched(pk, data["registered_mail_number"])
         return step_answer(_load(pk))
 
-    @answers(422)
-    @expose("/<int:pk>/receipt-returned", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("receipt_returned")
-    @api_step
+    @step("/<int:pk>/receipt-returned", "receipt_returned",
+          summary="Record the returned receipt", answer="Receipt received")
     def receipt_returned(self, pk):
-        """The signed receipt came back.
-        ---
-        post:
-          summary: Record the returned receipt
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          responses:
-            200:
-              description: Receipt received
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """The signed receipt came back."""
         workflow("mail_flow").receipt_returned(pk)
         return step_answer(_load(pk))
 
-    @answers(422)
-    @expose("/<int:pk>/certificate-issued", methods=["POST"])
-    @protect()
-    @safe
-    @permission_name("certificate_issued")
-    @api_step
+    @step("/<int:pk>/certificate-issued", "certificate_issued",
+          summary="Record the issued certificate", answer="Active")
     def certificate_issued(self, pk):
-        """The certificate was created in the SITHS portal ("Identifierad med rekommenderad post").
-        ---
-        post:
-          summary: Record the issued certificate
-          parameters:
-          - {in: path, name: pk, required: true, schema: {type: integer}}
-          responses:
-            200:
-              description: Active
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/StepResultSchema'
-        """
+        """The certificate was created in the SITHS portal
+        ("Identifierad med rekommenderad post")."""
         return step_answer(workflow("mail_flow").certificate_issued(pk))
