@@ -98,41 +98,38 @@ def _add_living(url, instance):
         db.engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def database_template(dialect, tmp_path_factory):
-    """A migrated database with demo data, to copy for each test."""
-    base = tmp_path_factory.mktemp(f"template-{dialect}")
+def _template(dialect, base, prefix, build, source=None):
+    """A template database made by `build(url, base)`, copied from `source` when given; a path
+    on SQLite, a database name on PostgreSQL. Yields it and drops it afterwards."""
     if dialect == "sqlite":
-        path = base / "template.db"
-        _prepare(f"sqlite:///{path}", str(base))
+        path = base / f"{prefix}.db"
+        if source:
+            shutil.copy(source, path)
+        build(f"sqlite:///{path}", str(base))
         yield path
         return
-    name = f"rk_tmpl_{uuid.uuid4().hex[:10]}"
+    name = f"rk_{prefix}_{uuid.uuid4().hex[:10]}"
     admin = _pg_admin()
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    _prepare(PG_URL.format(name=name), str(base))
+    copy = f' TEMPLATE "{source}"' if source else ""
+    admin.cursor().execute(f'CREATE DATABASE "{name}"{copy}')
+    build(PG_URL.format(name=name), str(base))
     yield name
     admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_template(dialect, tmp_path_factory):
+    """A migrated database with demo data, to copy for each test."""
+    yield from _template(dialect, tmp_path_factory.mktemp(f"template-{dialect}"), "tmpl",
+                         _prepare)
 
 
 @pytest.fixture(scope="session")
 def living_template(dialect, database_template, tmp_path_factory):
     """The template with the living region on top, made once per session when a test asks."""
-    base = tmp_path_factory.mktemp(f"living-{dialect}")
-    if dialect == "sqlite":
-        path = base / "living.db"
-        shutil.copy(database_template, path)
-        _add_living(f"sqlite:///{path}", str(base))
-        yield path
-        return
-    name = f"rk_live_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
-    admin.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
-    _add_living(PG_URL.format(name=name), str(base))
-    yield name
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    yield from _template(dialect, tmp_path_factory.mktemp(f"living-{dialect}"), "live",
+                         _add_living, source=database_template)
 
 
 @pytest.fixture(scope="session")
