@@ -28,6 +28,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 REDIS_DB = 7  # a database of its own, flushed before and after the module
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 VIEWPORT = {"width": 1280, "height": 800}
 START_DEADLINE_SECONDS = 60
 STEP_TIMEOUT_MS = 15_000
@@ -232,6 +234,33 @@ def login_page(browser, live_server):
         context.close()
     assert not problems.items, "the browser saw errors:\n" + "\n".join(problems.items)
 
+
+def axe_violations(page):
+    """The WCAG 2.1 AA violations axe-core finds on the page (axe injected when missing)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """tags => axe.run(document, {runOnly: {type: 'tag', values: tags},
+                                      resultTypes: ['violations']})
+                   .then(r => r.violations.map(v => ({
+                       id: v.id, impact: v.impact, help: v.help,
+                       targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))""",
+        WCAG_TAGS)
+
+
+def sideways_scroll(page):
+    """None, or [content width, window width, the outermost elements that stick out]."""
+    return page.evaluate("""() => { const s = document.scrollingElement;
+        if (s.scrollWidth <= s.clientWidth) { return null; }
+        const out = [];
+        for (const e of document.querySelectorAll('body *')) {
+            const r = e.getBoundingClientRect();
+            if (r.width > 0 && r.right > s.clientWidth + 1 && out.length < 3
+                    && !out.some(o => o.contains(e))) { out.push(e); }
+        }
+        return [s.scrollWidth, s.clientWidth, out.map(e => e.tagName.toLowerCase()
+            + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).trim()
+            .split(/\\s+/).join('.') : ''))]; }""")
 
 
 def open_from_menu(page, href):

@@ -9,21 +9,25 @@ zoom). axe-core comes from the npm package pinned in tests/axe/package.json (ins
 """
 
 import re
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 
 pytest.register_assert_rewrite("tests.browser_support")
-from tests.browser_support import SCREENSHOTS, STEP_TIMEOUT_MS, BrowserProblems  # noqa: E402
+from tests.browser_support import (  # noqa: E402
+    AXE,
+    SCREENSHOTS,
+    STEP_TIMEOUT_MS,
+    BrowserProblems,
+    axe_violations,
+    sideways_scroll,
+)
 from tests.conftest import DEMO_PASSWORD, ROLE_LOGINS  # noqa: E402
 
 pytest_plugins = ("tests.browser_support",)  # live_server, browser
 pytestmark = [pytest.mark.browser, pytest.mark.postgresql_only,
               pytest.mark.xdist_group("browser_accessibility")]
 
-AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 WIDTHS = (1280, 360)
 MAX_PAGES_PER_ROLE = 60
 # Links that change something, leave the session or download a file are not followed.
@@ -76,33 +80,6 @@ def crawl(page, live_server):
     return pages
 
 
-def _axe(page):
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE))
-    return page.evaluate(
-        """tags => axe.run(document, {runOnly: {type: 'tag', values: tags},
-                                      resultTypes: ['violations']})
-                   .then(r => r.violations.map(v => ({
-                       id: v.id, impact: v.impact, help: v.help,
-                       targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))""",
-        WCAG_TAGS)
-
-
-def _sideways(page):
-    """None, or [content width, window width, the outermost elements that stick out]."""
-    return page.evaluate("""() => { const s = document.scrollingElement;
-        if (s.scrollWidth <= s.clientWidth) { return null; }
-        const out = [];
-        for (const e of document.querySelectorAll('body *')) {
-            const r = e.getBoundingClientRect();
-            if (r.width > 0 && r.right > s.clientWidth + 1 && out.length < 3
-                    && !out.some(o => o.contains(e))) { out.push(e); }
-        }
-        return [s.scrollWidth, s.clientWidth, out.map(e => e.tagName.toLowerCase()
-            + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).trim()
-            .split(/\\s+/).join('.') : ''))]; }""")
-
-
 @pytest.fixture
 def checked_page(browser, live_server):
     """checked_page(role) -> a logged-in page whose context lets the test inject axe-core past
@@ -147,11 +124,11 @@ def test_every_screen_of_the_role_passes_axe_at_desktop_and_phone_width(
             assert response is not None and response.status == 200, (
                 f"{role} {path}: HTTP {response.status if response else '-'}")
             page.wait_for_load_state("load")
-            for violation in _axe(page):
+            for violation in axe_violations(page):
                 problems.append(f"{width}px {path}: {violation['id']} ({violation['impact']}: "
                                 f"{violation['help']}) at {'; '.join(violation['targets'])}")
             if width < 1000:
-                sideways = _sideways(page)
+                sideways = sideways_scroll(page)
                 if sideways:
                     problems.append(f"{width}px {path}: scrolls sideways (content "
                                     f"{sideways[0]} px in a {sideways[1]} px window) at "
@@ -185,10 +162,10 @@ def test_the_search_control_passes_axe_in_each_state(checked_page, live_server):
             assert response is not None and response.status == 200, path
             page.wait_for_load_state("load")
             assert page.locator("form[role=search] input[name=q]").count() == 1, path
-            for violation in _axe(page):
+            for violation in axe_violations(page):
                 problems.append(f"{width}px {path}: {violation['id']} ({violation['help']}) "
                                 f"at {'; '.join(violation['targets'])}")
-            sideways = _sideways(page) if width < 1000 else None
+            sideways = sideways_scroll(page) if width < 1000 else None
             if sideways:
                 problems.append(f"{width}px {path}: scrolls sideways at {sideways[2]}")
     assert "Skriv minst 3 bokstäver" in page.goto(

@@ -15,12 +15,14 @@ from tests.conftest import DEMO_PASSWORD
 
 pytest.register_assert_rewrite("tests.browser_support")
 from tests.browser_support import (  # noqa: E402
+    AXE,
     STEP_TIMEOUT_MS,
     VIEWPORT,
     BrowserProblems,
+    axe_violations,
     open_from_menu,
+    sideways_scroll,
 )
-from tests.test_browser_accessibility import AXE, _axe, _sideways  # noqa: E402
 
 pytest_plugins = ("tests.browser_support",)  # live_server, browser, login_page, screenshots
 pytestmark = [pytest.mark.browser, pytest.mark.postgresql_only,
@@ -133,8 +135,8 @@ def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, 
     assert AXE.is_file(), f"axe-core is not installed at {AXE} (run make dev-deps)"
     page.set_viewport_size({"width": 360, "height": 800})
     page.reload()
-    assert _axe(page) == []
-    assert _sideways(page) is None
+    assert axe_violations(page) == []
+    assert sideways_scroll(page) is None
     screenshots(page, "servicecenter", "7-return-desk-scan-phone")
 
     # The issuance page of a returned card: returned, its card back in stock, nothing due.
@@ -146,8 +148,8 @@ def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, 
     for width in (360, 1280):  # the issuance page too: axe-core, and no sideways scrolling
         page.set_viewport_size({"width": width, "height": 800})
         page.reload()
-        assert _axe(page) == [], f"{width}px {page.url}"
-        assert width > 1000 or _sideways(page) is None
+        assert axe_violations(page) == [], f"{width}px {page.url}"
+        assert width > 1000 or sideways_scroll(page) is None
     screenshots(page, "servicecenter", "8-issuance-returned")
 
     # A card still out: its page leads with the status, what is due and the actions.
@@ -160,6 +162,6 @@ def test_servicecenter_returns_a_batch_of_cards_by_scanning(servicecenter_page, 
     for width in (360, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         page.reload()
-        assert _axe(page) == [], f"{width}px {page.url}"
-        assert width > 1000 or _sideways(page) is None
+        assert axe_violations(page) == [], f"{width}px {page.url}"
+        assert width > 1000 or sideways_scroll(page) is None
     screenshots(page, "servicecenter", "9-issuance-out")
