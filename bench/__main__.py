@@ -16,7 +16,7 @@ import warnings
 from sqlalchemy import text
 
 from app.extensions import db
-from bench import concurrency, database, measure
+from bench import concurrency, database, django_admin, measure
 from bench.fill import Sizes, fill
 from bench.measure import Row
 
@@ -79,6 +79,7 @@ def measurements(flask_app, engine, url, scale):
         ("approval queue", lambda: measure.approval_queue(flask_app, engine)),
         ("issuance list", lambda: measure.issuance_list(flask_app, engine)),
         ("screens", lambda: measure.screens(flask_app, engine)),
+        ("screens vs Django admin", lambda: django_admin.compare(flask_app, engine)),
         ("statements per page", lambda: measure.statements_per_page(flask_app, engine)),
         ("receipt PDF", lambda: measure.receipt_pdf(flask_app, engine)),
         ("deviation export", lambda: measure.deviation_export(flask_app, engine)),

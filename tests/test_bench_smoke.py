@@ -2,12 +2,14 @@
 open-issuance invariants, and each measurement runs; a second sweep at the same time changes
 nothing. No timing is asserted: timings belong to `python -m bench`, run by hand."""
 
+import sys
+
 import pytest
 from sqlalchemy import text
 from stdnum.se import personnummer
 
 from app.extensions import db
-from bench import measure
+from bench import django_admin, measure
 from bench.concurrency import doubles
 from bench.fill import FILLED_TABLES, Sizes, fill, personal_number
 
@@ -64,3 +66,21 @@ def test_measurements_run_and_the_second_sweep_changes_nothing(app, filled):
     assert first.figure.startswith("sweep, first")
     assert second.value.endswith(" 0 changes")
     assert plans.figure.startswith("sweep queries") and not plans.value.startswith("error")
+
+
+def test_screen_lists_are_compared_with_django_admin(app, filled):
+    rows = django_admin.compare(app, db.engine)
+    figures = [row.figure for row in rows]
+    assert figures and all(figure.endswith(" vs Django admin") for figure in figures)
+    assert {figure.split(" page ")[0] for figure in figures} == {
+        "issuance list", "deviation list", "people list"}
+    assert [(row.figure, row.value) for row in rows if not row.value.endswith(" ms")] == []
+    # Django admin's page was read (the number of rows it shows is checked in the run).
+    assert all(row.floor.startswith("Django admin ") and row.ratio.endswith("×")
+               and row.ok in ("yes", "NO") for row in rows)
+
+
+def test_without_django_the_comparison_rows_say_so(app, filled, monkeypatch):
+    monkeypatch.setitem(sys.modules, "django", None)  # `import django` fails
+    rows = django_admin.compare(app, db.engine)
+    assert rows and all(row.value.startswith("error: Django is not installed") for row in rows)
