@@ -371,10 +371,12 @@ def cell(value, column: str | None = None):
     return value
 
 
-def search_field(kind: str, title):
+def search_field(kind: str, title, groups=()):
     """A search-form field that offers the codes of `kind` in words (a FAB list's filter on a
-    code column: `search_form_extra_fields = {"status": labels.search_field("status", ...)}`)."""
+    code column: `search_form_extra_fields = {"status": labels.search_field("status", ...)}`),
+    after `groups`: (code, words) of choices that stand for several codes."""
     from flask_appbuilder.fieldwidgets import Select2Widget
     from wtforms import SelectField
 
-    return SelectField(title, choices=lambda: choices(kind), widget=Select2Widget())
+    return SelectField(title, widget=Select2Widget(), choices=lambda: [
+        *((code, str(words)) for code, words in groups), *choices(kind)])

@@ -68,7 +68,7 @@ def test_admin_sees_what_admin_does(login, known_setup):
     page = login("Admin").get("/").get_data(as_text=True)
     assert _counts(page) == {"cards_out": 2, "open_deviations": 2, "failed_emails": 0,
                              "locked_accounts": 0}
-    assert _links(page) == {"cards_out": "/issuances/list/",
+    assert _links(page) == {"cards_out": "/issuances/list/?_flt_0_status=out",
                             "open_deviations": "/deviations/list/?_flt_7_status=closed",
                             "failed_emails": "/admin/jobs/",
                             "locked_accounts": "/admin/signin-locks/"}
@@ -159,10 +159,32 @@ def test_servicecenter_counts_link_to_their_screens(login, known_setup):
     assert links["cards_to_restock"] == "/returns/"
     # A list that shows more than the count opens filtered to the rows counted.
     assert links["expired_not_returned"] == "/issuances/list/?_flt_3_status=expired"
-    assert links["cards_out"] == "/issuances/list/"
+    assert links["cards_out"] == "/issuances/list/?_flt_0_status=out"
     assert links["open_deviations"] == "/deviations/list/?_flt_7_status=closed"
 
 
 def test_televaxeln_count_links_to_the_approval_queue(login, known_setup):
     page = login("Televäxeln").get("/").get_data(as_text=True)
     assert _links(page) == {"awaiting_approval": "/approval/"}
+
+
+@pytest.mark.parametrize("role", ["Servicecenter", "Admin", "Korthandläggare", "Chef"])
+def test_a_count_opens_a_list_of_the_rows_it_counts(login, known_setup, as_user, role):
+    """Every count that links to a list screen opens it filtered to as many rows as it says,
+    also when the list holds ended issuances (a returned one here)."""
+    from app.extensions import db
+    from app.workflow import lifecycle
+
+    returned = apply(as_user, recipient="Cecilia")
+    with as_user("Servicecenter"):
+        lifecycle.return_card(returned.id)
+    db.session.commit()
+    client = login(role)
+    page = client.get("/").get_data(as_text=True)
+    counts, links = _counts(page), _links(page)
+    listed = {key: link for key, link in links.items() if "/list/" in link}
+    assert listed, f"{role} has no count that opens a list"
+    for key, link in listed.items():
+        shown = client.get(link).get_data(as_text=True)
+        total = re.search(r"<strong>Antal poster:</strong>\s*(\d+)", shown)
+        assert total and int(total.group(1)) == counts[key], (key, link)

@@ -9,6 +9,7 @@ from werkzeug.routing import BuildError
 from app import labels, outbox, signin_limits
 from app.display import install as install_display
 from app.security import user_roles
+from views.issuances import CARDS_OUT
 
 # count key -> (label, screen endpoint, permission that opens it, key in
 # queries.dashboard_counts). The permission is separate: the list screens of BaseViews are
@@ -37,6 +38,7 @@ COUNTS = {
 # A count whose list shows more than it counts opens the list filtered to the same rows:
 # key -> (column, FAB filter, value).
 LIST_FILTERS = {
+    "cards_out": ("status", "CodeStartsWith", CARDS_OUT),
     "expired_not_returned": ("status", "FilterEqual", "expired"),
     "open_deviations": ("status", "FilterNotEqual", "closed"),
 }

@@ -14,6 +14,7 @@ from app import clock, display, history, labels
 from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
+from app.workflow.queries import OPEN
 from models import Issuance, Person, ReserveCard
 from views.listing import ListInterface, SearchBoxMixin
 from views.registers import STEP_ERRORS, flash_refusal, step_message
@@ -51,6 +52,10 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
                 "certificate_block_requested_at")
 
 
+# The status filter's choice for every issuance whose card is out (the start page's count).
+CARDS_OUT = "out"
+
+
 class IssuanceView(SearchBoxMixin, ModelView):
     route_base = "/issuances"
     # The list shows the card and the recipient: their own further relations and the
@@ -61,7 +66,8 @@ class IssuanceView(SearchBoxMixin, ModelView):
         lazyload(Issuance.receipt), joinedload(Issuance.card).lazyload(ReserveCard.pickup_point),
         joinedload(Issuance.recipient).lazyload(Person.unit),
         joinedload(Issuance.recipient).lazyload(Person.kobe),
-        code_columns={"status": "issuance_status", "reason": "reason", "channel": "channel"})
+        code_columns={"status": "issuance_status", "reason": "reason", "channel": "channel"},
+        code_groups={"status": {CARDS_OUT: OPEN}})
     base_permissions = ["can_list", "can_show", "can_receipt", "can_scan", "can_block",
                         "can_extend", "can_return", "can_lost"]
     page_size = PAGE_SIZE
@@ -77,7 +83,8 @@ class IssuanceView(SearchBoxMixin, ModelView):
     search_columns = ["status", "reason", "channel", "created_at", "valid_until", "receipt_due"]
     # Choose status, reason and channel by their Swedish names instead of typing the codes.
     search_form_extra_fields = {
-        "status": labels.search_field("issuance_status", _l("Status")),
+        "status": labels.search_field("issuance_status", _l("Status"), groups=[
+            (CARDS_OUT, _l("Card out (every open issuance)"))]),
         "reason": labels.search_field("reason", _l("Reason")),
         "channel": labels.search_field("channel", _l("Channel")),
     }

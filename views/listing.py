@@ -129,13 +129,20 @@ class KeysetPage(int):
         page = super().__new__(cls, 0)
         page.anchor = anchor
         return page
+
+
 class CodeStartsWith(FilterStartsWith):
     """"Starts with" on a code column (status, reason, channel, type): a whole code, as the
     search form's choice list sends it, is compared for equality, which the column's index
     answers (ILIKE 'code%' reads every row); other text is a prefix as before. No code is a
-    prefix of another, so the rows found are the same."""
+    prefix of another, so the rows found are the same. A group's code (the interface's
+    `code_groups`, e.g. "out" for every open status) stands for its codes."""
 
     def apply(self, query, value):
+        group = self.datamodel.code_groups.get(self.column_name, {}).get(value)
+        if group:
+            query, field = get_field_setup_query(query, self.model, self.column_name)
+            return query.filter(field.in_(group))
         if value in self.datamodel.code_values(self.column_name):
             query, field = get_field_setup_query(query, self.model, self.column_name)
             return query.filter(field == value)
@@ -159,13 +166,15 @@ class ListInterface(AccessInterface):
     them) whose list query pages by ids first and counts with a bound. Optional
     `load_options` (e.g. `selectinload(Unit.parent)`) load more relations with the page;
     `code_columns` (column -> labels kind) are the code columns whose filter by a whole code
-    is an equality."""
+    is an equality; `code_groups` (column -> {code: codes}) the choices that stand for
+    several codes."""
 
     filter_converter_class = CodeFilterConverter
 
-    def __init__(self, obj, *load_options, session=None, code_columns=None):
+    def __init__(self, obj, *load_options, session=None, code_columns=None, code_groups=None):
         super().__init__(obj, *load_options, session=session)
         self.code_columns = dict(code_columns or {})
+        self.code_groups = dict(code_groups or {})
 
     def code_values(self, column) -> set:
         kind = self.code_columns.get(column)
