@@ -84,3 +84,18 @@ def test_without_django_the_comparison_rows_say_so(app, filled, monkeypatch):
     monkeypatch.setitem(sys.modules, "django", None)  # `import django` fails
     rows = django_admin.compare(app, db.engine)
     assert rows and all(row.value.startswith("error: Django is not installed") for row in rows)
+
+
+def test_the_password_bound_checks_the_stored_hash(app, monkeypatch):
+    """The throughput's floor checks the bench login's real hash, one process per CPU: a
+    wrong password or another method would make it count nothing or the wrong work."""
+    from bench import concurrency
+
+    monkeypatch.setattr(concurrency, "BOUND_SECONDS", 0.5)
+    hashed = db.session.execute(text(
+        "SELECT password FROM ab_user WHERE username = 'intygsgivare1'")).scalar_one()
+    assert concurrency.password_hash("intygsgivare1") == hashed
+    assert concurrency.checks_within(hashed, 0.3) >= 1
+    assert concurrency.password_bound(hashed) > 0
+    with pytest.raises(ValueError):
+        concurrency.checks_within(hashed.replace("$", "$x", 1), 0.1)
