@@ -34,6 +34,9 @@ def parse(argv):
                         help="keep the database it created after the run")
     parser.add_argument("--no-fill", action="store_true",
                         help="measure a database filled by an earlier run (with --keep)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only this measurement (repeatable): "
+                        + ", ".join(f"'{name}'" for name in MEASUREMENTS))
     return parser.parse_args(argv)
 
 
@@ -89,11 +92,17 @@ def measurements(flask_app, engine, url, scale):
     )
 
 
-def run_all(flask_app, url, scale) -> list[Row]:
+# The names, for --only (the lambdas are not called).
+MEASUREMENTS = tuple(name for name, _run in measurements(None, None, None, None))
+
+
+def run_all(flask_app, url, scale, only=None) -> list[Row]:
     with flask_app.app_context():
         engine = db.engine
     rows = []
     for name, run in measurements(flask_app, engine, url, scale):
+        if only and name not in only:
+            continue
         started = time.perf_counter()
         try:
             found = run()
@@ -123,12 +132,16 @@ def main(argv=None) -> int:
     for noisy in ("flask_appbuilder", "alembic", "app", "jobs", "xhtml2pdf"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     args = parse(argv)
+    unknown = set(args.only or ()) - set(MEASUREMENTS)
+    if unknown:
+        print(f"unknown measurement: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     url = args.database_url or database.DEFAULT_URL
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rk-bench-") as instance:
         flask_app = prepare(args, url, instance)
         facts = machine_facts(flask_app)
-        rows = run_all(flask_app, url, args.scale)
+        rows = run_all(flask_app, url, args.scale, args.only)
         with flask_app.app_context():
             db.engine.dispose()
     print(f"Reservkort bench, scale {args.scale:g}, {time.perf_counter() - started:.0f} s in all")
