@@ -58,6 +58,17 @@ def test_the_people_list_finds_a_person_by_each_field(login, dialect):
 
 
 @pytest.mark.both_databases
+def test_a_name_is_found_whatever_the_case_of_its_swedish_letters(login, dialect):
+    """Å, Ä and Ö match å, ä and ö as A matches a, on SQLite too (whose own lower() and LIKE
+    fold only ASCII)."""
+    client = login("Servicecenter")
+    link = _person_link(_person_id(ANNA_HSA_ID))
+    for text in ("åkesson", "ÅKESSON", "anna åKESSON"):
+        page = client.get("/registers/people/list/", query_string={"q": text}).text
+        assert link in page, text
+
+
+@pytest.mark.both_databases
 def test_issuances_deviations_and_kobe_rows_are_found_by_their_person_or_card(
         login, as_user, dialect):
     from app.workflow import deviations
