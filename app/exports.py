@@ -27,17 +27,14 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from tempfile import SpooledTemporaryFile
+from tempfile import SpooledTemporaryFile, TemporaryDirectory
 
 from flask import Response, current_app, send_file
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
+from xlsxwriter import Workbook
 
 from app import access, audit, clock, labels
 from app.errors import NotFound
@@ -48,7 +45,7 @@ from models import ExportJob
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_BYTES = 64 * 1024
 BATCH_ROWS = 500
-XLSX_IN_MEMORY = 8 * 1024 * 1024
+XLSX_IN_MEMORY = 64 * 1024  # a bigger file is spooled to disk: memory stays flat
 MIMETYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -112,20 +109,12 @@ def cell(value, column: Column | None = None):
     return neutralise(str(value))
 
 
-def xlsx_cell(sheet, value, column: Column):
-    """A value as an XLSX cell: dates and times as real date cells with their format, the
-    rest as `cell` gives it."""
+def xlsx_cell(value, column: Column):
+    """A value as an XLSX cell's value: dates and times as naive local date values (written
+    as real date cells with their format), the rest as `cell` gives it."""
     if isinstance(value, datetime):
-        return _formatted(sheet, local_minute(value), MOMENT_FORMAT)
-    if isinstance(value, date):
-        return _formatted(sheet, value, DATE_FORMAT)
-    return cell(value, column)
-
-
-def _formatted(sheet, value, number_format):
-    written = WriteOnlyCell(sheet, value=value)
-    written.number_format = number_format
-    return written
+        return local_minute(value)
+    return value if isinstance(value, date) else cell(value, column)
 
 
 def query_rows(query, to_row=dict, batch_rows=BATCH_ROWS):
@@ -173,27 +162,50 @@ def csv_chunks(columns, rows, delimiter=";"):
 
 
 def xlsx_chunks(columns, rows, sheet_title="Export"):
-    """XLSX: openpyxl's write-only mode keeps memory flat; the file is spooled (to disk when
-    large) and then yielded in chunks. Readable widths, a bold header that stays in view."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=sheet_title[:31])
-    for number, column in enumerate(columns, start=1):
-        sheet.column_dimensions[get_column_letter(number)].width = column.xlsx_width
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    header = []
-    for column in columns:
-        written = WriteOnlyCell(sheet, value=neutralise(column.header))
-        written.font = bold
-        header.append(written)
-    sheet.append(header)
-    for row in rows:
-        sheet.append([xlsx_cell(sheet, row.get(column.key), column) for column in columns])
-    with SpooledTemporaryFile(max_size=XLSX_IN_MEMORY) as spool:
-        workbook.save(spool)
+    """XLSX in XlsxWriter's constant-memory mode: each row goes to disk once the next one is
+    started and text is stored in its cell (no shared-strings table that grows with the rows),
+    so memory stays flat at any row count. The file is spooled (to disk when large) and then
+    yielded in chunks. Readable widths, a bold header that stays in view."""
+    # The rows' temporary files live in a directory of the export's own, removed even when
+    # the download is abandoned half-way (they hold people's data).
+    with TemporaryDirectory(prefix="export-") as folder, \
+            SpooledTemporaryFile(max_size=XLSX_IN_MEMORY) as spool:
+        workbook = Workbook(spool, {"constant_memory": True, "tmpdir": folder})
+        sheet = workbook.add_worksheet(sheet_title[:31])
+        _write_sheet(workbook, sheet, columns, rows)
+        workbook.close()
         spool.seek(0)
         while chunk := spool.read(CHUNK_BYTES):
             yield chunk
+
+
+def _write_sheet(workbook, sheet, columns, rows):
+    for number, column in enumerate(columns):
+        sheet.set_column(number, number, column.xlsx_width)
+    sheet.freeze_panes(1, 0)
+    bold = workbook.add_format({"bold": True})
+    for number, column in enumerate(columns):
+        sheet.write_string(0, number, neutralise(column.header), bold)
+    write_cell = _cell_writers(workbook, sheet)
+    for line, row in enumerate(rows, start=1):
+        for number, column in enumerate(columns):
+            value = xlsx_cell(row.get(column.key), column)
+            if value != "":
+                write_cell.get(type(value), sheet.write_string)(line, number, value)
+
+
+def _cell_writers(workbook, sheet) -> dict:
+    """value type -> how a cell of it is written. Text always as text (XlsxWriter's `write`
+    would turn "=..." into a formula and URLs into links)."""
+    moment = workbook.add_format({"num_format": MOMENT_FORMAT})
+    day = workbook.add_format({"num_format": DATE_FORMAT})
+    return {
+        str: sheet.write_string,
+        int: sheet.write_number,
+        float: sheet.write_number,
+        datetime: lambda row, col, value: sheet.write_datetime(row, col, value, moment),
+        date: lambda row, col, value: sheet.write_datetime(row, col, value, day),
+    }
 
 
 def chunks(fmt, columns, rows, sheet_title="Export"):

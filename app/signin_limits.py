@@ -171,19 +171,25 @@ def attempt(username, verify, field=None, commit_success=True):
     return user
 
 
+def _holding():
+    return (SigninLock.locked_until.is_(None)) | (SigninLock.locked_until > clock.now())
+
+
 def locked_accounts():
     """Every lock that still holds, newest first."""
-    now = clock.now()
     return db.session.execute(
-        select(SigninLock)
-        .where((SigninLock.locked_until.is_(None)) | (SigninLock.locked_until > now))
-        .order_by(SigninLock.locked_at.desc())
+        select(SigninLock).where(_holding()).order_by(SigninLock.locked_at.desc())
     ).scalars().all()
+
+
+def locked_count_query():
+    """SELECT count(*) of the locks that still hold (counted, not loaded)."""
+    return select(func.count()).select_from(SigninLock).where(_holding())
 
 
 def locked_count() -> int:
     """How many locks still hold."""
-    return len(locked_accounts())
+    return db.session.execute(locked_count_query()).scalar_one()
 
 
 def unlock(username) -> bool:

@@ -5,13 +5,17 @@ words of app.labels, Swedish headers, Swedish times to the minute, real date cel
 widths in XLSX."""
 
 import csv
+import hashlib
 import io
 import re
 import threading
+import tracemalloc
+import zipfile
 from datetime import datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils.escape import unescape
 from sqlalchemy import insert, select
 
 from app import exports
@@ -67,8 +71,11 @@ def _csv(data):
 
 
 def _xlsx(data):
+    """The sheet's values as a spreadsheet reads them: a control character in text is stored
+    as _xHHHH_ (ECMA-376), which Excel decodes and openpyxl leaves as it is."""
     sheet = load_workbook(io.BytesIO(data), read_only=True).active
-    return [["" if v is None else v for v in row] for row in sheet.iter_rows(values_only=True)]
+    return [["" if v is None else unescape(v) if isinstance(v, str) else v for v in row]
+            for row in sheet.iter_rows(values_only=True)]
 
 
 def _check(table, name_column, description_column):
@@ -417,3 +424,54 @@ def test_the_job_writes_the_same_swedish_file(app, as_user, two_known_deviations
     assert [c.value for c in sheet[1]] == SCREEN_HEADERS
     assert {sheet.cell(row=r, column=4).value for r in (2, 3)} == {"Stängd", "Öppen"}
     assert sheet.cell(row=2, column=2).is_date
+
+
+def _xlsx_peak_memory(rows):
+    """The peak of Python's memory while the XLSX of `rows` lines of distinct text is written."""
+    columns = [exports.Column("note", "Anteckning")]
+    lines = ({"note": hashlib.sha256(str(n).encode()).hexdigest()} for n in range(rows))
+    tracemalloc.start()
+    try:
+        for _chunk in exports.chunks("xlsx", columns, lines):
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_xlsx_writer_memory_does_not_grow_with_the_rows(app):
+    """Ten times the rows, not twice the memory: neither the rows nor the written file are
+    held in memory (a file over XLSX_IN_MEMORY goes to disk before it is sent)."""
+    small, large = _xlsx_peak_memory(2000), _xlsx_peak_memory(20000)
+    assert large < 2 * small, (small, large)
+
+
+def test_the_xlsx_keeps_text_in_its_cells_and_the_header_in_view(app):
+    columns = [exports.Column("name", "Namn"), exports.Column("note", "Anteckning")]
+    rows = ({"name": f"Person {n}", "note": "=1+1"} for n in range(600))
+    data = b"".join(exports.chunks("xlsx", columns, rows))
+    with zipfile.ZipFile(io.BytesIO(data)) as book:
+        assert "xl/sharedStrings.xml" not in book.namelist()
+    table = _xlsx(data)
+    assert table[0] == ["Namn", "Anteckning"] and len(table) == 601
+    assert table[-1] == ["Person 599", "'=1+1"]
+    assert load_workbook(io.BytesIO(data)).active.freeze_panes == "A2"
+
+
+def test_an_xlsx_that_fails_half_way_leaves_no_rows_on_disk(app, tmp_path, monkeypatch):
+    """The rows written so far are on disk while the file is built; a failed read (the
+    database gone) must not leave them behind in the temporary folder."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+
+    def failing_rows():
+        for n in range(10):
+            yield {"note": f"Person {n}"}
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        b"".join(exports.chunks("xlsx", [exports.Column("note", "Anteckning")], failing_rows()))
+    assert list(folder.iterdir()) == []

@@ -231,3 +231,34 @@ def test_a_bad_address_in_bulk_mail_is_left_out_and_the_others_are_queued(app, c
     assert db.session.execute(select(OutboxMessage.to_addrs)).scalars().all() == [
         "anna@example.se"]
     assert "rule=email_address_invalid" in caplog.text
+
+
+def test_a_sweeps_many_emails_check_each_address_and_make_each_context_once(app, monkeypatch):
+    """Queueing a sweep's e-mails costs what the messages cost: an address written to again
+    (the same attester, the same manager) is checked once, and each message's template
+    context is made once for its subject, text and HTML."""
+    from app import outbox
+
+    checked, contexts = [], []
+    real_validate = outbox.validate_email
+
+    def validate(address, **kwargs):
+        checked.append(address)
+        return real_validate(address, **kwargs)
+
+    monkeypatch.setattr(outbox, "validate_email", validate)
+    app.template_context_processors[None].append(lambda: contexts.append(1) or {})
+    try:
+        messages = [("receipt_reminder", ["once.attester@example.se", f"once.person{n}@example.se"],
+                     {"card": SimpleNamespace(serial=f"80000{n}"),
+                      "recipient": SimpleNamespace(name=f"Person {n}"),
+                      "issuance": SimpleNamespace(receipt_due="2026-05-04")},
+                     f"bulk-once:{n}", None) for n in range(3)]
+        assert outbox.queue_many(messages) == 3
+    finally:
+        app.template_context_processors[None].pop()
+    assert sorted(checked) == ["once.attester@example.se", *(f"once.person{n}@example.se"
+                                                         for n in range(3))]
+    assert len(contexts) == 3
+    subjects = db.session.execute(select(OutboxMessage.subject)).scalars().all()
+    assert len(subjects) == 3 and all(subject.strip() == subject for subject in subjects)

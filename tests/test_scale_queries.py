@@ -197,23 +197,43 @@ def test_start_page_counts_read_open_rows_through_partial_indexes(filled, as_use
         seen, counts = watched(lambda: queries.dashboard_counts(user=user, due_soon_days=2))
     assert counts["open_issuances"] == db.session.execute(
         select(db.func.count()).where(queries.open_issuance())).scalar()
-    plans = []
+    # Every count in one statement, each a subquery reading its own rows (besides it only
+    # the login's roles are read, for the deviations it may see).
+    counting = [(statement, parameters) for statement, parameters, _ in seen.items
+                if "count(*)" in statement]
+    assert len(counting) == 1, seen.texts()
     with _explaining() as plan:
-        for statement, parameters, _many in seen.items:
-            if statement.lstrip().upper().startswith("SELECT"):
-                plans.append(plan(statement, parameters))
-    issuance_plans = [p for p in plans if "on issuances" in p]
-    # The counters' aggregate reads open rows only, through a partial index on them.
+        counted = plan(*counting[0])
+    assert "Seq Scan" not in counted, counted
+    # The counters read open rows only, through a partial index on them (the receipts due
+    # within days: the few days' range of the deadline index).
     partial = ("ix_issuances_open", "uq_issuances_open_recipient",
-               "ix_issuances_not_returned_valid_until", "uq_issuances_open_card")
-    assert any(index in issuance_plans[0] for index in partial), issuance_plans[0]
-    deviation_plans = [p for p in plans if "deviations" in p]
-    assert deviation_plans and all("ix_deviations_open_unit" in p for p in deviation_plans)
-    assert not [p for p in plans if "Seq Scan" in p], plans
+               "ix_issuances_not_returned_valid_until", "uq_issuances_open_card",
+               "ix_issuances_receipt_due")
+    issuance_scans = [line for line in counted.splitlines() if " on issuances" in line]
+    assert issuance_scans and all(any(index in line for index in partial)
+                                  for line in issuance_scans), "\n".join(issuance_scans)
     # The cards in stock and to restock, and the open deviations, are many rows at national
     # scale: each count is answered by its index alone, the table's rows are not read.
-    counted = [p for p in plans if "on reserve_cards" in p or "on deviations" in p]
-    assert len(counted) == 3 and all("Index Only Scan" in p for p in counted), counted
+    many = [line.strip() for line in counted.splitlines()
+            if " on reserve_cards" in line or " on deviations" in line]
+    assert len(many) == 3 and all(line.startswith("->  Index Only Scan") for line in many), many
+    assert "ix_deviations_open_unit" in counted
+
+
+def test_admins_start_page_makes_only_its_own_counts_in_one_statement(filled, login):
+    """Admin sees four counts (failed e-mails, locked accounts, cards out, open deviations):
+    one statement makes them, and the counts Admin does not see (cards in stock, receipts,
+    approvals) are not made at all."""
+    screen = login("Admin")
+    _ok(screen.get("/"))  # the first request of a login caches its permissions
+    seen, answer = watched(lambda: _ok(screen.get("/")))
+    counting = [statement for statement in seen.texts()
+                if re.search(r"\b(issuances|deviations|outbox|signin_locks|reserve_cards)\b",
+                             statement)]
+    assert len(counting) == 1, counting
+    assert "reserve_cards" not in counting[0] and "receipts" not in counting[0]
+    assert counting[0].count("count(*)") == 4, counting[0]
 
 
 def test_sweeps_are_set_based_index_served_and_keep_the_audit_chain(filled, monkeypatch):

@@ -52,7 +52,7 @@ Modules and their public functions:
   with per-row errors (nothing saved); set_record(hsa_id, ordinary_card, reserve_card_order).
 - sweeps: run_all(now, trigger="schedule") -> dict name -> count; each sweep is set-based and
   idempotent.
-- queries: dashboard_counts(now=None, user=None, due_soon_days=None) -> dict;
+- queries: dashboard_counts(now=None, user=None, due_soon_days=None, keys=None, extra=None) -> dict;
   approval_queue() -> Select (oldest first); receipts_due(now=None) -> Select with days left/over.
 """
 
