@@ -109,6 +109,30 @@ def cell(value, column: Column | None = None):
     return neutralise(str(value))
 
 
+def cell_maker(column: Column):
+    """`cell(value, column)` for this column's values, with its kind looked at once: an export
+    calls it for every cell. Values of another type than the kind's go to `cell` itself."""
+    if column.kind in ("code", "bool"):
+        words = column.labels
+        return lambda value: ("" if value is None or value == ""
+                              else neutralise(str(words.get(value, value))))
+    if column.kind in ("moment", "instant"):
+        def moment_cell(value):
+            if type(value) is not datetime:
+                return cell(value, column)
+            local = local_minute(value)
+            if column.kind == "instant":
+                return local.replace(tzinfo=clock.LOCAL_TZ).isoformat(timespec="minutes")
+            return local.strftime("%Y-%m-%d %H:%M")
+        return moment_cell
+
+    def text_cell(value):
+        if type(value) is str:
+            return "'" + value if value.startswith(FORMULA_STARTS) else value
+        return cell(value, column)
+    return text_cell
+
+
 def xlsx_cell(value, column: Column):
     """A value as an XLSX cell's value: dates and times as naive local date values (written
     as real date cells with their format), the rest as `cell` gives it."""
@@ -152,8 +176,9 @@ def csv_chunks(columns, rows, delimiter=";"):
     writer = csv.writer(buffer, delimiter=delimiter)
     buffer.write("\ufeff")
     writer.writerow([neutralise(column.header) for column in columns])
+    makers = [(column.key, cell_maker(column)) for column in columns]
     for row in rows:
-        writer.writerow([cell(row.get(column.key), column) for column in columns])
+        writer.writerow([make(row.get(key)) for key, make in makers])
         if buffer.tell() >= CHUNK_BYTES:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -187,11 +212,38 @@ def _write_sheet(workbook, sheet, columns, rows):
     for number, column in enumerate(columns):
         sheet.write_string(0, number, neutralise(column.header), bold)
     write_cell = _cell_writers(workbook, sheet)
+    writers = [(column.key, number, _column_writer(column, write_cell, sheet))
+               for number, column in enumerate(columns)]
     for line, row in enumerate(rows, start=1):
-        for number, column in enumerate(columns):
-            value = xlsx_cell(row.get(column.key), column)
-            if value != "":
-                write_cell.get(type(value), sheet.write_string)(line, number, value)
+        for key, number, write in writers:
+            value = row.get(key)
+            if value is not None:
+                write(line, number, value)
+
+
+def _column_writer(column, write_cell, sheet):
+    """How a value of this column is written, the kind looked at once (see `cell_maker`):
+    text straight as text, other types as `xlsx_cell` turns them."""
+
+    def any_value(line, number, value):
+        value = xlsx_cell(value, column)
+        if value != "":
+            write_cell.get(type(value), sheet.write_string)(line, number, value)
+
+    if column.kind not in ("text", "code", "bool"):
+        return any_value
+    text = cell_maker(column)
+    write_string = sheet.write_string
+
+    def text_value(line, number, value):
+        value = text(value)
+        if value != "":
+            if type(value) is str:
+                write_string(line, number, value)
+            else:
+                any_value(line, number, value)
+
+    return text_value
 
 
 def _cell_writers(workbook, sheet) -> dict:

@@ -525,6 +525,10 @@ def _peak_memory(run) -> int:
         tracemalloc.stop()
 
 
+# The targets for a big export's job time (the job runs this same writer).
+EXPORT_SECONDS_PER_100K = {"csv": 3, "xlsx": 12}
+
+
 def deviation_export(flask_app, engine) -> list[Row]:
     # The writer itself, streamed at every size: a big export's job runs the same writer.
     flask_app.config["EXPORT_STREAM_MAX_ROWS"] = 10**9
@@ -550,9 +554,15 @@ def deviation_export(flask_app, engine) -> list[Row]:
                 if count is not None:
                     peaks[(label, "rows")] = count
                 rows_text = peaks.get((label, "rows"), "?")
-                rows.append(Row(f"{figure} ({rows_text} rows, {size // 1024} KiB)",
-                                f"{elapsed:.2f} s, peak {mib(peak)}", f"SQL {elapsed_text(floor)}",
-                                f"{elapsed / floor:.1f}×" if floor else ""))
+                row = Row(f"{figure} ({rows_text} rows, {size // 1024} KiB)",
+                          f"{elapsed:.2f} s, peak {mib(peak)}", f"SQL {elapsed_text(floor)}",
+                          f"{elapsed / floor:.1f}×" if floor else "")
+                if label == "all" and isinstance(rows_text, int):
+                    allowed = EXPORT_SECONDS_PER_100K[kind] * rows_text / 100_000
+                    row.target = (f"≤ {EXPORT_SECONDS_PER_100K[kind]} s per 100 000 rows "
+                                  f"({allowed:.1f} s)")
+                    row.ok = yes(elapsed <= allowed)
+                rows.append(row)
             except Exception as exc:
                 rows.append(Row(figure, f"error: {exc}"))
     for kind in ("csv", "xlsx"):

@@ -14,6 +14,8 @@ import zipfile
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from openpyxl.utils.escape import unescape
 from sqlalchemy import insert, select
@@ -475,3 +477,17 @@ def test_an_xlsx_that_fails_half_way_leaves_no_rows_on_disk(app, tmp_path, monke
     with pytest.raises(RuntimeError):
         b"".join(exports.chunks("xlsx", [exports.Column("note", "Anteckning")], failing_rows()))
     assert list(folder.iterdir()) == []
+
+
+CELL_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.dates(),
+    st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.text(), st.sampled_from(["", "=HYPERLINK(1)", "+1", "-", "@x", "\tx", "\rx", "open"]))
+
+
+@given(kind=st.sampled_from(sorted(exports.KINDS)), value=CELL_VALUES)
+def test_a_column_makes_its_cells_as_the_general_rule_does(kind, value):
+    """The writers choose a column's cell function once; it must give what `cell` gives for
+    every kind and every value a row may hold (formulas neutralised, codes in words)."""
+    column = exports.Column("x", "X", kind, {"open": "Öppen", True: "Ja", False: "Nej"})
+    assert exports.cell_maker(column)(value) == exports.cell(value, column)
