@@ -15,7 +15,7 @@ from app.access import person_label
 from app.display import channel_label, status_label, with_dash
 from app.extensions import db
 from models import Issuance, Person, ReserveCard
-from views.listing import ListInterface, SearchBoxMixin
+from views.listing import CursorPagerMixin, ListInterface, SearchBoxMixin
 from views.registers import STEP_ERRORS, flash_refusal, step_message
 from views.stock import active_pickup_points
 
@@ -51,7 +51,7 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
                 "certificate_block_requested_at")
 
 
-class IssuanceView(SearchBoxMixin, ModelView):
+class IssuanceView(CursorPagerMixin, SearchBoxMixin, ModelView):
     route_base = "/issuances"
     # The list shows the card and the recipient: their own further relations and the
     # issuance's attesters, extension and receipt are not read with the page (loaded when a
