@@ -268,11 +268,12 @@ class ListInterface(AccessInterface):
 
 # --- the screens' pager: previous and next by keyset -------------------------------------------
 
-def list_url(dropped=(), **args) -> str:
-    """The URL of this request's endpoint with its arguments, but for `dropped` (names) and
-    with `args` set."""
-    kept = {key: values for key, values in request.args.lists() if key not in dropped}
-    return url_for(request.endpoint, **(request.view_args or {}), **kept, **args)
+def list_url(dropped=(), endpoint=None, **args) -> str:
+    """The URL of `endpoint` (by default this request's) with this request's arguments, but
+    for `dropped` (names) and with `args` set."""
+    kept = {key: values for key, values in request.args.lists()
+            if key not in dropped and key not in args}
+    return url_for(endpoint or request.endpoint, **(request.view_args or {}), **kept, **args)
 
 
 def page_window(number: int, pages: int, width: int = 3) -> range:
