@@ -206,10 +206,12 @@ class ListInterface(AccessInterface):
         return self.keyset(order_column, order_direction).anchor(
             self.session, scope.statement, after)
 
-    def page_ids(self, filters=None, order_column="", order_direction="", page=None,
-                 page_size=None) -> list:
-        """The page's primary keys: filters, order (with the key as tie-breaker), offset (or,
-        for a `KeysetPage`, the rows after its anchor) and limit on the list's own table."""
+    def ids_query(self, filters=None, order_column="", order_direction="", page=None,
+                  page_size=None):
+        """The query of the page's primary keys: filters, order (with the key as tie-breaker),
+        offset (or, for a `KeysetPage`, the rows after its anchor) and limit on the list's own
+        table; and whether it reads the page backwards (the rows before the anchor, last
+        first)."""
         query = self.session.query(self.obj)
         backward = isinstance(page, KeysetPage) and page.backward
         if isinstance(page, KeysetPage):
@@ -226,7 +228,14 @@ class ListInterface(AccessInterface):
             query, filters, order_column, order_direction, page,
             page_size, select_columns=None, aliases_mapping={},
         )
-        ids = [row[0] for row in query.with_entities(self._pk_column()).all()]
+        return query.with_entities(self._pk_column()), backward
+
+    def page_ids(self, filters=None, order_column="", order_direction="", page=None,
+                 page_size=None) -> list:
+        """The page's primary keys, in the list's order."""
+        query, backward = self.ids_query(filters, order_column, order_direction, page,
+                                         page_size)
+        ids = [row[0] for row in query.all()]
         return ids[::-1] if backward else ids
 
     def count(self, filters=None) -> ListCount:
@@ -252,10 +261,36 @@ class ListInterface(AccessInterface):
         unique = {getattr(row, pk_name): row for row in rows}
         return in_id_order(unique.values(), ids, lambda row: getattr(row, pk_name))
 
+    def _orderable(self, order_column) -> bool:
+        """Whether the order is by the list's own columns (then the page's rows are read in
+        one statement, joined to their ids' query)."""
+        return not order_column or order_column in self.list_columns
+
+    def load_page_of(self, ids_query, order_column="", order_direction="") -> list:
+        """The rows whose keys `ids_query` selects, with their relations, in the list's order:
+        one statement, joined to the ids' query as a subquery (on the list's own table, so an
+        OFFSET walks a narrow index, and the relations are joined for the page's rows only)."""
+        keyset = self.keyset(order_column, order_direction)
+        order = [key.desc() if keyset.descending else key.asc() for key in keyset.keys]
+        page = ids_query.subquery()
+        query = self.session.query(self.obj).join(
+            page, self._pk_column() == list(page.c)[0]).order_by(*order)
+        if self.load_options:
+            query = query.options(*self.load_options)
+        pk_name = self.get_pk_name()
+        return list({getattr(row, pk_name): row for row in query.all()}.values())
+
     def query(self, filters=None, order_column="", order_direction="", page=None,
               page_size=None, select_columns=None, outer_default_load=False):
         count = self.count(filters)
-        ids = self.page_ids(filters, order_column, order_direction, page, page_size)
+        if select_columns or not self._orderable(order_column):
+            ids = self.page_ids(filters, order_column, order_direction, page, page_size)
+            rows = self.load_page(ids, select_columns, outer_default_load)
+        else:
+            ids_query, _backward = self.ids_query(filters, order_column, order_direction,
+                                                  page, page_size)
+            rows = self.load_page_of(ids_query, order_column, order_direction)
+            ids = [getattr(row, self.get_pk_name()) for row in rows]
         full = bool(page_size) and len(ids) == page_size
         backward = isinstance(page, KeysetPage) and page.backward
         # A full page may have a next one: it starts after this page's last row (a page read
@@ -263,7 +298,7 @@ class ListInterface(AccessInterface):
         # page's first row (a page read backwards that is not full is the list's first).
         count.next_after = ids[-1] if ids and (full or backward) else None
         count.previous_before = ids[0] if ids and (full or not backward) else None
-        return count, self.load_page(ids, select_columns, outer_default_load)
+        return count, rows
 
 
 # --- the screens' pager: previous and next by keyset -------------------------------------------
