@@ -340,3 +340,15 @@ def test_one_application_is_at_most_15_statements_and_one_commit(app, api_header
     assert seen.commits == 1
     assert db.session.execute(
         select(ReserveCard.status).where(ReserveCard.serial == serial)).scalar() == "issued"
+
+
+def test_a_screen_reads_its_user_and_session_generation_in_one_statement(app, login):
+    # The session check (app.sessions) and Flask-Login's loader share one load of the user.
+    screen = login("Servicecenter")
+    _ok(screen.get("/issuances/list/"))
+    seen, _answer = watched(lambda: _ok(screen.get("/issuances/list/")))
+    login_statements = [s for s in seen.texts()
+                        if re.match(r"\s*SELECT\b.*?\bFROM (ab_user|session_generations)\b",
+                                    s, re.S)]
+    assert len(login_statements) == 1, login_statements
+    assert "session_generations" in login_statements[0]
