@@ -212,3 +212,15 @@ def test_an_order_whose_key_may_be_null_pages_by_offset(filled, login):
                          "&_od_IssuanceView=asc")
     assert "after_IssuanceView" not in page and "before_IssuanceView" not in page
     assert "page_IssuanceView=1" in html.unescape(page)
+
+
+def test_a_sort_link_starts_the_new_order_at_its_first_page(filled, login):
+    client = login("Servicecenter")
+    following = _link(_page(client, "/deviations/list/"), "Nästa sida")
+    page = html.unescape(_page(client, following))
+    sort_links = re.findall(r'<th><a href=([^ >]*_oc_DeviationView=[^ >]*)>', page)
+    assert sort_links
+    for link in sort_links:
+        args = parse_qs(urlsplit(link).query)
+        assert not {"after_DeviationView", "before_DeviationView", "page_DeviationView"} \
+            & set(args), link
