@@ -1,6 +1,7 @@
 """How stored values read on the screens: Swedish local time, a dash for nothing, and the audit
 history (action codes and changed fields) in words. `install(flask_app)` makes them Jinja
-filters: `local_time`, `dash`, `action_label` and `changes`."""
+filters: `local_time`, `dash`, `action_label`, `changes` and `sorted_from_start` (a list's
+sort link without the page it was made on)."""
 
 from datetime import date, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
