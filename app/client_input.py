@@ -6,7 +6,8 @@ The guard refuses, with 400 naming the field and the rule:
   (PostgreSQL cannot store one, and no field of the routine has a use for it);
 - a JSON body nested deeper than MAX_JSON_DEPTH (Python's parser would run out of stack);
 - paging, sorting and filter arguments of Flask-AppBuilder's lists (the screens' `page_<View>`,
-  `psize_<View>`, `_oc_<View>`, `_flt_<n>_<column>` and the REST API's rison `q`) that FAB
+  `psize_<View>`, `_oc_<View>`, `_flt_<n>_<column>`, the keyset cursors `after_<View>` and
+  `before_<View>`, and the REST API's rison `q`) that FAB
   would pass on to the database unchecked: negative or huge pages, unknown sort columns,
   unknown filter numbers, and filter values of the wrong type for their column.
 
@@ -192,6 +193,9 @@ def _check_rison(view) -> None:
 PAGE_ARG = re.compile("page_(.*)")
 PAGE_SIZE_ARG = re.compile("psize_(.*)")
 ORDER_ARG = re.compile("_oc_(.*)")
+# The list screens' keyset cursors (views.listing.CursorPagerMixin): a row's id.
+CURSOR_ARG = re.compile("^(?:after|before)_(.*)")
+MAX_ID = 2**31 - 1
 FILTER_ARG = re.compile(r"_flt_(\d)_(.*)")
 
 
@@ -203,6 +207,9 @@ def _check_list_args(view, views) -> None:
             _integer(name, value, 0, MAX_PAGE)
         if PAGE_SIZE_ARG.search(name):
             _integer(name, value, 1, MAX_WEB_PAGE_SIZE)
+        cursor = CURSOR_ARG.search(name)
+        if cursor and isinstance(views.get(cursor.group(1)), BaseCRUDView):
+            _integer(name, value, 1, MAX_ID)
         order = ORDER_ARG.search(name)
         if order:
             target = views.get(order.group(1))

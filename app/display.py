@@ -1,8 +1,10 @@
 """How stored values read on the screens: Swedish local time, a dash for nothing, and the audit
 history (action codes and changed fields) in words. `install(flask_app)` makes them Jinja
-filters: `local_time`, `dash`, `action_label` and `changes`."""
+filters: `local_time`, `dash`, `action_label`, `changes` and `sorted_from_start` (a list's
+sort link without the page it was made on)."""
 
 from datetime import date, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import current_app
 
@@ -111,8 +113,19 @@ def changes(after) -> list[tuple[str, str]]:
             for key, value in after.items() if key not in HIDDEN_FIELDS]
 
 
+def sorted_from_start(url: str, modelview_name: str) -> str:
+    """A list's sort link without the page it was made on (its number and keyset cursor,
+    `page_`, `after_`, `before_<View>`): a new order starts at its first page."""
+    parts = urlsplit(url)
+    dropped = {f"{prefix}_{modelview_name}" for prefix in ("page", "after", "before")}
+    kept = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+            if key not in dropped]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 FILTERS = {"local_time": local_time, "dash": dash, "action_label": action_label,
-           "changes": changes, "cell": labels.cell, "yes_no": labels.yes_no,
+           "sorted_from_start": sorted_from_start, "changes": changes, "cell": labels.cell,
+           "yes_no": labels.yes_no,
            "label": lambda code, kind: labels.label(kind, code)}
 
 

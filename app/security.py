@@ -20,6 +20,9 @@ from app.security_views import ResetMyPasswordView, ResetPasswordView
 from models import AccountLink, Person
 from views.api.login import LoginApi
 
+# Where the request's user, loaded with its session generation, is kept for the request.
+REQUEST_USER = "_rk_request_user"
+
 
 class SecurityApi(LoginApi):
     """FAB's API login, answering 429 when the sign-in limits refuse (app.signin_limits)."""
@@ -71,7 +74,7 @@ class ReservkortSecurityManager(SecurityManager):
         """A token made before the last logout or password change is no longer valid."""
         from app import sessions
 
-        user, current = self._user_and_generation(int(jwt_data["sub"]))
+        user, current = self.user_and_generation(int(jwt_data["sub"]))
         if user is None or not user.is_active or not sessions.token_valid(
                 user, jwt_data, current=current):
             return None
@@ -83,9 +86,10 @@ class ReservkortSecurityManager(SecurityManager):
         answer_401_with_message(jwt_manager)
         return jwt_manager
 
-    def _user_and_generation(self, pk):
-        """The token's user (as `get_user_by_id` loads it) and the login's session generation,
-        in one statement."""
+    def user_and_generation(self, pk):
+        """The request's user (as `get_user_by_id` loads it) and the login's session
+        generation, in one statement. The user is kept for the request: the session check
+        (app.sessions) reads it first, and Flask-Login's loader then finds it there."""
         from models import SessionGeneration
 
         generation = (select(SessionGeneration.generation)
@@ -94,11 +98,19 @@ class ReservkortSecurityManager(SecurityManager):
             select(self.user_model, generation).where(self.user_model.id == pk)
             .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))
         ).unique().one_or_none()
-        return (row[0], row[1] or 0) if row is not None else (None, 0)
+        if row is None:
+            return None, 0
+        if has_request_context():
+            request.__dict__[REQUEST_USER] = row[0]
+        return row[0], row[1] or 0
 
     def get_user_by_id(self, pk):
         """The user of a request (session or JWT) with its roles and groups in one statement,
-        instead of one for the user and one for each relation."""
+        instead of one for the user and one for each relation; none when the request's
+        session check has already loaded it."""
+        known = request.__dict__.get(REQUEST_USER) if has_request_context() else None
+        if known is not None and known.id == int(pk):
+            return known
         return db.session.execute(
             select(self.user_model).where(self.user_model.id == pk)
             .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))

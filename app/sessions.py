@@ -66,6 +66,15 @@ def _when(value):
         return None
 
 
+def _present_generation(user_id) -> int:
+    """The login's generation, read with the user in one statement when the security
+    manager can (the user is then kept for the request's Flask-Login loader)."""
+    manager = current_app.appbuilder.sm
+    if not hasattr(manager, "user_and_generation"):
+        return generation(user_id)
+    return manager.user_and_generation(int(user_id))[1]
+
+
 def _session_over() -> str | None:
     """Why the signed-in browser session is no longer valid (None: it still is)."""
     cfg = current_app.config
@@ -73,7 +82,7 @@ def _session_over() -> str | None:
     signed_in, seen = _when(session.get(SIGNED_IN)), _when(session.get(SEEN))
     if signed_in is None or seen is None:
         return "unknown"
-    if session.get(GENERATION) != generation(session["_user_id"]):
+    if session.get(GENERATION) != _present_generation(session["_user_id"]):
         return "ended"
     if now - signed_in > current_app.permanent_session_lifetime:
         return "expired"

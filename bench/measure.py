@@ -96,6 +96,24 @@ class Statements:
                 if not many and s.lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
+# The request's own statements, not the page's: the login's session generation, the user
+# with its roles, FAB's public permissions (API). Every request of a signed-in user sends them,
+# whatever it shows; the page's SQL is the rest.
+LOGIN_TABLES = {"ab_user", "ab_permission_view", "session_generations"}
+
+
+def is_login_statement(statement: str) -> bool:
+    found = re.search(r"\bFROM\s+(\w+)", statement)
+    return bool(found) and found.group(1) in LOGIN_TABLES
+
+
+def split_login(statements) -> tuple[list, list]:
+    """(the page's statements, the login's statements)."""
+    page = [item for item in statements if not is_login_statement(item[0])]
+    login = [item for item in statements if is_login_statement(item[0])]
+    return page, login
+
+
 def floor_time(engine, statements, repeat=None) -> float:
     """The same SELECTs on one plain DBAPI cursor, rows fetched, no ORM or web layer."""
     connection = engine.raw_connection()
@@ -251,8 +269,8 @@ def issuance_list(flask_app, engine) -> list[Row]:
                 "JOIN people p ON p.id = i.recipient_id WHERE " + where
                 + (" AND i.id < %(after)s" if after else "")
                 + " ORDER BY i.id DESC LIMIT 20", {"after": after})])
-            rows.append(floor_row(f"{figure} of {total}", value,
-                                  floor_time(engine, seen.selects()), floor))
+            sql, login = page_and_login_sql(engine, seen)
+            rows.append(floor_row(f"{figure} of {total}", value, sql, floor, login=login))
         except Exception as exc:  # one failing page must not hide the other
             rows.append(Row(figure, f"error: {exc}"))
     return rows
@@ -316,102 +334,161 @@ def _deviation_unit(flask_app) -> int | None:
 
 
 # The keyset floors: one page's rows read by index with the relations the list shows, no count.
-# {where} is the list's filter, {after} the keyset condition of a deep page.
+# {where} is the list's filter, {after} the keyset condition of a deep page. The people list is
+# ordered by the name as a login without clearance sees it (a protected person's is the mask).
+SHOWN_NAME = "CASE WHEN p.protected_identity IS true THEN 'Skyddad identitet' ELSE p.name END"
 FLOORS = {
     "issuances": (
         "SELECT i.*, c.serial, c.loa, p.name, p.hsa_id FROM issuances i "
         "JOIN reserve_cards c ON c.id = i.card_id JOIN people p ON p.id = i.recipient_id "
-        "WHERE {where} AND {after} ORDER BY i.created_at DESC, i.id DESC LIMIT 25",
+        "WHERE {where} AND {after} ORDER BY i.created_at DESC, i.id DESC LIMIT %(size)s",
         "(i.created_at, i.id) < (%(k0)s, %(k1)s)",
-        "SELECT created_at, id FROM issuances i WHERE {where} "
-        "ORDER BY created_at DESC, id DESC OFFSET %(skip)s LIMIT 1"),
+        "SELECT i.created_at, i.id FROM issuances i WHERE {where} "
+        "ORDER BY i.created_at DESC, i.id DESC OFFSET %(skip)s LIMIT 1"),
     "deviations": (
         "SELECT d.*, u.name, p.name, p.hsa_id FROM deviations d "
         "LEFT JOIN units u ON u.id = d.unit_id LEFT JOIN people p ON p.id = d.person_id "
-        "WHERE {where} AND {after} ORDER BY d.created_at DESC, d.id DESC LIMIT 50",
+        "WHERE {where} AND {after} ORDER BY d.created_at DESC, d.id DESC LIMIT %(size)s",
         "(d.created_at, d.id) < (%(k0)s, %(k1)s)",
-        "SELECT created_at, id FROM deviations d WHERE {where} "
-        "ORDER BY created_at DESC, id DESC OFFSET %(skip)s LIMIT 1"),
+        "SELECT d.created_at, d.id FROM deviations d WHERE {where} "
+        "ORDER BY d.created_at DESC, d.id DESC OFFSET %(skip)s LIMIT 1"),
     "people": (
-        "SELECT p.*, u.name FROM people p LEFT JOIN units u ON u.id = p.unit_id "
-        "WHERE {where} AND {after} ORDER BY p.name, p.id LIMIT 25",
-        "(p.name, p.id) > (%(k0)s, %(k1)s)",
-        "SELECT name, id FROM people p WHERE {where} ORDER BY name, id OFFSET %(skip)s LIMIT 1"),
+        f"SELECT p.*, u.name FROM people p LEFT JOIN units u ON u.id = p.unit_id "
+        f"WHERE {{where}} AND {{after}} ORDER BY {SHOWN_NAME}, p.id LIMIT %(size)s",
+        f"({SHOWN_NAME}, p.id) > (%(k0)s, %(k1)s)",
+        f"SELECT {SHOWN_NAME}, p.id FROM people p WHERE {{where}} "
+        f"ORDER BY {SHOWN_NAME}, p.id OFFSET %(skip)s LIMIT 1"),
 }
+DEEP_PAGE = 999  # page 1000, counted from 0 as FAB's page_<View>
 
 
-def keyset_floor(engine, table, where="true", page=0, page_size=25, params=None) -> float:
-    """The time of one page's rows read by keyset (the cursor of a deep page looked up first,
-    untimed)."""
-    rows_sql, after_sql, cursor_sql = FLOORS[table]
-    params = dict(params or {})
+def _one(engine, statement, params):
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
-        after = "true"
-        if page:
-            cursor.execute(cursor_sql.format(where=where),
-                           {**params, "skip": page * page_size - 1})
-            found = cursor.fetchone()
-            if found:
-                params.update(k0=found[0], k1=found[1])
-                after = after_sql
-        statement = rows_sql.format(where=where, after=after)
+        cursor.execute(statement, params)
+        found = cursor.fetchone()
         connection.rollback()
+        return found
     finally:
         connection.close()
-    return floor_time(engine, [(statement, params)])
 
 
-def floor_row(figure, value, sql, floor, target=RATIO_TARGET) -> Row:
-    """A page beside its keyset floor: the target is on the page's SQL."""
+def deep_page(engine, table, where, page_size) -> int:
+    """Page 1000 of the list, or its last full page on a smaller database (numbered from 0)."""
+    total = _one(engine, f"SELECT count(*) FROM {table} {table[0]} WHERE {where}", {})[0]
+    return max(0, min(DEEP_PAGE, total // page_size - 1))
+
+
+def cursor_before(engine, table, where, page, page_size):
+    """The order's values (key, id) of the row just before `page`: the cursor that following
+    the pager's "next" link from page 1 arrives at page `page` with. None for the first page."""
+    if not page:
+        return None
+    _rows, _after, cursor_sql = FLOORS[table]
+    return _one(engine, cursor_sql.format(where=where), {"skip": page * page_size - 1})
+
+
+def keyset_floor(engine, table, where="true", page=0, page_size=25) -> float:
+    """The time of one page's rows read by keyset (the cursor of a deep page looked up first,
+    untimed)."""
+    rows_sql, after_sql, _cursor = FLOORS[table]
+    params, after = {"size": page_size}, "true"
+    found = cursor_before(engine, table, where, page, page_size)
+    if found:
+        params.update(k0=found[0], k1=found[1])
+        after = after_sql
+    return floor_time(engine, [(rows_sql.format(where=where, after=after), params)])
+
+
+def floor_row(figure, value, sql, floor, target=RATIO_TARGET, login=None) -> Row:
+    """A page beside its keyset floor: the target is on the page's SQL. `login`: (time, number)
+    of the request's login statements, shown apart and not in the page's SQL."""
     ratio = sql / floor if floor else float("inf")
-    return Row(figure, ms(value), f"SQL {ms(sql)}; keyset floor {ms(floor)}", f"{ratio:.1f}×",
-               f"SQL ≤ {target:g}× floor", yes(ratio <= target))
+    shown = f"SQL {ms(sql)}; keyset floor {ms(floor)}"
+    if login is not None:
+        shown += f"; login {ms(login[0])} ({login[1]} statements)"
+    return Row(figure, ms(value), shown, f"{ratio:.1f}×", f"SQL ≤ {target:g}× floor",
+               yes(ratio <= target))
+
+
+def page_and_login_sql(engine, seen) -> tuple[float, tuple[float, int]]:
+    """The page's SQL time, and the login statements' (time, number), each replayed apart."""
+    page, login = split_login(seen.selects())
+    return floor_time(engine, page), (floor_time(engine, login) if login else 0.0, len(login))
+
+
+# The screen lists: (figure, first page's URL, view, table, SQL filter, page size).
+SCREEN_LISTS = (
+    ("issuance list", "/issuances/list/", "IssuanceView", "issuances", "true", 25),
+    ("issuance list (status=returned)", "/issuances/list/?_flt_0_status=returned",
+     "IssuanceView", "issuances", "i.status = 'returned'", 25),
+    ("deviation list", "/deviations/list/", "DeviationView", "deviations", "true", 50),
+    ("people list", "/registers/people/list/", "PersonView", "people", "true", 25),
+)
+
+
+def _with_args(url, **args) -> str:
+    query = "&".join(f"{key}={value}" for key, value in args.items())
+    return url + ("&" if "?" in url else "?") + query
+
+
+def screen_pages(engine, unit) -> list[tuple]:
+    """(figure, URL, (table, filter, page, page size), has a target) of every screen page
+    measured: page 1; page 1000 reached by the pager's "next" links (its URL carries the
+    cursor the 999th link carries: the id of the row just before it); and page 1000 asked
+    for by number (`page_<View>=999`, an offset: read ids first), for information."""
+    pages = []
+    for figure, url, view, table, where, size in SCREEN_LISTS:
+        pages.append((f"{figure} page 1", url, (table, where, 0, size), True))
+        if table == "deviations":
+            pages.append(("deviation list page 1 (one unit)",
+                          f"/deviations/list/?_flt_0_unit={unit}",
+                          ("deviations", f"d.unit_id = {unit}", 0, size), True))
+        page = deep_page(engine, table, where, size)
+        before = cursor_before(engine, table, where, page, size)
+        if not before:
+            continue
+        label = figure.replace(" list", f" list page {page + 1}")
+        pages.append((f"{label} by the next links",
+                      _with_args(url, **{f"page_{view}": page, f"after_{view}": before[1]}),
+                      (table, where, page, size), True))
+        pages.append((f"{label} by number (offset)", _with_args(url, **{f"page_{view}": page}),
+                      (table, where, page, size), False))
+    return pages
+
+
+def screen_row(engine, screen, figure, url, floor_args, targeted) -> Row:
+    answer = screen.get(url)
+    if not re.search(r"/show/\d+", answer):
+        raise RuntimeError(f"no rows on {url}")
+    value = median_time(lambda: screen.get(url))
+    with Statements(engine) as seen:
+        screen.get(url)
+    sql, login = page_and_login_sql(engine, seen)
+    floor = keyset_floor(engine, *floor_args)
+    total = re.search(r"(Antal poster|Record Count):</strong>\s*([^<]+)<", answer)
+    shown = f" (total shown: {total.group(2).strip()})" if total else ""
+    row = floor_row(figure + shown, value, sql, floor, login=login)
+    if not targeted:
+        row.target = row.ok = ""
+    full = _full_counts(seen.selects())
+    if full:
+        row.ok, row.target = "NO", (row.target + "; " if row.target else "") + \
+            f"{full} unbounded count(*)"
+    return row
 
 
 def screens(flask_app, engine) -> list[Row]:
     """The screen lists, page 1 and a deep page, unfiltered and with a filter, and the start
-    page: each page's time, the SQL it sent (replayed on a plain cursor) and its keyset
-    floor."""
+    page: each page's time, the SQL it sent (replayed on a plain cursor; the login's statements
+    apart) and its keyset floor."""
     screen = Screen(flask_app, "servicecenter")
-    unit = _deviation_unit(flask_app) or 0
-    returned = "i.status = 'returned'"
-    one_unit = f"d.unit_id = {int(unit)}"
-    pages = [
-        ("issuance list page 1", "/issuances/list/", ("issuances", "true", 0, 25)),
-        ("issuance list page 1000", "/issuances/list/?page_IssuanceView=999",
-         ("issuances", "true", 999, 25)),
-        ("issuance list page 1 (status=returned)", "/issuances/list/?_flt_0_status=returned",
-         ("issuances", returned, 0, 25)),
-        ("issuance list page 1000 (status=returned)",
-         "/issuances/list/?_flt_0_status=returned&page_IssuanceView=999",
-         ("issuances", returned, 999, 25)),
-        ("deviation list page 1", "/deviations/list/", ("deviations", "true", 0, 50)),
-        ("deviation list page 1 (one unit)", f"/deviations/list/?_flt_0_unit={unit}",
-         ("deviations", one_unit, 0, 50)),
-        ("deviation list page 1000", "/deviations/list/?page_DeviationView=999",
-         ("deviations", "true", 999, 50)),
-        ("people list page 1", "/registers/people/list/", ("people", "true", 0, 25)),
-        ("people list page 1000", "/registers/people/list/?page_PersonView=999",
-         ("people", "true", 999, 25)),
-    ]
+    unit = int(_deviation_unit(flask_app) or 0)
     rows = []
-    for figure, url, (table, where, page, size) in pages:
+    for figure, url, floor_args, targeted in screen_pages(engine, unit):
         try:
-            answer = screen.get(url)
-            value = median_time(lambda url=url: screen.get(url))
-            with Statements(engine) as seen:
-                screen.get(url)
-            sql = floor_time(engine, seen.selects())
-            floor = keyset_floor(engine, table, where, page, size)
-            total = re.search(r"(Antal poster|Record Count):</strong>\s*([^<]+)<", answer)
-            shown = f" (total shown: {total.group(2).strip()})" if total else ""
-            row = floor_row(figure + shown, value, sql, floor)
-            full = _full_counts(seen.selects())
-            if full:
-                row.ok, row.target = "NO", row.target + f"; {full} unbounded count(*)"
-            rows.append(row)
+            rows.append(screen_row(engine, screen, figure, url, floor_args, targeted))
         except Exception as exc:
             rows.append(Row(figure, f"error: {exc}"))
     options = len(re.findall(r"<option value=\\?\"\d+", screen.get("/deviations/list/")))

@@ -272,7 +272,7 @@ def test_managers_deviations_filter_on_their_units_and_units_are_looked_up(fille
     seen, answer = watched(lambda: _ok(chef.get("/deviations/list/")))
     deviation_queries = [s for s in seen.texts() if "deviations" in s]
     assert deviation_queries
-    assert not [s for s in deviation_queries if re.search(r"IN \(SELECT", s, re.I)], \
+    assert not [s for s in deviation_queries if re.search(r"\bIN \(SELECT", s, re.I)], \
         deviation_queries
     page = answer.get_data(as_text=True)
     assert "rk-lookup" in page
@@ -293,20 +293,30 @@ def test_managers_deviations_filter_on_their_units_and_units_are_looked_up(fille
     assert name in filtered.get_data(as_text=True)
 
 
+def _page_ids_query(seen, table):
+    """The page's ids query of a list screen (the subquery its rows are joined to), with the
+    statement's parameters."""
+    for statement, parameters, _many in seen.items:
+        found = re.search(rf"JOIN \((SELECT {table}\.id AS id .*?)\) AS anon_1 ON",
+                          statement, re.S)
+        if found:
+            return found.group(1), parameters
+    raise AssertionError(f"no page ids query of {table}")
+
+
 def test_list_screens_read_their_page_in_index_order_with_the_shown_relations_only(
         filled, login):
     screen = login("Servicecenter")
     # Filtered on a whole status code: an equality (not ILIKE 'returned%' over every row),
     # read in the list's order from the (status, created_at, id) index.
     seen, answer = watched(lambda: _ok(screen.get("/issuances/list/?_flt_0_status=returned")))
-    ids_query = next(statement for statement, _, _ in seen.items
-                     if statement.lstrip().startswith("SELECT issuances.id AS issuances_id \n"))
+    ids_query, parameters = _page_ids_query(seen, "issuances")
     assert "ILIKE" not in ids_query.upper(), ids_query
     shown = set(re.findall(r'href="/issuances/show/(\d+)"', answer.get_data(as_text=True)))
     assert shown and all(db.session.get(Issuance, int(pk)).status == "returned"
                          for pk in shown)
     with _explaining() as plan:
-        ids_plan = plan(ids_query, next(p for s, p, _ in seen.items if s == ids_query))
+        ids_plan = plan(ids_query, parameters)
     assert "ix_issuances_status_created_id" in ids_plan, ids_plan
     # A part of a code is still a prefix.
     assert _ok(screen.get("/issuances/list/?_flt_0_status=retur"))
@@ -316,8 +326,7 @@ def test_list_screens_read_their_page_in_index_order_with_the_shown_relations_on
     # The people list for a login without clearance is ordered by the shown name (a
     # protected person as the mask): read from the index on that order, not sorted.
     seen, _answer = watched(lambda: _ok(screen.get("/registers/people/list/")))
-    ids_query, parameters = next((s, p) for s, p, _ in seen.items
-                                 if s.lstrip().startswith("SELECT people.id AS people_id \n"))
+    ids_query, parameters = _page_ids_query(seen, "people")
     assert "CASE WHEN" in ids_query
     with _explaining() as plan:
         people_plan = plan(ids_query, parameters)
@@ -351,3 +360,15 @@ def test_one_application_is_at_most_15_statements_and_one_commit(app, api_header
     assert seen.commits == 1
     assert db.session.execute(
         select(ReserveCard.status).where(ReserveCard.serial == serial)).scalar() == "issued"
+
+
+def test_a_screen_reads_its_user_and_session_generation_in_one_statement(app, login):
+    # The session check (app.sessions) and Flask-Login's loader share one load of the user.
+    screen = login("Servicecenter")
+    _ok(screen.get("/issuances/list/"))
+    seen, _answer = watched(lambda: _ok(screen.get("/issuances/list/")))
+    login_statements = [s for s in seen.texts()
+                        if re.match(r"\s*SELECT\b.*?\bFROM (ab_user|session_generations)\b",
+                                    s, re.S)]
+    assert len(login_statements) == 1, login_statements
+    assert "session_generations" in login_statements[0]

@@ -24,7 +24,13 @@ from app.roles import MENU
 from app.validation import FieldError
 from models import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, ExportJob, Person, Unit
 from views.api.deviations import VisibleToUser
-from views.listing import ListInterface, SearchBoxMixin, UnitLookupField, unit_choices
+from views.listing import (
+    CursorPagerMixin,
+    ListInterface,
+    SearchBoxMixin,
+    UnitLookupField,
+    unit_choices,
+)
 from views.registers import name_for_hsa_id
 
 # The words of the one table (app/labels.py).
@@ -74,7 +80,7 @@ def flash_refusal(exc) -> None:
 
 # --- the list, show page, notes, closing, manual deviations -------------------------------
 
-class DeviationView(SearchBoxMixin, ModelView):
+class DeviationView(CursorPagerMixin, SearchBoxMixin, ModelView):
     # The list shows the unit and the person by name: their own further relations and the
     # notes are not read with the page (loaded when a show page touches them).
     datamodel = ListInterface(

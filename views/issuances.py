@@ -16,7 +16,7 @@ from app.display import channel_label, status_label, with_dash
 from app.extensions import db
 from app.workflow.queries import OPEN
 from models import Issuance, Person, ReserveCard
-from views.listing import ListInterface, SearchBoxMixin
+from views.listing import CursorPagerMixin, ListInterface, SearchBoxMixin
 from views.registers import STEP_ERRORS, flash_refusal, step_message
 from views.stock import active_pickup_points
 
@@ -56,7 +56,7 @@ TIME_COLUMNS = ("created_at", "issued_at", "approved_at", "blocked_at", "returne
 CARDS_OUT = "out"
 
 
-class IssuanceView(SearchBoxMixin, ModelView):
+class IssuanceView(CursorPagerMixin, SearchBoxMixin, ModelView):
     route_base = "/issuances"
     # The list shows the card and the recipient: their own further relations and the
     # issuance's attesters, extension and receipt are not read with the page (loaded when a

@@ -17,7 +17,9 @@ A page costs what its rows cost, not what the table holds:
   in the list's order, so page 1000 costs what page 1 does.
 """
 
-from flask import request, url_for
+from math import ceil
+
+from flask import flash, request, url_for
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import (
     FilterStartsWith,
@@ -51,8 +53,10 @@ class ListCount(int):
         count = super().__new__(cls, value)
         count.exact = exact
         count.estimated = estimated
-        # Set by the list's query: the key the next page starts after (None: no next page).
+        # Set by the list's query: the key the next page starts after and the key the
+        # previous page ends before (None: no such page).
         count.next_after = None
+        count.previous_before = None
         return count
 
     def __str__(self):
@@ -120,14 +124,22 @@ class Keyset:
         row, position = tuple_(*self.keys), tuple_(*anchor)
         return query.where(row < position if self.descending else row > position)
 
+    def preceding(self, query, anchor):
+        """`query` narrowed to the rows before `anchor` in the order."""
+        row, position = tuple_(*self.keys), tuple_(*anchor)
+        return query.where(row > position if self.descending else row < position)
+
 
 class KeysetPage(int):
     """FAB's `page` argument for a page read by keyset: the page of the rows after `anchor`
-    (the order's values of the previous page's last row). It is 0 to FAB's own code."""
+    (the order's values of the previous page's last row), or with `backward` the page of the
+    rows before it (the next page's first row). Its number is the page's number as shown
+    (0 for the API, which shows none); FAB's own code reads it as the page number."""
 
-    def __new__(cls, anchor):
-        page = super().__new__(cls, 0)
+    def __new__(cls, anchor, backward=False, number=0):
+        page = super().__new__(cls, number)
         page.anchor = anchor
+        page.backward = backward
         return page
 
 
@@ -189,6 +201,13 @@ class ListInterface(AccessInterface):
         return Keyset(self.order_keys(order_column),
                       descending=bool(order_column) and order_direction != "asc")
 
+    def walkable(self, order_column="") -> bool:
+        """Whether the list can be paged by keyset in this order: by its key, or by a plain
+        column of its own without NULLs (a NULL compares as neither before nor after)."""
+        if not order_column or order_column == self.get_pk_name():
+            return True
+        return order_column in self.list_columns and not self.is_nullable(order_column)
+
     def keyset_anchor(self, after, scope_filters, order_column="", order_direction=""):
         """Where the row `after` stands in the order, among the rows of `scope_filters` (the
         list's row-level filters); None when it is not one of them."""
@@ -196,21 +215,37 @@ class ListInterface(AccessInterface):
         return self.keyset(order_column, order_direction).anchor(
             self.session, scope.statement, after)
 
-    def page_ids(self, filters=None, order_column="", order_direction="", page=None,
-                 page_size=None) -> list:
-        """The page's primary keys: filters, order (with the key as tie-breaker), offset (or,
-        for a `KeysetPage`, the rows after its anchor) and limit on the list's own table."""
+    def ids_query(self, filters=None, order_column="", order_direction="", page=None,
+                  page_size=None):
+        """The query of the page's primary keys: filters, order (with the key as tie-breaker),
+        offset (or, for a `KeysetPage`, the rows after its anchor) and limit on the list's own
+        table; and whether it reads the page backwards (the rows before the anchor, last
+        first)."""
         query = self.session.query(self.obj)
+        backward = isinstance(page, KeysetPage) and page.backward
         if isinstance(page, KeysetPage):
             if not order_column:  # an unordered list is walked by its key
                 order_column, order_direction = self.get_pk_name(), "asc"
-            query = self.keyset(order_column, order_direction).following(query, page.anchor)
+            keyset = self.keyset(order_column, order_direction)
+            if backward:  # the rows just before the anchor: read in the opposite order
+                query = keyset.preceding(query, page.anchor)
+                order_direction = "asc" if keyset.descending else "desc"
+            else:
+                query = keyset.following(query, page.anchor)
             page = None
         query = self._apply_inner_all(
             query, filters, order_column, order_direction, page,
             page_size, select_columns=None, aliases_mapping={},
         )
-        return [row[0] for row in query.with_entities(self._pk_column()).all()]
+        return query.with_entities(self._pk_column()), backward
+
+    def page_ids(self, filters=None, order_column="", order_direction="", page=None,
+                 page_size=None) -> list:
+        """The page's primary keys, in the list's order."""
+        query, backward = self.ids_query(filters, order_column, order_direction, page,
+                                         page_size)
+        ids = [row[0] for row in query.all()]
+        return ids[::-1] if backward else ids
 
     def count(self, filters=None) -> ListCount:
         query = self.apply_filters(self.session.query(self._pk_column()), filters)
@@ -235,13 +270,140 @@ class ListInterface(AccessInterface):
         unique = {getattr(row, pk_name): row for row in rows}
         return in_id_order(unique.values(), ids, lambda row: getattr(row, pk_name))
 
+    def _orderable(self, order_column) -> bool:
+        """Whether the order is by the list's own columns (then the page's rows are read in
+        one statement, joined to their ids' query)."""
+        return not order_column or order_column in self.list_columns
+
+    def load_page_of(self, ids_query, order_column="", order_direction="") -> list:
+        """The rows whose keys `ids_query` selects, with their relations, in the list's order:
+        one statement, joined to the ids' query as a subquery (on the list's own table, so an
+        OFFSET walks a narrow index, and the relations are joined for the page's rows only)."""
+        keyset = self.keyset(order_column, order_direction)
+        order = [key.desc() if keyset.descending else key.asc() for key in keyset.keys]
+        page = ids_query.subquery()
+        query = self.session.query(self.obj).join(
+            page, self._pk_column() == list(page.c)[0]).order_by(*order)
+        if self.load_options:
+            query = query.options(*self.load_options)
+        pk_name = self.get_pk_name()
+        return list({getattr(row, pk_name): row for row in query.all()}.values())
+
     def query(self, filters=None, order_column="", order_direction="", page=None,
               page_size=None, select_columns=None, outer_default_load=False):
         count = self.count(filters)
-        ids = self.page_ids(filters, order_column, order_direction, page, page_size)
-        # A full page may have a next one: it starts after this page's last row.
-        count.next_after = ids[-1] if page_size and len(ids) == page_size else None
-        return count, self.load_page(ids, select_columns, outer_default_load)
+        if select_columns or not self._orderable(order_column):
+            ids = self.page_ids(filters, order_column, order_direction, page, page_size)
+            rows = self.load_page(ids, select_columns, outer_default_load)
+        else:
+            ids_query, _backward = self.ids_query(filters, order_column, order_direction,
+                                                  page, page_size)
+            rows = self.load_page_of(ids_query, order_column, order_direction)
+            ids = [getattr(row, self.get_pk_name()) for row in rows]
+        full = bool(page_size) and len(ids) == page_size
+        backward = isinstance(page, KeysetPage) and page.backward
+        # A full page may have a next one: it starts after this page's last row (a page read
+        # backwards has one: the row its cursor named). The previous page ends before this
+        # page's first row (a page read backwards that is not full is the list's first).
+        count.next_after = ids[-1] if ids and (full or backward) else None
+        count.previous_before = ids[0] if ids and (full or not backward) else None
+        return count, rows
+
+
+# --- the screens' pager: previous and next by keyset -------------------------------------------
+
+def list_url(dropped=(), endpoint=None, **args) -> str:
+    """The URL of `endpoint` (by default this request's) with this request's arguments, but
+    for `dropped` (names) and with `args` set."""
+    kept = {key: values for key, values in request.args.lists()
+            if key not in dropped and key not in args}
+    return url_for(endpoint or request.endpoint, **(request.view_args or {}), **kept, **args)
+
+
+def page_window(number: int, pages: int, width: int = 3) -> range:
+    """The page numbers the pager offers around page `number` (as FAB's pager: `width` on
+    each side, more on one side near the start or the end)."""
+    low, high = number - width, number + width + 1
+    if low < 0:
+        high -= low
+    if high >= pages:
+        low -= high - pages
+    return range(max(low, 0), min(high, pages))
+
+
+class CursorPagerMixin:
+    """A list screen whose pager's "previous" and "next" links carry a keyset cursor:
+    `after_<View>=<id>` (the rows after the previous page's last row) or `before_<View>=<id>`
+    (the rows before the next page's first row), beside `page_<View>`, the page's number as
+    shown. Those pages are read by index (`Keyset`), so following "next" to page 1000 costs what
+    page 1 does. The numbered links stay FAB's `page_<View>`: an offset, small near the start,
+    and a deep one reads only the page's ids on the list's own table (`page_ids`). An order
+    whose key may be NULL pages by offset only. A cursor that is no row of the list (the row
+    has gone, or the link was another login's) shows the first page with a message."""
+
+    def _get_list_widget(self, filters, order_column="", order_direction="", page=None,
+                         page_size=None, **kwargs):
+        if not order_column and self.base_order:
+            order_column, order_direction = self.base_order
+        walkable = self.datamodel.walkable(order_column)
+        if walkable:
+            page = self._cursor_page(order_column, order_direction, page)
+        widgets = super()._get_list_widget(
+            filters, order_column=order_column, order_direction=order_direction, page=page,
+            page_size=page_size, **kwargs)
+        if walkable:
+            shown = widgets["list"].template_args
+            shown["pager"] = self._pager(shown["count"], int(page or 0), shown["page_size"])
+        return widgets
+
+    def _cursor_args(self) -> tuple[str, str, str]:
+        name = self.__class__.__name__
+        return f"page_{name}", f"after_{name}", f"before_{name}"
+
+    def _cursor_page(self, order_column, order_direction, page):
+        """The keyset page the request's cursor names (app.client_input has checked that it
+        is a whole number), or `page` when it names none."""
+        _page_arg, after_arg, before_arg = self._cursor_args()
+        for arg, backward in ((after_arg, False), (before_arg, True)):
+            cursor = request.args.get(arg)
+            if cursor is None:
+                continue
+            anchor = self.datamodel.keyset_anchor(int(cursor), self._base_filters,
+                                                  order_column, order_direction)
+            if anchor is None:
+                flash(gettext("The page link no longer points at a row of this list: the "
+                              "list is shown from the first page."), "warning")
+                return None
+            return KeysetPage(anchor, backward=backward, number=page or 0)
+        return page
+
+    def _pager(self, count, number: int, page_size: int) -> dict:
+        """The pager's links: "first", "previous", the numbered pages around this one,
+        "next" and "last"; None where there is no such page (or it is this one)."""
+        page_arg, after_arg, before_arg = self._cursor_args()
+        cursors = (page_arg, after_arg, before_arg)
+        # A page reached by cursor may lie beyond an estimated total.
+        pages = max(ceil(int(count) / page_size) if page_size else 1, number + 1)
+
+        def offset(target):
+            return list_url(cursors) if target == 0 else list_url(cursors, **{page_arg: target})
+
+        previous = nxt = None
+        if number > 0 and count.previous_before is not None:
+            previous = offset(0) if number == 1 else list_url(
+                cursors, **{page_arg: number - 1, before_arg: count.previous_before})
+        if count.next_after is not None and (not count.exact or number + 1 < pages):
+            nxt = list_url(cursors, **{page_arg: number + 1, after_arg: count.next_after})
+        window = page_window(number, pages)
+        return {
+            "first": offset(0) if window and window.start > 0 else None,
+            "previous": previous,
+            "pages": [(target, None if target == number else offset(target))
+                      for target in window],
+            "next": nxt,
+            "last": offset(pages - 1) if window and window.stop < pages else None,
+            "shown": pages > 1 or number > 0,
+        }
 
 
 # --- choices looked up as you type --------------------------------------------------------

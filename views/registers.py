@@ -19,7 +19,7 @@ from app import access, labels, validation
 from app.errors import NotFound, RuleViolation
 from app.validation import FieldError
 from models import KobeRecord, Person, Unit
-from views.listing import ListInterface, SearchBoxMixin
+from views.listing import CursorPagerMixin, ListInterface, SearchBoxMixin
 
 STEP_ERRORS = (RuleViolation, FieldError, NotFound)
 NOT_FOUND_WHAT = {
@@ -196,7 +196,7 @@ class FieldFormat:
 
 # --- the screens ----------------------------------------------------------------------------
 
-class PersonView(SearchBoxMixin, AuditedModelView):
+class PersonView(CursorPagerMixin, SearchBoxMixin, AuditedModelView):
     route_base = "/registers/people"
     # The list shows the unit by name: its organisation type and the person's Kobe row are
     # not read with the page.

@@ -7,7 +7,7 @@ import functools
 import logging
 from importlib import import_module
 
-from flask import request, url_for
+from flask import request
 from flask_appbuilder.api import BaseApi, ModelRestApi
 from flask_appbuilder.exceptions import InvalidOrderByColumnFABException
 from flask_babel import lazy_gettext as _l
@@ -21,7 +21,7 @@ from app.extensions import db
 from app.signin_limits import TooManyAttempts, too_many_attempts_response
 from app.validation import FieldError
 from views.api.schemas import COMPONENTS, MAX_ID, CursorSchema, UtcDateTime
-from views.listing import KeysetPage
+from views.listing import KeysetPage, list_url
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,7 @@ def next_page_url(endpoint: str, after) -> str | None:
     request's other arguments."""
     if after is None:
         return None
-    args = {key: values for key, values in request.args.lists() if key not in ("after", "page")}
-    return url_for(endpoint, **args, after=after)
+    return list_url(("after", "page"), endpoint=endpoint, after=after)
 
 
 class StepApi(ReservkortApiMixin, BaseApi):

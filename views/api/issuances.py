@@ -23,7 +23,7 @@ from views.api.base import (
     workflow,
 )
 from views.api.steps import step
-from views.listing import Keyset, bounded_count, in_id_order
+from views.listing import Keyset, bounded_count
 
 NEWEST_FIRST = Keyset([Issuance.id], descending=True)
 
@@ -150,14 +150,14 @@ class IssuanceApi(StepApi):
             ids_query = NEWEST_FIRST.following(ids_query, anchor)
         else:
             ids_query = ids_query.offset(args["page"] * size)
-        ids = db.session.execute(ids_query.limit(size)).scalars().all()
-        rows = []
-        if ids:
-            rows = db.session.execute(
-                select(Issuance).where(Issuance.id.in_(ids))
-                .options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
-            ).unique().scalars().all()
-            rows = in_id_order(rows, ids, lambda row: row.id)
+        # One statement: the rows (with their joined relations) joined to the page's ids.
+        page = ids_query.limit(size).subquery()
+        rows = db.session.execute(
+            select(Issuance).join(page, Issuance.id == page.c.id)
+            .order_by(Issuance.id.desc())
+            .options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
+        ).unique().scalars().all()
+        ids = [row.id for row in rows]
         cleared = current_user_cleared()
         following = next_page_url("IssuanceApi.get_list", ids[-1] if len(ids) == size else None)
         return self.response(200, **s.IssuanceListSchema().dump(
