@@ -38,13 +38,16 @@ def protected_people():
     return select(Person.id).where(Person.protected_identity.is_(True))
 
 
-def findable_people():
-    """The condition on Person of those a search may find for the login: a protected person
-    only with clearance. Without it they are not found by any field (not even an exact HSA-id),
-    so a search never confirms that they exist."""
-    if current_user_cleared():
+def findable_people(cleared=None, hsa_id=None):
+    """The condition on Person of those a search may find for the login (or for `cleared`): a
+    protected person only with clearance. Without it they are not found by any field (not even
+    an exact HSA-id), so a search never confirms that they exist; except that a look-up which
+    picks one person by their exact HSA-id (`hsa_id`: a unit's manager) finds them by it, the
+    HSA-id not being protected (they are shown masked)."""
+    if current_user_cleared() if cleared is None else cleared:
         return true()
-    return Person.protected_identity.is_(False)
+    visible = Person.protected_identity.is_(False)
+    return (visible | (Person.hsa_id == hsa_id)) if hsa_id else visible
 
 
 def outbox_about_protected():
