@@ -111,8 +111,16 @@ def changes(after) -> list[tuple[str, str]]:
             for key, value in after.items() if key not in HIDDEN_FIELDS]
 
 
-FILTERS = {"local_time": local_time, "dash": dash, "action_label": action_label,
-           "changes": changes, "cell": labels.cell, "yes_no": labels.yes_no,
+def shown_text(value):
+    """Free text (a reason, an address, a note) as the reader may see it (app.access)."""
+    from app import access
+
+    return access.free_text(value)
+
+
+FILTERS = {"local_time": local_time, "shown_text": shown_text, "dash": dash,
+           "action_label": action_label, "changes": changes, "cell": labels.cell,
+           "yes_no": labels.yes_no,
            "label": lambda code, kind: labels.label(kind, code)}
 
 

@@ -17,7 +17,7 @@ from app import signin_limits
 from app.access import AccessInterface, MaskingSchemaConverter
 from app.api_contract import ContractAnswersMixin
 from app.extensions import db
-from app.security_views import ResetMyPasswordView, ResetPasswordView
+from app.security_views import ResetMyPasswordView, ResetPasswordView, UserDBModelView
 from models import AccountLink, Person
 
 
@@ -47,6 +47,7 @@ class MaskedUserApi(UserApi):
 class ReservkortSecurityManager(SecurityManager):
     resetmypasswordview = ResetMyPasswordView
     resetpasswordview = ResetPasswordView
+    userdbmodelview = UserDBModelView
     security_api = SecurityApi
     userstatschartview = None  # FAB's login-count chart: not needed, and it loads Google Charts
     user_api = MaskedUserApi

@@ -73,7 +73,9 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def _ids(app, canary, username) -> dict:
     admin = app.appbuilder.sm.find_user(username="admin")
-    return {**canary, "pickup_point": 1, "org_type": "region", "user": admin.id,
+    # FAB's user screens of Admin's login and of the canary's own (/users/show, /users/edit).
+    users = [admin.id] + ([canary["login"]] if canary.get("login") else [])
+    return {**canary, "pickup_point": 1, "org_type": "region", "user": users,
             "role": admin.roles[0].id, "first": 1, "job": _export_jobs(app, username)}
 
 

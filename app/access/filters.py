@@ -24,11 +24,10 @@ from app.access.persons import (
     current_user_cleared,
     hidden,
     login_hidden,
-    masked_dump,
     protected_logins,
     shown,
 )
-from app.access.redaction import audit_value, outbox_value
+from app.access.redaction import audit_value, masked_dump, outbox_value, shown_column
 from models import AuditEvent, Issuance, OutboxMessage, Person
 
 OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
@@ -71,6 +70,8 @@ def _about_protected(model, leaf):
         return outbox_about_protected()
     if model is User and leaf in USER_FIELDS:
         return User.id.in_(protected_logins())
+    if model is AuditEvent and leaf == "actor":
+        return AuditEvent.actor_user_id.in_(protected_logins())
     return None
 
 
@@ -110,13 +111,24 @@ def apply_search_policy(model, query, filters):
 
 
 def masked_order(model, column):
-    """The sort key of `column` as the login sees it: a protected person's name sorts as the
-    mask (their place in a list ordered by name must not tell their name)."""
-    if model is Person and column in PERSON_FIELDS and not current_user_cleared():
-        shown_value = literal(str(MASK)) if column == "name" else literal(None)
-        return case((Person.protected_identity.is_(True), shown_value),
-                    else_=getattr(Person, column))
-    return None
+    """The sort key of `column` as the login sees it: a protected person's name (their login's
+    username and names, the audit log's "who" of their login) sorts as the mask (their place
+    in a list ordered by it must not tell it)."""
+    if current_user_cleared():
+        return None
+    if model is Person and column in PERSON_FIELDS:
+        hidden_row = Person.protected_identity.is_(True)
+    elif model is User and column in USER_FIELDS:
+        hidden_row = User.id.in_(protected_logins())
+    elif model is AuditEvent and column == "actor":
+        # One hashed look-up of the few protected logins per row of a sort that reads every
+        # row anyway (no index serves the order by "who").
+        hidden_row = AuditEvent.actor_user_id.in_(protected_logins())
+    else:
+        return None
+    shown_value = (literal(str(MASK)) if column in ("name", "username", "first_name",
+                                                    "last_name", "actor") else literal(None))
+    return case((hidden_row, shown_value), else_=getattr(model, column))
 
 
 class AccessInterface(SQLAInterface):
@@ -167,6 +179,8 @@ class AccessInterface(SQLAInterface):
             value = outbox_value(leaf, value)
         elif isinstance(owner, User) and leaf in USER_FIELDS and login_hidden(owner):
             value = str(MASK)
+        else:
+            value = shown_column(owner, leaf, value)
         return shown(value)
 
 
