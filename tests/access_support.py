@@ -69,7 +69,7 @@ def make_canary(app, as_user, with_login=False) -> dict:
     with as_user("servicecenter"):
         person = registers.save_person({**CANARY, "unit_id": chef_unit}, None)
         kobe.import_rows([{"hsa_id": CANARY["hsa_id"], "ordinary_card": "active",
-                           "reserve_card_order": False}])
+                           "reserve_card_order": True}])
     # With a login of their own, its names and e-mail are copied from the person, and its
     # username is made of their name.
     login = (accounts.create_user(CANARY_LOGIN, PASSWORD, ["Intygsgivare", "Servicecenter"],
@@ -78,8 +78,10 @@ def make_canary(app, as_user, with_login=False) -> dict:
         select(Person).where(Person.name.like("Helena%"))).unique().scalar_one()
     with as_user("intygsgivare1"):
         issuance = application.apply_in_person(
-            free_cards(1)[0], CANARY["hsa_id"], "forgotten", attestations([helena]),
-            recipient_present=True, envelope_unopened=True)
+            free_cards(1)[0], CANARY["hsa_id"], "temporary_assignment", attestations([helena]),
+            recipient_present=True, envelope_unopened=True,
+            # Free text that names them by their surname alone.
+            assignment="Kanarieqvist täcker upp på akuten")
     with as_user("servicecenter"):
         registers.save_person({"protected_identity": True}, person.id)
         # Free text that names the canary, written after the protection was turned on.
