@@ -236,3 +236,11 @@ def test_the_protected_people_are_read_again_when_one_becomes_protected_in_the_r
         assert free_text("Håkanssons bil; Helenas") == "Håkanssons bil; Helenas"  # whole words
         db.session.rollback()
         assert free_text("Helena ringde") == "Helena ringde"
+
+
+def test_a_protected_persons_own_login_reads_its_own_names(app, as_user, login):
+    from tests.access_support import CANARY_LOGIN, make_canary
+
+    make_canary(app, as_user, with_login=True)
+    own = login(CANARY_LOGIN).get("/users/userinfo/").get_data(as_text=True)
+    assert CANARY_LOGIN in own and "Kanarieqvist" in own

@@ -23,9 +23,9 @@ from app.access.persons import (
     USER_FIELDS,
     current_user_cleared,
     hidden,
-    login_hidden,
     protected_logins,
     shown,
+    shown_login,
 )
 from app.access.redaction import audit_value, masked_dump, outbox_value, shown_column
 from models import AuditEvent, Issuance, OutboxMessage, Person
@@ -177,8 +177,8 @@ class AccessInterface(SQLAInterface):
             value = audit_value(owner, value)
         elif isinstance(owner, OutboxMessage):
             value = outbox_value(leaf, value)
-        elif isinstance(owner, User) and leaf in USER_FIELDS and login_hidden(owner):
-            value = str(MASK)
+        elif isinstance(owner, User) and leaf in USER_FIELDS:
+            value = shown_login(owner, value)
         else:
             value = shown_column(owner, leaf, value)
         return shown(value)

@@ -219,9 +219,11 @@ def _protected_login_ids() -> set:
 
 def login_hidden(user, cleared=None) -> bool:
     """Whether a login account (or login id) is masked: it belongs to a protected person and
-    the reader is not cleared."""
+    the reader is not cleared (nor that login itself)."""
     user_id = user if isinstance(user, int) else getattr(user, "id", None)
-    return bool(user_id) and user_id in _protected_login_ids() and not _cleared(cleared)
+    if not user_id or user_id not in _protected_login_ids() or _cleared(cleared):
+        return False
+    return cleared is not None or user_id != getattr(current_user(), "id", None)
 
 
 def shown_login(user, text, cleared=None):
