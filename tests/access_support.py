@@ -4,7 +4,7 @@ a card, a deviation, audit rows and e-mails."""
 import json
 
 import prison
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
 from models import Person
@@ -92,6 +92,9 @@ def make_canary(app, as_user, with_login=False) -> dict:
         # and the note names them by the surname alone (a whole word of the name).
         with as_user(login.username):
             deviations.add_note(deviation.id, "Kanarieqvist har hittat kortet igen.")
+        # ... and is who last updated their Kobe row (a column that holds a username).
+        db.session.execute(update(KobeRecord).where(KobeRecord.person_id == person.id)
+                           .values(updated_by=login.username))
     db.session.commit()
     mailer.dispatch_due()
     db.session.commit()

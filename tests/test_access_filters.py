@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.access import search_guard
 from app.extensions import db
-from models import AuditEvent, OutboxMessage, Person
+from models import AuditEvent, KobeRecord, OutboxMessage, Person
 from tests.access_support import CANARY, PASSWORD, cleared_login, make_canary, rison
 
 
@@ -31,12 +31,12 @@ def _guarded_filters(view):
 def _targets(canary) -> dict:
     """The rows about the canary, per model that a guarded search can reach (their own login
     on FAB's user screens, whose names and e-mail are copied from the person; the audit rows
-    their login wrote, found by "who")."""
+    their login wrote, found by "who"; the Kobe row their login last updated)."""
     acted = list(db.session.execute(select(AuditEvent.id).where(
         AuditEvent.actor_user_id == canary["login"])).scalars())
     assert acted
     return {Person: [canary["person"]], OutboxMessage: canary["outbox"], User: [canary["login"]],
-            AuditEvent: acted}
+            AuditEvent: acted, KobeRecord: [canary["kobe"]]}
 
 
 # FAB hands these operators the whole list of values (Filters.apply_all), the others one value

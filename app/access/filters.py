@@ -28,7 +28,7 @@ from app.access.persons import (
     shown_login,
 )
 from app.access.redaction import audit_value, masked_dump, outbox_value, shown_column
-from models import AuditEvent, Issuance, OutboxMessage, Person
+from models import AuditEvent, Issuance, KobeRecord, OutboxMessage, Person
 
 OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
 
@@ -72,7 +72,15 @@ def _about_protected(model, leaf):
         return User.id.in_(protected_logins())
     if model is AuditEvent and leaf == "actor":
         return AuditEvent.actor_user_id.in_(protected_logins())
+    if model is KobeRecord and leaf == "updated_by":
+        return KobeRecord.updated_by.in_(protected_usernames())
     return None
+
+
+def protected_usernames():
+    """A select of the usernames of the protected people's logins (columns that name a login
+    by its username alone, e.g. who last updated a Kobe row)."""
+    return select(User.username).where(User.id.in_(protected_logins()))
 
 
 def search_guard(model, column_name):
@@ -124,10 +132,13 @@ def masked_order(model, column):
         # One hashed look-up of the few protected logins per row of a sort that reads every
         # row anyway (no index serves the order by "who").
         hidden_row = AuditEvent.actor_user_id.in_(protected_logins())
+    elif model is KobeRecord and column == "updated_by":
+        hidden_row = KobeRecord.updated_by.in_(protected_usernames())
     else:
         return None
     shown_value = (literal(str(MASK)) if column in ("name", "username", "first_name",
-                                                    "last_name", "actor") else literal(None))
+                                                    "last_name", "actor", "updated_by")
+                   else literal(None))
     return case((hidden_row, shown_value), else_=getattr(model, column))
 
 
