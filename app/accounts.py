@@ -186,6 +186,7 @@ def login_page(search: str, page: int, page_size: int):
     ).all()
     return count, [
         {"user": user, "roles": ", ".join(sorted(role.name for role in user.roles)),
+         "username": access.shown_name(user.username, protected),
          "person_name": access.shown_name(name, protected), "hsa_id": hsa_id,
          "login_name": access.shown_name(f"{user.first_name} {user.last_name}", protected),
          "clearance": bool(clearance)}

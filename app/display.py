@@ -123,8 +123,16 @@ def sorted_from_start(url: str, modelview_name: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
-FILTERS = {"local_time": local_time, "dash": dash, "action_label": action_label,
-           "sorted_from_start": sorted_from_start, "changes": changes, "cell": labels.cell,
+def shown_text(value):
+    """Free text (a reason, an address, a note) as the reader may see it (app.access)."""
+    from app import access
+
+    return access.free_text(value)
+
+
+FILTERS = {"local_time": local_time, "shown_text": shown_text, "dash": dash,
+           "action_label": action_label, "sorted_from_start": sorted_from_start,
+           "changes": changes, "cell": labels.cell,
            "yes_no": labels.yes_no,
            "label": lambda code, kind: labels.label(kind, code)}
 

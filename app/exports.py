@@ -155,16 +155,23 @@ def query_rows(query, to_row=dict, batch_rows=BATCH_ROWS):
     return rows()
 
 
-def masking(cleared: bool, person_keys=("person",)):
+def masking(cleared: bool, person_keys=("person",), text_keys=("description",)):
     """A row transform that masks the person columns of a protected person for a login
-    without clearance (the mask's words fixed now, while the request's language is known)."""
+    without clearance, and redacts the free text that may name one (the mask's words and the
+    protected people read now, once for every row)."""
+    if cleared:
+        return lambda row: row
     mask = str(access.MASK)
+    identities = access.protected_identities()
 
     def apply(row: dict) -> dict:
-        if not cleared and row.get("protected_identity"):
+        if row.get("protected_identity"):
             for key in person_keys:
                 if key in row:
                     row[key] = mask
+        for key in text_keys:
+            if row.get(key):
+                row[key] = identities.redact(row[key], mask=mask)
         return row
 
     return apply

@@ -58,8 +58,8 @@ def _who(event, logins) -> str:
     if isinstance(who, Person):
         return access.display_name(who)
     if who is not None:  # a login without a person: its name as the policy shows logins
-        return str(who).strip() or who.username
-    return event.actor
+        return str(who).strip() or access.shown_login(who, who.username)
+    return access.shown_login(event.actor_user_id, event.actor)
 
 
 def _named(after: dict, people: dict) -> dict:

@@ -15,17 +15,19 @@ from sqlalchemy.orm import joinedload
 
 from app import signin_limits
 from app.access import AccessInterface, MaskingSchemaConverter
+from app.api_contract import ContractAnswersMixin
 from app.extensions import db
-from app.security_views import ResetMyPasswordView, ResetPasswordView
+from app.security_views import ResetMyPasswordView, ResetPasswordView, UserDBModelView
 from models import AccountLink, Person
-from views.api.login import LoginApi
 
 # Where the request's user, loaded with its session generation, is kept for the request.
 REQUEST_USER = "_rk_request_user"
 
 
-class SecurityApi(LoginApi):
-    """FAB's API login, answering 429 when the sign-in limits refuse (app.signin_limits)."""
+class SecurityApi(ContractAnswersMixin, FabSecurityApi):
+    """FAB's API login (and refresh) with the contract's answers: a malformed body is 400 with
+    a readable `message` and the wrong fields in `errors`, and 429 when the sign-in limits
+    refuse (app.signin_limits)."""
 
     @expose("/login", methods=["POST"])
     @safe
@@ -48,6 +50,7 @@ class MaskedUserApi(UserApi):
 class ReservkortSecurityManager(SecurityManager):
     resetmypasswordview = ResetMyPasswordView
     resetpasswordview = ResetPasswordView
+    userdbmodelview = UserDBModelView
     security_api = SecurityApi
     userstatschartview = None  # FAB's login-count chart: not needed, and it loads Google Charts
     user_api = MaskedUserApi

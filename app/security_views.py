@@ -6,11 +6,13 @@ from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
 from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.security.views import ResetMyPasswordView as FabResetMyPasswordView
 from flask_appbuilder.security.views import ResetPasswordView as FabResetPasswordView
+from flask_appbuilder.security.views import UserDBModelView as FabUserDBModelView
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
 
-from app import passwords
+from app import access, passwords
+from app.errors import RULE_MESSAGES
 
 
 def _policy(form, field):
@@ -75,3 +77,22 @@ class ResetPasswordView(FabResetPasswordView):
             abort(404)
         passwords.set_password(user, form.password.data)
         flash(str(self.message), "info")
+
+
+class UserDBModelView(FabUserDBModelView):
+    """FAB's user screens. The edit form shows and saves a login's stored values, so a login
+    without clearance may not open it on a protected person's login (it would read their
+    names); a cleared one edits the real, stored username (nothing masked is saved back)."""
+
+    def _edit(self, pk):
+        if access.login_hidden(_login_id(pk)):
+            flash(str(RULE_MESSAGES["protected_identity_clearance_required"]), "danger")
+            return None
+        return super()._edit(pk)
+
+
+def _login_id(pk):
+    try:
+        return int(pk)
+    except (TypeError, ValueError):
+        return None

@@ -4,7 +4,7 @@ a card, a deviation, audit rows and e-mails."""
 import json
 
 import prison
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
 from models import Person
@@ -16,6 +16,7 @@ CLEARED_LOGIN = "cleared_sc"
 PASSWORD = "Reservkort-demo-2026"
 CANARY = {"name": "Zebulon Kanarieqvist", "personal_number": "19770707-0707",
           "email": "zebulon.kanarie@canary.example.se", "hsa_id": "SE2321000131-E000000009977"}
+CANARY_LOGIN = "zebulon.kanarieqvist"
 # The strings that must never reach a reader without clearance (the number in both forms).
 CANARY_STRINGS = ("Zebulon", "Kanarieqvist", "197707070707", "19770707-0707",
                   "zebulon.kanarie", "canary.example.se")
@@ -68,20 +69,32 @@ def make_canary(app, as_user, with_login=False) -> dict:
     with as_user("servicecenter"):
         person = registers.save_person({**CANARY, "unit_id": chef_unit}, None)
         kobe.import_rows([{"hsa_id": CANARY["hsa_id"], "ordinary_card": "active",
-                           "reserve_card_order": False}])
-    # With a login of their own, its names and e-mail are copied from the person.
-    login = (accounts.create_user("kanarie", PASSWORD, ["Intygsgivare"],
+                           "reserve_card_order": True}])
+    # With a login of their own, its names and e-mail are copied from the person, and its
+    # username is made of their name.
+    login = (accounts.create_user(CANARY_LOGIN, PASSWORD, ["Intygsgivare", "Servicecenter"],
                                   hsa_id=CANARY["hsa_id"]) if with_login else None)
     helena = db.session.execute(
         select(Person).where(Person.name.like("Helena%"))).unique().scalar_one()
     with as_user("intygsgivare1"):
         issuance = application.apply_in_person(
-            free_cards(1)[0], CANARY["hsa_id"], "forgotten", attestations([helena]),
-            recipient_present=True, envelope_unopened=True)
+            free_cards(1)[0], CANARY["hsa_id"], "temporary_assignment", attestations([helena]),
+            recipient_present=True, envelope_unopened=True,
+            # Free text that names them by their surname alone.
+            assignment="Kanarieqvist täcker upp på akuten")
     with as_user("servicecenter"):
         registers.save_person({"protected_identity": True}, person.id)
-        deviation = deviations.create("manual", "Kortet behöver följas upp",
+        # Free text that names the canary, written after the protection was turned on.
+        deviation = deviations.create("manual", f"{CANARY['name']} tappade kortet",
                                       issuance_id=issuance.id)
+    if login is not None:
+        # Their own login acts: its username is the audit row's "who" and the note's author,
+        # and the note names them by the surname alone (a whole word of the name).
+        with as_user(login.username):
+            deviations.add_note(deviation.id, "Kanarieqvist har hittat kortet igen.")
+        # ... and is who last updated their Kobe row (a column that holds a username).
+        db.session.execute(update(KobeRecord).where(KobeRecord.person_id == person.id)
+                           .values(updated_by=login.username))
     db.session.commit()
     mailer.dispatch_due()
     db.session.commit()

@@ -12,10 +12,11 @@ import pytest
 from flask_appbuilder import ModelView
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import select
 
 from app.access import search_guard
 from app.extensions import db
-from models import OutboxMessage, Person
+from models import AuditEvent, KobeRecord, OutboxMessage, Person
 from tests.access_support import CANARY, PASSWORD, cleared_login, make_canary, rison
 
 
@@ -29,8 +30,13 @@ def _guarded_filters(view):
 
 def _targets(canary) -> dict:
     """The rows about the canary, per model that a guarded search can reach (their own login
-    on FAB's user screens, whose names and e-mail are copied from the person)."""
-    return {Person: [canary["person"]], OutboxMessage: canary["outbox"], User: [canary["login"]]}
+    on FAB's user screens, whose names and e-mail are copied from the person; the audit rows
+    their login wrote, found by "who"; the Kobe row their login last updated)."""
+    acted = list(db.session.execute(select(AuditEvent.id).where(
+        AuditEvent.actor_user_id == canary["login"])).scalars())
+    assert acted
+    return {Person: [canary["person"]], OutboxMessage: canary["outbox"], User: [canary["login"]],
+            AuditEvent: acted, KobeRecord: [canary["kobe"]]}
 
 
 # FAB hands these operators the whole list of values (Filters.apply_all), the others one value

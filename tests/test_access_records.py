@@ -1,6 +1,7 @@
 """The access policy on what was written down before a person became protected: the audit log,
 the outbox, e-mails (when queued and when sent), Televäxeln's identity check and the receipt."""
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -155,3 +156,91 @@ def test_the_login_of_a_protected_person_is_masked_on_the_user_screens_and_api(
     assert "Kanarieqvist" in cleared.get(f"/users/show/{canary['login']}").get_data(as_text=True)
     assert any("Kanarieqvist" in cleared.get(f"/audit-log/show/{pk}").get_data(as_text=True)
                for pk in login_rows)
+
+
+# --- a protected person's login, wherever a login is named ---------------------------------
+
+def _audit_order(client, **query):
+    page = client.get("/audit-log/list/", query_string={"psize_AuditLogView": 100, **query})
+    return page.get_data(as_text=True)
+
+
+def test_the_audit_log_sorted_by_who_sorts_a_protected_login_as_the_mask(app, as_user, login):
+    from tests.access_support import CANARY_LOGIN, make_canary
+
+    make_canary(app, as_user, with_login=True)
+    admin = login("Admin")
+    for direction in ("asc", "desc"):
+        page = _audit_order(admin, _oc_AuditLogView="actor", _od_AuditLogView=direction)
+        whos = re.findall(r"<td>\s*(Skyddad identitet|servicecenter|intygsgivare1|admin|system)"
+                          r"\s*</td>", page)
+        assert MASK in whos, direction
+        assert whos == sorted(whos, reverse=direction == "desc"), direction  # by the mask
+        assert CANARY_LOGIN not in page
+    searched = _audit_order(admin, _flt_0_actor="zebulon")
+    assert MASK not in searched and CANARY_LOGIN not in searched  # not found by the name
+
+
+def test_the_user_edit_form_is_refused_uncleared_and_keeps_the_stored_username(
+        app, as_user, login):
+    from flask_appbuilder.security.sqla.models import User
+
+    from tests.access_support import CANARY_LOGIN, leaked, make_canary
+
+    canary = make_canary(app, as_user, with_login=True)
+    refused = login("Admin").get(f"/users/edit/{canary['login']}", follow_redirects=True)
+    assert not leaked(refused.get_data(as_text=True)), "the form is not shown"
+    assert 'name="username"' not in refused.get_data(as_text=True)
+    cleared = login(cleared_login(app, "admin_cleared", roles=("Admin",)))
+    form = cleared.get(f"/users/edit/{canary['login']}").get_data(as_text=True)
+    assert f'value="{CANARY_LOGIN}"' in form
+    fields = dict(re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', form))
+    assert fields["username"] == CANARY_LOGIN and fields["first_name"] != MASK
+    role_ids = re.findall(r'<option selected value="(\d+)"', form) or re.findall(
+        r'<option value="(\d+)" selected', form)
+    saved = cleared.post(f"/users/edit/{canary['login']}", data={
+        **{k: v for k, v in fields.items() if k != "csrf_token"},
+        "csrf_token": fields.get("csrf_token", ""), "roles": role_ids, "active": "y"})
+    assert saved.status_code in (200, 302)
+    db.session.expire_all()
+    assert db.session.get(User, canary["login"]).username == CANARY_LOGIN
+
+
+def test_a_deviations_free_text_is_redacted_by_the_protected_persons_name_words(
+        app, as_user, login, api_headers):
+    from tests.access_support import CANARY, leaked, make_canary
+
+    canary = make_canary(app, as_user, with_login=True)
+    admin, page = login("Servicecenter"), f"/deviations/show/{canary['deviation']}"
+    shown = admin.get(page).get_data(as_text=True)
+    assert "tappade kortet" in shown and "har hittat kortet igen" in shown
+    assert not leaked(shown), "the description, the note and its author are redacted"
+    one = app.test_client().get(f"/api/v1/deviations/{canary['deviation']}",
+                                headers=api_headers("Servicecenter")).get_json()["result"]
+    assert one["description"] == f"{MASK} tappade kortet"
+    cleared = login(cleared_login(app))
+    assert CANARY["name"] in cleared.get(page).get_data(as_text=True)
+
+
+def test_the_protected_people_are_read_again_when_one_becomes_protected_in_the_request(
+        app, as_user):
+    from app.access import free_text
+
+    helena = person("Helena")
+    with as_user("servicecenter"):
+        assert free_text("Helena Håkansson ringde") == "Helena Håkansson ringde"
+        helena.protected_identity = True
+        db.session.flush()
+        assert free_text("Helena Håkansson ringde") == f"{MASK} ringde"
+        assert free_text("håkansson ringde, sa HELENA") == f"{MASK} ringde, sa {MASK}"
+        assert free_text("Håkanssons bil; Helenas") == "Håkanssons bil; Helenas"  # whole words
+        db.session.rollback()
+        assert free_text("Helena ringde") == "Helena ringde"
+
+
+def test_a_protected_persons_own_login_reads_its_own_names(app, as_user, login):
+    from tests.access_support import CANARY_LOGIN, make_canary
+
+    make_canary(app, as_user, with_login=True)
+    own = login(CANARY_LOGIN).get("/users/userinfo/").get_data(as_text=True)
+    assert CANARY_LOGIN in own and "Kanarieqvist" in own

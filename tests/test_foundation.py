@@ -240,3 +240,21 @@ def test_malformed_identifiers_are_refused_naming_the_field(app, check, value, f
 )
 def test_wellformed_identifiers_are_normalised(app, check, value, normalised):
     assert check(value) == normalised
+
+
+def test_app_imports_no_views_module_but_the_factorys_registration():
+    """`app/` must not import `views/` (the rooms' rule); only the app factory registers them."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "app"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(root)}: {name}" for name in names
+                      if name == "views" or name.startswith("views.")]
+    assert not found

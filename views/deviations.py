@@ -148,7 +148,7 @@ class DeviationView(CursorPagerMixin, SearchBoxMixin, ModelView):
         self.update_redirect()
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets,
-            deviation=deviation, notes=deviation.notes,
+            deviation=deviation, notes=access.shown_rows(deviation.notes),
         )
 
     @expose("/note/<int:pk>", methods=["POST"])

@@ -23,13 +23,12 @@ from app.access.persons import (
     USER_FIELDS,
     current_user_cleared,
     hidden,
-    login_hidden,
-    masked_dump,
     protected_logins,
     shown,
+    shown_login,
 )
-from app.access.redaction import audit_value, outbox_value
-from models import AuditEvent, Issuance, OutboxMessage, Person
+from app.access.redaction import audit_value, masked_dump, outbox_value, shown_column
+from models import AuditEvent, Issuance, KobeRecord, OutboxMessage, Person
 
 OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
 
@@ -38,13 +37,16 @@ def protected_people():
     return select(Person.id).where(Person.protected_identity.is_(True))
 
 
-def findable_people():
-    """The condition on Person of those a search may find for the login: a protected person
-    only with clearance. Without it they are not found by any field (not even an exact HSA-id),
-    so a search never confirms that they exist."""
-    if current_user_cleared():
+def findable_people(cleared=None, hsa_id=None):
+    """The condition on Person of those a search may find for the login (or for `cleared`): a
+    protected person only with clearance. Without it they are not found by any field (not even
+    an exact HSA-id), so a search never confirms that they exist; except that a look-up which
+    picks one person by their exact HSA-id (`hsa_id`: a unit's manager) finds them by it, the
+    HSA-id not being protected (they are shown masked)."""
+    if current_user_cleared() if cleared is None else cleared:
         return true()
-    return Person.protected_identity.is_(False)
+    visible = Person.protected_identity.is_(False)
+    return (visible | (Person.hsa_id == hsa_id)) if hsa_id else visible
 
 
 def outbox_about_protected():
@@ -68,7 +70,17 @@ def _about_protected(model, leaf):
         return outbox_about_protected()
     if model is User and leaf in USER_FIELDS:
         return User.id.in_(protected_logins())
+    if model is AuditEvent and leaf == "actor":
+        return AuditEvent.actor_user_id.in_(protected_logins())
+    if model is KobeRecord and leaf == "updated_by":
+        return KobeRecord.updated_by.in_(protected_usernames())
     return None
+
+
+def protected_usernames():
+    """A select of the usernames of the protected people's logins (columns that name a login
+    by its username alone, e.g. who last updated a Kobe row)."""
+    return select(User.username).where(User.id.in_(protected_logins()))
 
 
 def search_guard(model, column_name):
@@ -107,13 +119,27 @@ def apply_search_policy(model, query, filters):
 
 
 def masked_order(model, column):
-    """The sort key of `column` as the login sees it: a protected person's name sorts as the
-    mask (their place in a list ordered by name must not tell their name)."""
-    if model is Person and column in PERSON_FIELDS and not current_user_cleared():
-        shown_value = literal(str(MASK)) if column == "name" else literal(None)
-        return case((Person.protected_identity.is_(True), shown_value),
-                    else_=getattr(Person, column))
-    return None
+    """The sort key of `column` as the login sees it: a protected person's name (their login's
+    username and names, the audit log's "who" of their login) sorts as the mask (their place
+    in a list ordered by it must not tell it)."""
+    if current_user_cleared():
+        return None
+    if model is Person and column in PERSON_FIELDS:
+        hidden_row = Person.protected_identity.is_(True)
+    elif model is User and column in USER_FIELDS:
+        hidden_row = User.id.in_(protected_logins())
+    elif model is AuditEvent and column == "actor":
+        # One hashed look-up of the few protected logins per row of a sort that reads every
+        # row anyway (no index serves the order by "who").
+        hidden_row = AuditEvent.actor_user_id.in_(protected_logins())
+    elif model is KobeRecord and column == "updated_by":
+        hidden_row = KobeRecord.updated_by.in_(protected_usernames())
+    else:
+        return None
+    shown_value = (literal(str(MASK)) if column in ("name", "username", "first_name",
+                                                    "last_name", "actor", "updated_by")
+                   else literal(None))
+    return case((hidden_row, shown_value), else_=getattr(model, column))
 
 
 class AccessInterface(SQLAInterface):
@@ -162,8 +188,10 @@ class AccessInterface(SQLAInterface):
             value = audit_value(owner, value)
         elif isinstance(owner, OutboxMessage):
             value = outbox_value(leaf, value)
-        elif isinstance(owner, User) and leaf in USER_FIELDS and login_hidden(owner):
-            value = str(MASK)
+        elif isinstance(owner, User) and leaf in USER_FIELDS:
+            value = shown_login(owner, value)
+        else:
+            value = shown_column(owner, leaf, value)
         return shown(value)
 
 

@@ -16,8 +16,9 @@ from app.errors import refuse
 from app.extensions import db
 from models import AccountLink, Person
 
-# The identifying columns of a login account (FAB's user), copied from its person.
-USER_FIELDS = ("first_name", "last_name", "email")
+# The identifying columns of a login account (FAB's user): its names and e-mail are copied from
+# its person, and its username is often made of the person's name.
+USER_FIELDS = ("username", "first_name", "last_name", "email")
 
 MASK = _l("Protected identity")
 # The columns of a person that identify them; everything else (HSA-id, unit) stays readable.
@@ -181,14 +182,11 @@ def mask_dict(data: dict) -> dict:
     return data
 
 
-def masked_dump(item, data: dict, cleared=None) -> dict:
-    """A serialised item (e.g. a schema's dump of a Person) as the reader may see it."""
-    if isinstance(item, Person) and hidden(item, cleared):
-        return mask_dict(data)
-    if isinstance(item, User) and login_hidden(item, cleared):
-        for key in USER_FIELDS:
-            if key in data:
-                data[key] = None if key == "email" else str(MASK)
+def mask_login_dict(data: dict) -> dict:
+    """Mask, in place, a serialised login (any subset of its columns)."""
+    for key in USER_FIELDS:
+        if key in data:
+            data[key] = None if key == "email" else str(MASK)
     return data
 
 
@@ -207,19 +205,33 @@ def protected_logins():
             .where(Person.protected_identity.is_(True)))
 
 
+PROTECTED_LOGINS_KEY = "reservkort.access.protected_logins"
+
+
 def _protected_login_ids() -> set:
+    """The ids of the protected people's logins, read once per request (and again after a
+    flush that changed who is protected: app.access.redaction forgets them)."""
     cache = request.environ if has_request_context() else {}
-    key = "reservkort.access.protected_logins"
-    if key not in cache:
-        cache[key] = set(db.session.execute(protected_logins()).scalars())
-    return cache[key]
+    if PROTECTED_LOGINS_KEY not in cache:
+        cache[PROTECTED_LOGINS_KEY] = set(db.session.execute(protected_logins()).scalars())
+    return cache[PROTECTED_LOGINS_KEY]
 
 
 def login_hidden(user, cleared=None) -> bool:
-    """Whether a login account's names and e-mail are masked: it belongs to a protected
-    person and the reader is not cleared."""
-    user_id = getattr(user, "id", None)
-    return bool(user_id) and user_id in _protected_login_ids() and not _cleared(cleared)
+    """Whether a login account (or login id) is masked: it belongs to a protected person and
+    the reader is not cleared (nor that login itself)."""
+    user_id = user if isinstance(user, int) else getattr(user, "id", None)
+    if not user_id or user_id not in _protected_login_ids() or _cleared(cleared):
+        return False
+    return cleared is not None or user_id != getattr(current_user(), "id", None)
+
+
+def shown_login(user, text, cleared=None):
+    """How a login is written for the reader, wherever a login is named (FAB's user screens,
+    roles and groups, the audit log's "who", a note's author, history): `text` (its username
+    or names) as it is, or the mask for a protected person's login and a reader without
+    clearance. `user`: the login or its id."""
+    return str(MASK) if login_hidden(user, cleared) else text
 
 
 _fab_login_text = User.__repr__
@@ -227,17 +239,13 @@ _fab_login_text = User.__repr__
 
 def _login_text(user) -> str:
     """A login as text (FAB writes its first and last name wherever it names a login: the
-    roles' and groups' lists, their forms' choices, related lists): the mask and the username
-    for a protected person's login and a reader without clearance. Should the check itself
-    fail, the login is masked (never its names by accident)."""
+    roles' and groups' lists, their forms' choices, related lists), through `shown_login`.
+    Should the check itself fail, the login is masked (never its names by accident)."""
     try:
         with db.session.no_autoflush:
-            if not login_hidden(user):
-                return _fab_login_text(user)
-        username = user.username
+            return shown_login(user, _fab_login_text(user))
     except SQLAlchemyError:
         return str(MASK)
-    return f"{MASK} ({username})"
 
 
 # Every place that shows a login as text goes through the policy, not only the user screens.

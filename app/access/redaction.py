@@ -12,18 +12,24 @@ import html
 import re
 
 from flask import has_request_context, request
-from sqlalchemy import select
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import event, inspect, select
 
 from app.access.persons import (
     MASK,
     PERSON_FIELDS,
-    USER_FIELDS,
+    PROTECTED_LOGINS_KEY,
     _protected_login_ids,
     current_user_cleared,
     format_personal_number,
+    hidden,
+    login_hidden,
+    mask_dict,
+    mask_login_dict,
+    shown_login,
 )
 from app.extensions import db
-from models import Person
+from models import AccountLink, AuditEvent, Deviation, DeviationNote, Issuance, KobeRecord, Person
 
 # Shorter strings would mask ordinary words.
 MIN_LENGTH = 4
@@ -54,25 +60,34 @@ def _trie_pattern(node) -> str:
     return f"(?:{body})?" if "" in node else body
 
 
+def _name_words(name) -> set:
+    """The words of a name long enough to name someone on their own ("Zebulon", not "Ek")."""
+    return {word for word in re.findall(r"\w+", name or "") if len(word) >= MIN_LENGTH}
+
+
 class Identities:
-    """The protected people's identifying strings, and a pattern matching any of them."""
+    """The protected people's identifying strings (name and each word of it, personal identity
+    number in both forms, e-mail address, their login's username), and one pattern matching
+    any of them as a whole word, case-insensitive."""
 
     def __init__(self, rows):
         self.ids, self.emails = set(), {}
         # Each string (lower case) -> the protected people it identifies (names are shared).
         self.owners = {}
         everyone = set()
-        for person_id, name, number, email in rows:
+        for person_id, name, number, email, username in rows:
             self.ids.add(person_id)
             if email:
                 self.emails[email.strip().lower()] = person_id
-            mine = {s for s in (name, number, format_personal_number(number), email)
-                    if s and len(s) >= MIN_LENGTH}
+            mine = {s for s in (name, number, format_personal_number(number), email, username)
+                    if s and len(s) >= MIN_LENGTH} | _name_words(name)
             mine |= {html.escape(s) for s in mine}
             everyone |= mine
             for string in mine:
                 self.owners.setdefault(string.lower(), set()).add(person_id)
-        self.pattern = _pattern(everyone) if everyone else None
+        # Whole words only: "Kanarieqvist" is masked, "Ekonomi" is not masked for an "Ek".
+        self.pattern = (re.compile(rf"(?<!\w)(?:{_pattern(everyone).pattern})(?!\w)",
+                                   re.IGNORECASE) if everyone else None)
 
     def redact(self, text, pattern=None, mask=None):
         pattern = self.pattern if pattern is None else pattern
@@ -93,14 +108,22 @@ class Identities:
         return self.pattern.sub(shown, text)
 
 
+def _protected_rows():
+    """(id, name, personal number, e-mail, login username) of every protected person."""
+    return tuple(tuple(row) for row in db.session.execute(
+        select(Person.id, Person.name, Person.personal_number, Person.email, User.username)
+        .outerjoin(AccountLink, AccountLink.person_id == Person.id)
+        .outerjoin(User, User.id == AccountLink.user_id)
+        .where(Person.protected_identity.is_(True)).order_by(Person.id, User.id)).all())
+
+
 def protected_identities() -> Identities:
-    """Every protected person's strings, read once per request (fresh in a job)."""
+    """Every protected person's strings, read once per request (fresh in a job, and again
+    after a flush that changed who is protected or what identifies them)."""
     global _built
     cache = request.environ if has_request_context() else {}
     if _CACHE_KEY not in cache:
-        rows = tuple(tuple(row) for row in db.session.execute(
-            select(Person.id, Person.name, Person.personal_number, Person.email)
-            .where(Person.protected_identity.is_(True))).all())
+        rows = _protected_rows()
         # The pattern of a national register's protected people takes a while to build:
         # built again only when they changed since the last read.
         built = _built
@@ -108,6 +131,42 @@ def protected_identities() -> Identities:
             built = _built = (rows, Identities(rows))
         cache[_CACHE_KEY] = built[1]
     return cache[_CACHE_KEY]
+
+
+# What a change of must make the request read the protected people again.
+_IDENTIFYING = {Person: ("protected_identity", *PERSON_FIELDS), User: ("username",),
+                AccountLink: ("person_id", "user_id")}
+
+
+def _changes_who_is_protected(session) -> bool:
+    for obj in (*session.new, *session.deleted):
+        if type(obj) in _IDENTIFYING:
+            return True
+    for obj in session.dirty:
+        fields = _IDENTIFYING.get(type(obj))
+        if fields and any(inspect(obj).attrs[field].history.has_changes() for field in fields):
+            return True
+    return False
+
+
+def forget_protected() -> None:
+    """Read the protected people (and their logins) again at the next question."""
+    if has_request_context():
+        request.environ.pop(_CACHE_KEY, None)
+        request.environ.pop(PROTECTED_LOGINS_KEY, None)
+
+
+@event.listens_for(db.session, "before_flush")
+def _forget_if_protection_changes(session, _context, _instances):
+    # Before the flush, while the changes' history is still there; the next read (after it)
+    # sees them.
+    if has_request_context() and _changes_who_is_protected(session):
+        forget_protected()
+
+
+@event.listens_for(db.session, "after_soft_rollback")
+def _forget_after_rollback(session, _previous):
+    forget_protected()
 
 
 def redact_value(value, identities=None):
@@ -118,6 +177,75 @@ def redact_value(value, identities=None):
     if isinstance(value, (list, tuple)):
         return [redact_value(item, identities) for item in value]
     return identities.redact(value)
+
+
+# --- free text and the logins named in rows --------------------------------------------------
+
+# Text written by people, which may name anyone (a protected person too): shown with every
+# protected person's strings masked to a reader without clearance, on every read path.
+FREE_TEXT = {
+    Deviation: ("description",),
+    DeviationNote: ("text",),
+    Issuance: ("assignment", "rejection_reason", "block_reason", "lost_note", "address",
+               "justification"),
+    KobeRecord: ("updated_by",),  # a username
+}
+# Columns that name a login (its username), each with the column of the login's id.
+LOGIN_COLUMNS = {AuditEvent: {"actor": "actor_user_id"},
+                 DeviationNote: {"author_name": "author_user_id"}}
+
+
+def free_text(value, cleared=None):
+    """Free text as the reader may see it: every protected person's strings masked (names and
+    each word of them, username, personal identity number, e-mail address) unless cleared."""
+    if not isinstance(value, str) or not value or (
+            current_user_cleared() if cleared is None else cleared):
+        return value
+    return protected_identities().redact(value)
+
+
+def shown_column(owner, field, value, cleared=None):
+    """The value of `field` of the row `owner` as the reader may see it: a login named by its
+    username masked (app.access.persons.shown_login), free text redacted; anything else as
+    it is."""
+    kind = type(owner)
+    login_column = LOGIN_COLUMNS.get(kind, {}).get(field)
+    if login_column is not None:
+        value = shown_login(getattr(owner, login_column, None), value, cleared)
+    if field in FREE_TEXT.get(kind, ()):
+        value = free_text(value, cleared)
+    return value
+
+
+def shown_row_dict(owner, data: dict, cleared=None) -> dict:
+    """Mask, in place, a serialised row (any subset of its columns), as `shown_column` says."""
+    if type(owner) in FREE_TEXT or type(owner) in LOGIN_COLUMNS:
+        for key in data:
+            data[key] = shown_column(owner, key, data[key], cleared)
+    return data
+
+
+def masked_dump(item, data: dict, cleared=None) -> dict:
+    """A serialised item (e.g. a schema's dump of a Person) as the reader may see it."""
+    if isinstance(item, Person) and hidden(item, cleared):
+        return mask_dict(data)
+    if isinstance(item, User) and login_hidden(item, cleared):
+        mask_login_dict(data)
+    return shown_row_dict(item, data, cleared)
+
+
+class ShownRow:
+    """A row for a template, its free text and logins as the reader may see them."""
+
+    def __init__(self, row):
+        self._row = row
+
+    def __getattr__(self, key):
+        return shown_column(self._row, key, getattr(self._row, key))
+
+
+def shown_rows(rows):
+    return [ShownRow(row) for row in rows]
 
 
 # --- the audit log -------------------------------------------------------------------------
@@ -137,8 +265,7 @@ def audit_value(event, value, cleared=None):
             event, value, identities):
         # FAB's user changes (app.security_audit): a protected person's login carries the
         # person's first and last name and e-mail, each on its own (not caught as the name).
-        value = {key: (None if key == "email" else str(MASK)) if key in USER_FIELDS else item
-                 for key, item in value.items()}
+        value = mask_login_dict(dict(value))
     return redact_value(value, identities)
 
 

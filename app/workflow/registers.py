@@ -200,24 +200,22 @@ def manager_candidates(text, cleared, limit=20) -> list[dict]:
     if len(text) < 2:
         return []
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    by_name = Person.name.ilike(f"%{escaped}%", escape="\\")
-    if not cleared:
-        by_name = by_name & Person.protected_identity.is_(False)
+    matches = (Person.name.ilike(f"%{escaped}%", escape="\\")
+               | Person.hsa_id.ilike(f"{escaped}%", escape="\\") | (Person.hsa_id == text.upper()))
     query = (
         select(Person)
         .join(AccountLink, AccountLink.person_id == Person.id)
         .join(user_roles, user_roles.c.user_id == AccountLink.user_id)
         .join(Role, Role.id == user_roles.c.role_id)
-        .where(Role.name == MANAGER_ROLE,
-               by_name | Person.hsa_id.ilike(f"{escaped}%", escape="\\")
-               | (Person.hsa_id == text.upper()))
+        # Whom the reader may find is the access policy's (a protected person: cleared, or
+        # by their exact HSA-id only).
+        .where(Role.name == MANAGER_ROLE, matches,
+               access.findable_people(cleared, hsa_id=text.upper()))
         .order_by(Person.name, Person.hsa_id)
         .limit(limit)
     )
     found = []
     for person in db.session.execute(query).unique().scalars():
-        if person.protected_identity and not cleared and person.hsa_id != text.upper():
-            continue
         shown = access.person_view(person, cleared)
         found.append({"id": person.hsa_id, "text": f"{shown['name']} ({person.hsa_id})"})
     return found

@@ -11,11 +11,17 @@ from flask import request
 from flask_appbuilder.api import BaseApi, ModelRestApi
 from flask_appbuilder.exceptions import InvalidOrderByColumnFABException
 from flask_babel import lazy_gettext as _l
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import BadRequest
 
 from app import access
+from app.api_contract import (  # noqa: F401  (answers: the APIs of views.api import it here)
+    ContractAnswersMixin,
+    answer,
+    answers,
+    string_keys,
+)
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
 from app.signin_limits import TooManyAttempts, too_many_attempts_response
@@ -35,56 +41,27 @@ class BodyError(Exception):
     """A body that is not a JSON object at all."""
 
 
-class ErrorSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    message = fields.String(required=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.Raw())
-
-
-class RefusalSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    message = fields.String(required=True)
-    rule = fields.String(required=True, metadata={"description": "Rule code of DOMAIN.md"})
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
-
-
-def _json(status, payload):
-    return BaseApi.response(status, **payload)
-
-
 def error_response(exc):
     """The contract's answer for a known error, or None for anything else."""
     if isinstance(exc, TooManyAttempts):
         return too_many_attempts_response(exc)
     if isinstance(exc, RuleViolation):
-        return _json(getattr(exc, "http_status", 422), exc.as_dict())
+        return answer(getattr(exc, "http_status", 422), exc.as_dict())
     if isinstance(exc, FieldError):
-        return _json(400, exc.as_dict())
+        return answer(400, exc.as_dict())
     if isinstance(exc, ValidationError):
-        return _json(400, {"message": str(_l("The request has invalid fields.")),
-                           "errors": _string_keys(exc.messages)})
+        return answer(400, {"message": str(_l("The request has invalid fields.")),
+                            "errors": string_keys(exc.messages)})
     if isinstance(exc, (NotFound, OverflowError, DataError)):
         # DataError / OverflowError: an id in the path beyond what the database can hold.
-        return _json(404, {"message": str(_l("Not found")), "errors": {}})
+        return answer(404, {"message": str(_l("Not found")), "errors": {}})
     if isinstance(exc, (BodyError, BadRequest)):
-        return _json(400, {"message": str(_l("The body must be a JSON object.")),
-                           "errors": {"_body": [str(_l("Not a JSON object."))]}})
+        return answer(400, {"message": str(_l("The body must be a JSON object.")),
+                            "errors": {"_body": [str(_l("Not a JSON object."))]}})
     if type(exc).__name__ == "KobeImportError":
         # All or nothing: every wrong row is listed, nothing was saved.
-        return _json(400, {"message": exc.as_dict()["message"], "errors": {"rows": exc.errors}})
+        return answer(400, {"message": exc.as_dict()["message"], "errors": {"rows": exc.errors}})
     return None
-
-
-def _string_keys(messages):
-    if isinstance(messages, dict):
-        return {str(k): _string_keys(v) for k, v in messages.items()}
-    if isinstance(messages, list):
-        return messages
-    return [str(messages)]
 
 
 def api_step(f):
@@ -112,83 +89,17 @@ def json_body(schema: Schema, partial=False):
     return schema.load(data, partial=partial)
 
 
-ERROR_RESPONSES = {
-    "ApiError": {
-        "description": "Malformed request: the fields in `errors` are wrong or missing",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    },
-    "Refused": {
-        "description": "Refused by a rule of the routine; `rule` is its code",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}},
-    },
-}
-# The response component each error code of an operation refers to (FAB registers 401-404).
-ERROR_ANSWERS = {400: "ApiError", 401: "401", 403: "403", 404: "404", 422: "Refused"}
-
 AFTER_PARAMETER = {
     "description": "Keyset cursor: the id of the last row of the previous page (from `next`)",
     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
 }
 
 
-def answers(*codes):
-    """Document error answers beyond those of every operation of its API: `@answers(422)` for
-    a step a rule may refuse, `@answers(404)` for a body that names something unknown."""
-
-    def mark(f):
-        f.documented_errors = codes
-        return f
-
-    return mark
-
-
-def document_errors(operation: dict, codes) -> None:
-    """Key `operation`'s responses by string codes (YAML reads `400:` as a number; a number and
-    a string of one code would both reach the document, the later one winning) and refer each
-    error code it does not describe itself to its component."""
-    responses = {str(code): answer for code, answer in operation.get("responses", {}).items()}
-    for code in codes:
-        responses.setdefault(str(code), {"$ref": f"#/components/responses/{ERROR_ANSWERS[code]}"})
-    operation["responses"] = responses
-
-
-class DocumentedErrorsMixin:
-    """Every operation documents its error answers: those of every endpoint of the API
-    (`error_answers`; 401 and 403, each endpoint being protected by role), 404 where the path
-    names something, and those its method adds with `@answers`."""
-
-    error_answers = (401, 403)
-
-    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
-        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
-                                 **kwargs)
-        codes = [*self.error_answers, *((404,) if "{" in (path or "") else ()),
-                 *getattr(func, "documented_errors", ())]
-        for operation in operations.values():
-            document_errors(operation, codes)
-
-
-class ReservkortApiMixin(DocumentedErrorsMixin):
+class ReservkortApiMixin(ContractAnswersMixin):
     """Answers of the contract for FAB's own error helpers too, and the request and answer
     schemas of views.api.schemas as components of the document."""
 
     openapi_spec_component_schemas = COMPONENTS
-
-    # A malformed request is 400 everywhere (the guard of app.client_input answers it first).
-    error_answers = (400, 401, 403)
-
-    def response_400(self, message=None):
-        if isinstance(message, dict):
-            return _json(400, {"message": str(_l("The request has invalid fields.")),
-                               "errors": _string_keys(message)})
-        return _json(400, {"message": str(message or _l("Bad request")), "errors": {}})
-
-    def response_422(self, message=None):
-        if isinstance(message, dict):
-            # FAB's own models loader says 422 for malformed fields; the contract says 400.
-            return self.response_400(message)
-        return _json(422, {"message": str(message or _l("Could not be saved")),
-                           "rule": "not_saved", "errors": {}})
 
     def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
         super().operation_helper(path=path, operations=operations, methods=methods, func=func,
@@ -198,12 +109,6 @@ class ReservkortApiMixin(DocumentedErrorsMixin):
 
     def add_apispec_components(self, api_spec):
         super().add_apispec_components(api_spec)
-        for name, schema in (("Error", ErrorSchema), ("Refusal", RefusalSchema)):
-            if name not in api_spec.components.schemas:
-                api_spec.components.schema(name, schema=schema)
-        for name, response in ERROR_RESPONSES.items():
-            if name not in api_spec.components.responses:
-                api_spec.components.response(name, response)
         if "after" not in api_spec.components.parameters:
             api_spec.components.parameter("after", "query", AFTER_PARAMETER)
 

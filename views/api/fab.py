@@ -10,7 +10,7 @@ from flask_appbuilder.api.manager import SwaggerView
 from flask_appbuilder.menu import MenuApi as FabMenuApi
 from flask_appbuilder.security.decorators import permission_name
 
-from views.api.base import DocumentedErrorsMixin
+from app.api_contract import DocumentedErrorsMixin
 
 
 class OpenApi(DocumentedErrorsMixin, FabOpenApi):

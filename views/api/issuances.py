@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.access import current_user_cleared, person_view
+from app.access import audit_value, current_user_cleared, person_view, shown_column
 from app.errors import NotFound
 from app.extensions import db
 from models import AuditEvent, Issuance, IssuanceAttester, Person, ReserveCard
@@ -44,7 +44,8 @@ def _load(issuance_id: int) -> Issuance:
 def issuance_view(issuance: Issuance, cleared: bool) -> dict:
     receipt = issuance.receipt
     return {
-        **{key: getattr(issuance, key) for key in (
+        # Free text (a reason, an assignment) as the reader may see it.
+        **{key: shown_column(issuance, key, getattr(issuance, key), cleared) for key in (
             "id", "channel", "status", "reason", "assignment", "created_at", "issued_at",
             "valid_until", "receipt_due", "approved_at", "kobe_reference", "rejection_reason",
             "blocked_at", "block_reason", "returned_at", "lost_at", "lost_note",
@@ -62,12 +63,17 @@ def issuance_view(issuance: Issuance, cleared: bool) -> dict:
     }
 
 
-def history(issuance_id: int) -> list[AuditEvent]:
-    return db.session.execute(
+def history(issuance_id: int, cleared: bool) -> list[dict]:
+    """The issuance's audit rows as the reader may see them (who, and what they changed)."""
+    events = db.session.execute(
         select(AuditEvent).where(AuditEvent.entity == "issuance",
                                  AuditEvent.entity_id == issuance_id)
         .order_by(AuditEvent.id)
     ).scalars().all()
+    return [{"at": event.at, "action": event.action,
+             "actor": shown_column(event, "actor", event.actor, cleared),
+             "before": audit_value(event, event.before, cleared),
+             "after": audit_value(event, event.after, cleared)} for event in events]
 
 
 def step_answer(issuance: Issuance, status=200):
@@ -185,8 +191,9 @@ class IssuanceApi(StepApi):
                     $ref: '#/components/schemas/IssuanceDetailSchema'
         """
         issuance = _load(pk)
-        view = issuance_view(issuance, current_user_cleared())
-        view["history"] = history(pk)
+        cleared = current_user_cleared()
+        view = issuance_view(issuance, cleared)
+        view["history"] = history(pk, cleared)
         return self.response(200, **s.IssuanceDetailSchema().dump(view))
 
     @expose("/<int:pk>/receipt.pdf", methods=["GET"])
