@@ -73,21 +73,11 @@ def _rows(flask_app, table, condition) -> int:
     return count
 
 
-def _busiest_unit(flask_app) -> int | None:
-    """The unit with most deviations: the filter the screen rows use."""
-    with flask_app.app_context():
-        unit = db.session.execute(text(
-            "SELECT unit_id FROM deviations WHERE unit_id IS NOT NULL "
-            "GROUP BY unit_id ORDER BY count(*) DESC LIMIT 1")).scalar()
-        db.session.remove()
-    return unit
-
-
 def pages(flask_app) -> list[Page]:
     """The pages to compare: page 1, and page 1000 or the last page of a smaller database
     (the rows counted first, untimed)."""
     found = []
-    for screen in _lists(_busiest_unit(flask_app) or 0):
+    for screen in _lists(measure.busiest_unit(flask_app) or 0):
         for label, ours, django, condition in screen.filters:
             total = _rows(flask_app, screen.table, condition)
             last = max(1, math.ceil(total / screen.page_size))

@@ -324,7 +324,8 @@ def _full_counts(statements) -> int:
                if "count(" in statement.lower() and "limit" not in statement.lower())
 
 
-def _deviation_unit(flask_app) -> int | None:
+def busiest_unit(flask_app) -> int | None:
+    """The unit with most deviations: the filter the deviation list rows use."""
     with flask_app.app_context():
         unit = db.session.execute(text(
             "SELECT unit_id FROM deviations WHERE unit_id IS NOT NULL "
@@ -484,7 +485,7 @@ def screens(flask_app, engine) -> list[Row]:
     page: each page's time, the SQL it sent (replayed on a plain cursor; the login's statements
     apart) and its keyset floor."""
     screen = Screen(flask_app, "servicecenter")
-    unit = int(_deviation_unit(flask_app) or 0)
+    unit = int(busiest_unit(flask_app) or 0)
     rows = []
     for figure, url, floor_args, targeted in screen_pages(engine, unit):
         try:
