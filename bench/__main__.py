@@ -7,6 +7,7 @@ prints the result table. A measurement that fails prints `error: ...` in its row
 import argparse
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -132,6 +133,8 @@ def main(argv=None) -> int:
     for noisy in ("flask_appbuilder", "alembic", "app", "jobs", "xhtml2pdf"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     args = parse(argv)
+    # One key for the run: the bench's app and the server it starts seal the audit chain alike.
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
     unknown = set(args.only or ()) - set(MEASUREMENTS)
     if unknown:
         print(f"unknown measurement: {', '.join(sorted(unknown))}", file=sys.stderr)
