@@ -507,6 +507,8 @@ def fill(sizes: Sizes, now: datetime | None = None, fast: bool = True) -> dict:
         reset_sequences(cursor)
         if fast:
             cursor.execute("SET session_replication_role = DEFAULT")
+        # The triggers that mark a change of the protected people were off for the load too.
+        cursor.execute("UPDATE protected_generation SET token = md5(random()::text) WHERE id = 1")
         connection.commit()
         # The planner needs the statistics of the new rows at once, and the visibility map
         # (index-only scans) what autovacuum would give a live database after the load.

@@ -19,7 +19,7 @@ from models.issuances import (
 from models.jobs import EXPORT_STATUSES, ExportJob, SweepRun
 from models.kobe import ORDINARY_CARD_STATES, KobeRecord
 from models.outbox import OUTBOX_STATUSES, OutboxMessage
-from models.people import AccountLink, Person, unit_managers
+from models.people import AccountLink, Person, ProtectedGeneration, unit_managers
 from models.receipts import Receipt
 from models.signin import SessionGeneration, SigninFailure, SigninLock
 from models.units import ORG_TYPES, OrganisationType, Unit
@@ -54,6 +54,7 @@ __all__ = [
     "OUTBOX_STATUSES",
     "OutboxMessage",
     "AccountLink",
+    "ProtectedGeneration",
     "Person",
     "unit_managers",
     "Receipt",

@@ -61,3 +61,15 @@ class AccountLink(Model):
 
     user = relationship("User")
     person = relationship(Person, lazy="joined")
+
+
+class ProtectedGeneration(Model):
+    """A token that database triggers change whenever what identifies a protected person does
+    (their insert, protection, name, number, e-mail or removal; a login link; a username): a
+    process may keep the protected people it read while the token is the same. One row (id 1);
+    migration 0011 holds the triggers."""
+
+    __tablename__ = "protected_generation"
+
+    id = Column(Integer, primary_key=True)
+    token = Column(String(32), nullable=False)

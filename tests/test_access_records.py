@@ -5,12 +5,13 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app import access, mailer
 from app.extensions import db
 from app.workflow import approval, lifecycle, registers, sweeps
-from models import AuditEvent, OutboxMessage
+from models import AccountLink, AuditEvent, OutboxMessage
 from tests.access_support import MASK, cleared_login
 from tests.workflow_support import apply, approve, at, person
 
@@ -244,3 +245,66 @@ def test_a_protected_persons_own_login_reads_its_own_names(app, as_user, login):
     make_canary(app, as_user, with_login=True)
     own = login(CANARY_LOGIN).get("/users/userinfo/").get_data(as_text=True)
     assert CANARY_LOGIN in own and "Kanarieqvist" in own
+
+
+def _statements_on_people(app, call):
+    """What `call` sends that reads the people table, in a request of its own."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "FROM people" in statement:
+            seen.append(statement)
+
+    with app.test_request_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            call()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        db.session.remove()
+    return seen
+
+
+def _outside(sql, **values):
+    """A change committed on a connection of its own, as another process would make it."""
+    from sqlalchemy import text
+
+    db.session.commit()
+    with db.engine.begin() as connection:
+        connection.execute(text(sql), values)
+
+
+@pytest.mark.both_databases
+def test_the_protected_people_are_kept_between_requests_until_one_changes(app, as_user):
+    """A national register's protected people are read once per process, not per request;
+    a change made anywhere (another process, plain SQL) is seen at the next request, because
+    the database's triggers change the protected generation's token."""
+    from app.access import free_text
+
+    _protect(as_user, "Anna")
+    assert _statements_on_people(app, lambda: free_text("Anna ringde"))
+    assert _statements_on_people(app, lambda: free_text("Anna ringde")) == []
+
+    helena = person("Helena").id
+    _outside("UPDATE people SET protected_identity = :yes WHERE id = :id", yes=True, id=helena)
+    with app.test_request_context():
+        assert free_text("Helena Håkansson ringde") == f"{MASK} ringde"
+    db.session.remove()
+    _outside("UPDATE people SET name = 'Helena Holm' WHERE id = :id", id=helena)
+    with app.test_request_context():
+        assert free_text("Helena Holm ringde") == f"{MASK} ringde"
+        assert free_text("Håkansson ringde") == "Håkansson ringde"
+    db.session.remove()
+    # A login of a protected person renamed: its new username is one of their strings.
+    user_id = db.session.execute(select(AccountLink.user_id).where(
+        AccountLink.person_id == helena)).scalar()
+    assert user_id, "Helena has a login in the demo data"
+    _outside("UPDATE ab_user SET username = 'hholm77' WHERE id = :id", id=user_id)
+    with app.test_request_context():
+        assert free_text("frågade hholm77") == f"frågade {MASK}"
+    db.session.remove()
+    _outside("UPDATE people SET protected_identity = :no WHERE id = :id", no=False, id=helena)
+    with app.test_request_context():
+        assert free_text("Helena Holm ringde") == "Helena Holm ringde"

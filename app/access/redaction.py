@@ -29,12 +29,21 @@ from app.access.persons import (
     shown_login,
 )
 from app.extensions import db
-from models import AccountLink, AuditEvent, Deviation, DeviationNote, Issuance, KobeRecord, Person
+from models import (
+    AccountLink,
+    AuditEvent,
+    Deviation,
+    DeviationNote,
+    Issuance,
+    KobeRecord,
+    Person,
+    ProtectedGeneration,
+)
 
 # Shorter strings would mask ordinary words.
 MIN_LENGTH = 4
 _CACHE_KEY = "reservkort.access.protected_identities"
-_built = None  # (the rows read, their Identities) of the last read
+_built = None  # (the protected generation's token, the Identities read under it)
 
 
 def _pattern(strings):
@@ -118,17 +127,18 @@ def _protected_rows():
 
 
 def protected_identities() -> Identities:
-    """Every protected person's strings, read once per request (fresh in a job, and again
-    after a flush that changed who is protected or what identifies them)."""
+    """Every protected person's strings, checked once per request (in a job at every call, and
+    again after a flush that changed who is protected or what identifies them). They are kept
+    in the process while the protected generation's token (changed by the database's own
+    triggers, migration 0011) is the one they were read under: a national register's
+    protected people cost more to read and build into a pattern than a page costs."""
     global _built
     cache = request.environ if has_request_context() else {}
     if _CACHE_KEY not in cache:
-        rows = _protected_rows()
-        # The pattern of a national register's protected people takes a while to build:
-        # built again only when they changed since the last read.
+        token = db.session.execute(select(ProtectedGeneration.token)).scalar()
         built = _built
-        if built is None or built[0] != rows:
-            built = _built = (rows, Identities(rows))
+        if built is None or token is None or built[0] != token:
+            built = _built = (token, Identities(_protected_rows()))
         cache[_CACHE_KEY] = built[1]
     return cache[_CACHE_KEY]
 
