@@ -74,6 +74,34 @@ def _name_words(name) -> set:
     return {word for word in re.findall(r"\w+", name or "") if len(word) >= MIN_LENGTH}
 
 
+_WORD = re.compile(r"\w+")
+# Letters that the pattern (re.IGNORECASE, simple case folding) takes as equal though their
+# lower() differ, lower case -> one letter of their class; İ, whose lower() is two letters,
+# is taken as i first. tests/test_access_records.py checks the table against Python's own.
+_FOLDS = str.maketrans(
+    "\u0131\u017f\u03b9\u03bc\u03c3\u03d0\u03d1\u03d5\u03d6\u03f0\u03f1\u03f5\u1c80"
+    "\u1c81\u1c82\u1c83\u1c84\u1c85\u1c86\u1c87\u1e9b\u1fbe\u1fd3\u1fe3\ua64b\ufb06",
+    "is\u0345\xb5\u03c2\u03b2\u03b8\u03c6\u03c0\u03ba\u03c1\u03b5\u0432\u0434\u043e"
+    "\u0441\u0442\u0442\u044a\u0463\u1e61\u0345\u0390\u03b0\u1c88\ufb05")
+
+
+def folded(text: str) -> str:
+    """`text` in one case, as the pattern compares letters."""
+    return text.replace("\u0130", "i").lower().translate(_FOLDS)
+
+
+def _first_words(strings):
+    """The first word (folded) of each string; None when a string does not start with a
+    word (then every text is matched against the pattern)."""
+    words = set()
+    for string in strings:
+        found = _WORD.match(folded(string))
+        if found is None:
+            return None
+        words.add(found.group(0))
+    return words
+
+
 class Identities:
     """The protected people's identifying strings (name and each word of it, personal identity
     number in both forms, e-mail address, their login's username), and one pattern matching
@@ -97,17 +125,26 @@ class Identities:
         # Whole words only: "Kanarieqvist" is masked, "Ekonomi" is not masked for an "Ek".
         self.pattern = (re.compile(rf"(?<!\w)(?:{_pattern(everyone).pattern})(?!\w)",
                                    re.IGNORECASE) if everyone else None)
+        self.first_words = _first_words(everyone)
+
+    def may_name(self, text) -> bool:
+        """Whether `text` can hold a protected person's string: each string, matched as a
+        whole word, starts with a whole word of the text (its first word), and a set look-up
+        of the text's words is far cheaper than the pattern (most free text names nobody)."""
+        if self.first_words is None:
+            return True
+        return not self.first_words.isdisjoint(_WORD.findall(folded(text)))
 
     def redact(self, text, pattern=None, mask=None):
         pattern = self.pattern if pattern is None else pattern
-        if not isinstance(text, str) or pattern is None:
+        if not isinstance(text, str) or pattern is None or not self.may_name(text):
             return text
         return pattern.sub(str(MASK) if mask is None else mask, text)
 
     def redact_all_but(self, text, person_id, mask):
         """Every protected person's strings masked except those of `person_id` alone (one
         pass of the combined pattern, whatever the number of protected people)."""
-        if not isinstance(text, str) or self.pattern is None:
+        if not isinstance(text, str) or self.pattern is None or not self.may_name(text):
             return text
 
         def shown(match):
