@@ -239,6 +239,19 @@ def _page_1000_cursor(flask_app, page_size=20, **where) -> tuple[int, int]:
     return page, cursor
 
 
+# The API's keyset floor: one page of issuances by index with what each answer holds (card,
+# recipient, attesters with their person, extension, receipt), in one statement, no count.
+API_FLOOR = (
+    "SELECT i.*, c.*, p.*, e.*, r.received_at, (SELECT json_agg(json_build_object("
+    "'position', a.position, 'authenticated_at', a.authenticated_at, 'name', ap.name, "
+    "'hsa_id', ap.hsa_id, 'email', ap.email, 'personal_number', ap.personal_number)) "
+    "FROM issuance_attesters a JOIN people ap ON ap.id = a.person_id "
+    "WHERE a.issuance_id = i.id) AS attesters "
+    "FROM issuances i JOIN reserve_cards c ON c.id = i.card_id "
+    "JOIN people p ON p.id = i.recipient_id LEFT JOIN extensions e ON e.issuance_id = i.id "
+    "LEFT JOIN receipts r ON r.issuance_id = i.id WHERE {where} ORDER BY i.id DESC LIMIT 20")
+
+
 def issuance_list(flask_app, engine) -> list[Row]:
     api = Api(flask_app, "servicecenter")
     rows = []
@@ -265,10 +278,8 @@ def issuance_list(flask_app, engine) -> list[Row]:
             total = answer["count"] if answer.get("count_exact", True) \
                 else f"more than {answer['count'] - 1}"
             floor = floor_time(engine, [(
-                "SELECT i.*, c.*, p.* FROM issuances i JOIN reserve_cards c ON c.id = i.card_id "
-                "JOIN people p ON p.id = i.recipient_id WHERE " + where
-                + (" AND i.id < %(after)s" if after else "")
-                + " ORDER BY i.id DESC LIMIT 20", {"after": after})])
+                API_FLOOR.format(where=where + (" AND i.id < %(after)s" if after else "")),
+                {"after": after})])
             sql, login = page_and_login_sql(engine, seen)
             rows.append(floor_row(f"{figure} of {total}", value, sql, floor, login=login))
         except Exception as exc:  # one failing page must not hide the other
