@@ -14,7 +14,7 @@ import zipfile
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 from openpyxl.utils.escape import unescape
@@ -491,3 +491,16 @@ def test_a_column_makes_its_cells_as_the_general_rule_does(kind, value):
     every kind and every value a row may hold (formulas neutralised, codes in words)."""
     column = exports.Column("x", "X", kind, {"open": "Öppen", True: "Ja", False: "Nej"})
     assert exports.cell_maker(column)(value) == exports.cell(value, column)
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 12, 30)))
+@example(datetime(2026, 3, 29, 0, 59, 59))  # the last UTC moment of winter time
+@example(datetime(2026, 3, 29, 1, 0))
+@example(datetime(2026, 10, 25, 0, 59, 59))  # the repeated local hour begins after it
+@example(datetime(2026, 10, 25, 1, 0))
+def test_a_stored_time_is_shown_in_stockholm_time_across_daylight_saving(moment):
+    """The export's quick conversion (the offset looked up per hour) is the zone's own."""
+    from app import clock
+
+    expected = clock.to_local(moment).replace(tzinfo=None, second=0, microsecond=0)
+    assert exports.local_minute(moment) == expected
