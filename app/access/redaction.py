@@ -13,7 +13,7 @@ import re
 
 from flask import has_request_context, request
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect, literal, select
 
 from app.access.persons import (
     MASK,
@@ -154,13 +154,34 @@ class Identities:
         return self.pattern.sub(shown, text)
 
 
-def _protected_rows():
-    """(id, name, personal number, e-mail, login username) of every protected person."""
-    return tuple(tuple(row) for row in db.session.execute(
-        select(Person.id, Person.name, Person.personal_number, Person.email, User.username)
+def _protected_since(known_token):
+    """(the protected generation's token, the protected people's rows or None), in one
+    statement: the rows (id, name, personal number, e-mail, login username) are joined only
+    when the token is not `known_token`, so a process that knows them reads one short row."""
+    people = (
+        select(Person.id, Person.name, Person.personal_number, Person.email,
+               User.username.label("username"), User.id.label("user_id"))
         .outerjoin(AccountLink, AccountLink.person_id == Person.id)
         .outerjoin(User, User.id == AccountLink.user_id)
-        .where(Person.protected_identity.is_(True)).order_by(Person.id, User.id)).all())
+        .where(Person.protected_identity.is_(True))
+    ).subquery()
+    found = db.session.execute(
+        select(ProtectedGeneration.token, people.c.id, people.c.name, people.c.personal_number,
+               people.c.email, people.c.username)
+        .outerjoin(people, ProtectedGeneration.token != literal(known_token or ""))
+        .order_by(people.c.id, people.c.user_id)).all()
+    if not found:  # a database without the token row: read every time
+        return None, _rows(db.session.execute(select(
+            people.c.id, people.c.name, people.c.personal_number, people.c.email,
+            people.c.username).order_by(people.c.id, people.c.user_id)).all())
+    token = found[0][0]
+    if token == known_token:
+        return token, None
+    return token, _rows(row[1:] for row in found if row[1] is not None)
+
+
+def _rows(rows) -> tuple:
+    return tuple(tuple(row) for row in rows)
 
 
 def protected_identities() -> Identities:
@@ -172,10 +193,10 @@ def protected_identities() -> Identities:
     global _built
     cache = request.environ if has_request_context() else {}
     if _CACHE_KEY not in cache:
-        token = db.session.execute(select(ProtectedGeneration.token)).scalar()
         built = _built
-        if built is None or token is None or built[0] != token:
-            built = _built = (token, Identities(_protected_rows()))
+        token, rows = _protected_since(built[0] if built else None)
+        if rows is not None or built is None:
+            built = _built = (token, Identities(rows or ()))
         cache[_CACHE_KEY] = built[1]
     return cache[_CACHE_KEY]
 
