@@ -84,7 +84,7 @@ def neutralise(value):
     return value
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=64)  # a few hours at a time: the rows come in time order; memory stays flat
 def _offset_in_hour(hour: datetime) -> timedelta:
     """Stockholm's offset from UTC during this UTC hour (it changes only on the hour)."""
     return clock.to_local(hour).utcoffset()
