@@ -3,6 +3,7 @@ request, 422 `{message, rule, errors}` for a refusal, and the OpenAPI components
 them. Here in `app/` because the security manager's login endpoint (FAB's SecurityApi) answers
 with them too; the APIs of `views/api` build on the same mixin."""
 
+from flask import jsonify
 from flask_appbuilder.api import BaseApi
 from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, Schema, fields
@@ -118,3 +119,15 @@ class ContractAnswersMixin(DocumentedErrorsMixin):
         for name, response in ERROR_RESPONSES.items():
             if name not in api_spec.components.responses:
                 api_spec.components.response(name, response)
+
+
+def too_many_attempts_response(exc):
+    """The API's answer to app.signin_limits.TooManyAttempts: 429 {"message", "rule"} (and
+    `errors` at the field it names) with Retry-After."""
+    body = {"message": exc.message, "rule": exc.rule}
+    if exc.field:
+        body["errors"] = {exc.field: [exc.message]}
+    response = jsonify(body)
+    response.status_code = 429
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response

@@ -194,7 +194,8 @@ def error_answer(status: int, message=None, headers=None):
 def install(flask_app) -> None:
     from werkzeug.exceptions import HTTPException, InternalServerError
 
-    from app.signin_limits import TooManyAttempts, too_many_attempts_response
+    from app.api_contract import too_many_attempts_response
+    from app.signin_limits import TooManyAttempts
 
     def http_error(exc: HTTPException):
         if exc.code not in ERROR_PAGES:

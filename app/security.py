@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
 from sqlalchemy.orm import joinedload
 
-from app import signin_limits
+from app import api_contract, signin_limits
 from app.access import AccessInterface, MaskingSchemaConverter
 from app.api_contract import ContractAnswersMixin
 from app.extensions import db
@@ -35,7 +35,7 @@ class SecurityApi(ContractAnswersMixin, FabSecurityApi):
         try:
             return FabSecurityApi.login.__wrapped__(self)
         except signin_limits.TooManyAttempts as exc:
-            return signin_limits.too_many_attempts_response(exc)
+            return api_contract.too_many_attempts_response(exc)
 
 _KNOWN_LOGINS = "rk_known_logins"
 _PERSON_OF_LOGIN = "rk_person_of_login"

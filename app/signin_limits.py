@@ -17,7 +17,7 @@ import logging
 import math
 from datetime import timedelta
 
-from flask import current_app, has_request_context, jsonify, request
+from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -207,14 +207,3 @@ def unlock(username) -> bool:
                  after={"username": key, "locked": False})
     db.session.commit()
     return True
-
-
-def too_many_attempts_response(exc: TooManyAttempts):
-    """The API's answer: 429 {"message", "rule"} with Retry-After."""
-    body = {"message": exc.message, "rule": exc.rule}
-    if exc.field:
-        body["errors"] = {exc.field: [exc.message]}
-    response = jsonify(body)
-    response.status_code = 429
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response

@@ -21,10 +21,11 @@ from app.api_contract import (  # noqa: F401  (answers: the APIs of views.api im
     answer,
     answers,
     string_keys,
+    too_many_attempts_response,
 )
 from app.errors import NotFound, RuleViolation
 from app.extensions import db
-from app.signin_limits import TooManyAttempts, too_many_attempts_response
+from app.signin_limits import TooManyAttempts
 from app.validation import FieldError
 from views.api.schemas import COMPONENTS, MAX_ID, CursorSchema, UtcDateTime
 from views.listing import KeysetPage, list_url
