@@ -173,15 +173,18 @@ def _login_rows(search: str):
 
 def login_page(search: str, page: int, page_size: int):
     """(count, rows) of the logins matching `search` (username or HSA-id), one page ordered by
-    username, each with its roles, its person's name as the reader may see it, and whether it
-    is cleared for protected identity."""
+    username as the reader sees it, each with its roles, its person's name as the reader may
+    see it, and whether it is cleared for protected identity."""
     # The reader's clearance is looked up with every page, searched or not: the statements per
     # page stay the same.
     access.current_user_cleared()
     rows, user_model = _login_rows(search)
     count = db.session.execute(select(func.count()).select_from(rows.subquery())).scalar()
+    # A protected person's login sorts as the mask: its place must not tell its username.
+    by_username = access.masked_order(user_model, "username")
     page_rows = db.session.execute(
-        rows.options(selectinload(user_model.roles)).order_by(user_model.username)
+        rows.options(selectinload(user_model.roles))
+        .order_by(user_model.username if by_username is None else by_username, user_model.id)
         .limit(page_size).offset(page * page_size)
     ).all()
     return count, [

@@ -350,3 +350,17 @@ def test_the_quick_look_up_never_skips_a_text_the_pattern_would_mask(pieces, sep
     identities = Identities(PROTECTED_ROWS)
     text = "".join(piece + separator for piece, separator in zip(pieces, separators, strict=False))
     assert identities.redact(text, mask="X") == identities.pattern.sub("X", text)
+
+
+def test_the_user_links_sort_a_protected_login_as_the_mask(app, as_user, login, dialect):
+    """Ordered by username, a protected person's login stands where the mask would, not
+    where "zebulon.kanarieqvist" would (last): its place must not tell its name."""
+    from tests.access_support import CANARY_LOGIN, make_canary
+
+    make_canary(app, as_user, with_login=True)
+    page = login("Admin").get("/admin/user-links/").get_data(as_text=True)
+    assert CANARY_LOGIN not in page
+    rows = re.findall(r"<tr\b[^>]*>(.*?)</tr>", page, re.S)
+    masked = [n for n, row in enumerate(rows) if MASK in row]
+    assert masked, "the canary's login is listed, masked"
+    assert masked[-1] < len(rows) - 1, "it does not stand last, where its username sorts"

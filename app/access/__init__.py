@@ -18,6 +18,7 @@ from app.access.filters import (
     MaskingSchemaConverter,
     apply_search_policy,
     findable_people,
+    masked_order,
     search_guard,
 )
 from app.access.persons import (
@@ -72,7 +73,8 @@ from app.access.scope import (
 
 __all__ = [
     "MASK", "PERSON_FIELDS", "AccessInterface", "MaskedPerson", "MaskingSchemaConverter",
-    "apply_search_policy", "check_person_edit", "findable_people", "current_user_cleared",
+    "apply_search_policy", "check_person_edit", "findable_people", "masked_order",
+    "current_user_cleared",
     "display_name",
     "field_value", "format_personal_number", "has_clearance", "hidden", "is_masked",
     "mask_dict", "mask_rows", "masked_dump", "may_edit_person", "person_label",
