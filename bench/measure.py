@@ -189,15 +189,16 @@ class Screen:
 
 def _approval_page(page_size=25):
     """What the approval screen asks: the count and one page, with what each row shows."""
+    from app.access import person_label
     from app.workflow import queries
 
     db.session.remove()
     queue = queries.approval_queue()
     count = db.session.execute(select(func.count()).select_from(queue.subquery())).scalar()
     rows = db.session.execute(queue.limit(page_size)).unique().scalars().all()
-    for issuance in rows:
-        (issuance.card.serial, issuance.recipient.name, issuance.recipient.unit,
-         [link.person.name for link in issuance.attesters])
+    for issuance in rows:  # what the queue's template shows of each row
+        (issuance.card.serial, issuance.card.loa, person_label(issuance.recipient),
+         [person_label(link.person) for link in issuance.attesters])
     db.session.rollback()
     return count, rows
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from sqlalchemy import Integer, case, cast, func, literal, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from app import clock
 from app.extensions import db
@@ -15,6 +15,7 @@ from models import (
     Deviation,
     Issuance,
     IssuanceAttester,
+    Person,
     Receipt,
     ReserveCard,
 )
@@ -111,12 +112,22 @@ def _open_deviations(user):
 
 
 def approval_queue():
-    """Issuances awaiting Televäxeln, oldest first, with card, recipient and attesters loaded
-    by the same few statements whatever the page size."""
+    """Issuances awaiting Televäxeln, oldest first, with what the queue shows loaded by two
+    statements whatever the page size: the card, the recipient and the attesters' persons.
+    The rest of the model's eager loads (pickup point, units, Kobe rows, extension, receipt)
+    stay lazy: the queue shows none of them, and one awaiting approval has neither extension
+    nor receipt."""
+    person_only = (lazyload(Person.unit), lazyload(Person.kobe))
     return (
         select(Issuance)
         .where(Issuance.status == "awaiting_approval")
-        .options(selectinload(Issuance.attesters).joinedload(IssuanceAttester.person))
+        .options(
+            joinedload(Issuance.card).lazyload(ReserveCard.pickup_point),
+            joinedload(Issuance.recipient).options(*person_only),
+            selectinload(Issuance.attesters).joinedload(IssuanceAttester.person)
+            .options(*person_only),
+            lazyload(Issuance.extension), lazyload(Issuance.receipt),
+        )
         .order_by(Issuance.created_at, Issuance.id)
     )
 
