@@ -24,8 +24,9 @@ import csv
 import io
 import os
 import secrets
+from calendar import isleap
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from tempfile import SpooledTemporaryFile, TemporaryDirectory
@@ -84,17 +85,55 @@ def neutralise(value):
     return value
 
 
-@lru_cache(maxsize=64)  # a few hours at a time: the rows come in time order; memory stays flat
-def _offset_in_hour(hour: datetime) -> timedelta:
-    """Stockholm's offset from UTC during this UTC hour (it changes only on the hour)."""
-    return clock.to_local(hour).utcoffset()
+def _offset(moment: datetime) -> timedelta:
+    return clock.to_local(moment).utcoffset()
+
+
+@lru_cache(maxsize=64)  # one entry per year: memory stays flat
+def _stretches(year: int) -> tuple:
+    """The year's stretches of one offset from UTC in Stockholm, as (naive UTC start, offset,
+    offset as "+HH:MM") sorted by start: found day by day, then hour by hour within a day
+    where it changes (it changes on the hour)."""
+    first = datetime(year, 1, 1)
+    found = [(first, _offset(first))]
+    for n in range(366 if isleap(year) else 365):
+        day = first + timedelta(days=n)
+        if _offset(day + timedelta(hours=23)) == found[-1][1]:
+            continue
+        for hour in (day + timedelta(hours=n) for n in range(24)):
+            if _offset(hour) != found[-1][1]:
+                found.append((hour, _offset(hour)))
+    return tuple((start, offset, _offset_text(offset)) for start, offset in found)
+
+
+def _offset_text(offset: timedelta) -> str:
+    """"+01:00": an offset as ISO 8601 writes it after a time."""
+    return datetime(2000, 1, 1, tzinfo=timezone(offset)).isoformat(timespec="minutes")[16:]
+
+
+def _offset_at(moment: datetime) -> tuple:
+    """(offset, "+HH:MM") in Stockholm at a naive UTC time, from its year's stretches (an
+    export converts a hundred thousand times; the zone is asked a few hundred times a year)."""
+    for start, offset, text in reversed(_stretches(moment.year)):
+        if moment >= start:
+            return offset, text
+    raise AssertionError("a year's first stretch starts on its first moment")
 
 
 def local_minute(moment: datetime) -> datetime:
-    """A stored naive-UTC time as Swedish wall-clock time to the minute, without a zone (the
-    offset looked up once per hour: an export converts a hundred thousand times)."""
-    minute = moment.replace(second=0, microsecond=0)
-    return minute + _offset_in_hour(minute.replace(minute=0))
+    """A stored naive-UTC time as Swedish wall-clock time to the minute, without a zone."""
+    return (moment + _offset_at(moment)[0]).replace(second=0, microsecond=0)
+
+
+def local_instant_text(moment: datetime) -> str:
+    """A stored naive-UTC time as ISO 8601 in Swedish time to the minute, with its offset."""
+    offset, text = _offset_at(moment)
+    return (moment + offset).isoformat(timespec="minutes") + text
+
+
+def local_moment_text(moment: datetime) -> str:
+    """A stored naive-UTC time as "YYYY-MM-DD HH:MM" in Swedish time."""
+    return (moment + _offset_at(moment)[0]).isoformat(" ", timespec="minutes")
 
 
 def cell(value, column: Column | None = None):
@@ -107,10 +146,7 @@ def cell(value, column: Column | None = None):
         words = column.labels if column is not None else {}
         return neutralise(str(words.get(value, value)))
     if isinstance(value, datetime):
-        local = local_minute(value)
-        if kind == "instant":
-            return local.replace(tzinfo=clock.LOCAL_TZ).isoformat(timespec="minutes")
-        return local.strftime("%Y-%m-%d %H:%M")
+        return local_instant_text(value) if kind == "instant" else local_moment_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (int, float)):
@@ -126,13 +162,10 @@ def cell_maker(column: Column):
         return lambda value: ("" if value is None or value == ""
                               else neutralise(str(words.get(value, value))))
     if column.kind in ("moment", "instant"):
+        text_of = local_instant_text if column.kind == "instant" else local_moment_text
+
         def moment_cell(value):
-            if type(value) is not datetime:
-                return cell(value, column)
-            local = local_minute(value)
-            if column.kind == "instant":
-                return local.replace(tzinfo=clock.LOCAL_TZ).isoformat(timespec="minutes")
-            return local.strftime("%Y-%m-%d %H:%M")
+            return text_of(value) if type(value) is datetime else cell(value, column)
         return moment_cell
 
     def text_cell(value):
@@ -150,16 +183,20 @@ def xlsx_cell(value, column: Column):
     return value if isinstance(value, date) else cell(value, column)
 
 
-def query_rows(query, to_row=dict, batch_rows=BATCH_ROWS):
-    """The rows of `query` as dicts, read in batches on a connection of the export's own (the
-    engine is taken now; the connection is opened when the body is first read)."""
+def query_rows(query, to_row=None, batch_rows=BATCH_ROWS):
+    """The rows of `query` as dicts (each passed through `to_row`), read in batches on a
+    connection of the export's own (the engine is taken now; the connection is opened when the
+    body is first read)."""
     engine = db.engine
 
     def rows():
         with engine.connect() as connection:
             result = connection.execution_options(yield_per=batch_rows).execute(query)
+            keys = tuple(result.keys())
             for row in result:
-                yield to_row(row)
+                # zip with the keys read once: three times quicker than a Row's own mapping
+                values = dict(zip(keys, row, strict=True))
+                yield to_row(values) if to_row else values
 
     return rows()
 
@@ -304,7 +341,7 @@ def _report_rows(query, cleared):
     from app.workflow import deviations
 
     mask = masking(cleared)
-    return query_rows(query, lambda row: _with_names(mask(deviations.report_row(row))))
+    return query_rows(query, lambda row: _with_names(mask(deviations.report_values(row))))
 
 
 # The deviation report's columns: the screen's (Swedish headers, codes in words) and the

@@ -493,14 +493,19 @@ def test_a_column_makes_its_cells_as_the_general_rule_does(kind, value):
     assert exports.cell_maker(column)(value) == exports.cell(value, column)
 
 
-@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 12, 30)))
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2100, 12, 30)))
 @example(datetime(2026, 3, 29, 0, 59, 59))  # the last UTC moment of winter time
 @example(datetime(2026, 3, 29, 1, 0))
 @example(datetime(2026, 10, 25, 0, 59, 59))  # the repeated local hour begins after it
 @example(datetime(2026, 10, 25, 1, 0))
+@example(datetime(1916, 5, 14, 22, 0))  # Sweden's first summer time, begun at 23:00 local
+@example(datetime(1916, 9, 30, 22, 59))
 def test_a_stored_time_is_shown_in_stockholm_time_across_daylight_saving(moment):
-    """The export's quick conversion (the offset looked up per hour) is the zone's own."""
+    """The export's quick conversion (the offset looked up in its year's stretches) is the
+    zone's own, in every form a file shows it."""
     from app import clock
 
-    expected = clock.to_local(moment).replace(tzinfo=None, second=0, microsecond=0)
-    assert exports.local_minute(moment) == expected
+    local = clock.to_local(moment).replace(second=0, microsecond=0)
+    assert exports.local_minute(moment) == local.replace(tzinfo=None)
+    assert exports.local_instant_text(moment) == local.isoformat(timespec="minutes")
+    assert exports.local_moment_text(moment) == local.strftime("%Y-%m-%d %H:%M")

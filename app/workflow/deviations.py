@@ -219,10 +219,9 @@ def report_query(user, filters=None):
     return query
 
 
-def report_row(row) -> dict:
-    """One result row of `report_query` as the report's values (times as stored, naive UTC:
-    the writer shows them; see app.exports)."""
-    values = dict(row._mapping)
+def report_values(values: dict) -> dict:
+    """One result row of `report_query`, as a dict, made the report's values (times as stored,
+    naive UTC: the writer shows them; see app.exports)."""
     values["protected_identity"] = bool(values.get("protected_identity"))
     return values
 
@@ -237,7 +236,7 @@ def report_rows(user, filters=None, batch_size=500):
             ("type", "deviation_type"), ("status", "deviation_status"))}
     query = report_query(user, filters).execution_options(yield_per=batch_size)
     for row in db.session.execute(query):
-        values = report_row(row)
+        values = report_values(dict(row._mapping))
         values["type_name"] = names["type"].get(values["type"], values["type"])
         values["status_name"] = names["status"].get(values["status"], values["status"])
         yield values
