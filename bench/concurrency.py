@@ -1,5 +1,6 @@
-"""Concurrent applications through the real server: gunicorn with two worker processes of eight
-threads, and clients on plain urllib, each the first attester of its own pair.
+"""Concurrent applications through the real server: gunicorn with the project's own settings
+(gunicorn.conf.py: one sync worker per core, the access log), and clients on plain urllib,
+each the first attester of its own pair.
 
 Shows the throughput, that no person and no card ends up with two open issuances, and that when
 several clients race for the same card exactly one wins and the others get a 422.
@@ -145,12 +146,13 @@ def server(database_url):
     env = {**os.environ, "DATABASE_URL": database_url, "FAB_UPDATE_PERMS": "false",
            "RATELIMIT_ENABLED": "false", "REDIS_URL": "",
            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
-           "RESERVKORT_INSTANCE": str(instance)}
+           "RESERVKORT_INSTANCE": str(instance), "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_CONTROL_SOCKET": str(instance / "gunicorn.ctl")}
     log_path = instance / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "8",
-             "--graceful-timeout", "5", "-b", f"127.0.0.1:{port}", "app:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--graceful-timeout", "5",
+             "app:create_app()"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -83,3 +83,14 @@ def test_each_gunicorn_instance_has_its_own_control_socket():
     assert first["accesslog"] == "-"
     assert 30 <= first["timeout"] <= 120
     assert first["graceful_timeout"] <= first["timeout"]
+
+
+def test_gunicorn_runs_one_sync_worker_per_core_unless_told(monkeypatch):
+    """Password checks are CPU-bound: more workers than cores only make them take turns."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert _gunicorn_settings()["workers"] == 4
+    assert _gunicorn_settings()["worker_class"] == "sync"
+    assert _gunicorn_settings(WEB_CONCURRENCY="7")["workers"] == 7
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert _gunicorn_settings()["workers"] == 2  # one slow request never holds them all
