@@ -210,3 +210,26 @@ def test_a_name_typed_for_the_persons_hsa_id_is_found_or_explained(login, demo_p
     assert ("Personens HSA-id: Ange HSA-id, t.ex. SE2321000131-B123; hittade 2 personer med "
             "namnet ”Tvillingsson”: Tora Tvillingsson") in several
     assert db.session.execute(select(Deviation)).first() is None
+
+
+@pytest.mark.both_databases
+def test_the_unit_filter_compares_the_unit_key_without_reading_the_unit(login, deviations):
+    from sqlalchemy import event
+
+    own = db.session.execute(select(Unit.id).where(Unit.name == OWN_UNIT)).scalar_one()
+    screen = login("Servicecenter")
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        page = screen.get(f"/deviations/list/?_flt_0_unit={own}").get_data(as_text=True)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert "Anna Åkesson" in page and "Cecilia" not in page
+    # FAB's relation filter read the unit by its key twice (for the count and for the page).
+    assert not [s for s in statements if "WHERE units.id =" in s], statements
+    for key in ("999999", "abc", "1.5"):
+        answer = screen.get(f"/deviations/list/?_flt_0_unit={key}")
+        assert answer.status_code == 200, key
+        text = answer.get_data(as_text=True)
+        assert "Anna Åkesson" not in text and "Cecilia" not in text, key

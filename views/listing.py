@@ -22,6 +22,7 @@ from math import ceil
 from flask import flash, request, url_for
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import (
+    FilterRelationOneToManyEqual,
     FilterStartsWith,
     SQLAFilterConverter,
     get_field_setup_query,
@@ -30,7 +31,8 @@ from flask_appbuilder.widgets import SearchWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import false, func, select, text, tuple_
+from sqlalchemy.orm import MANYTOONE
 from wtforms import StringField
 
 from app import labels
@@ -161,15 +163,37 @@ class CodeStartsWith(FilterStartsWith):
         return super().apply(query, value)
 
 
+class RelationKeyEqual(FilterRelationOneToManyEqual):
+    """"Relation" on a many-to-one: the foreign key column compared with the key the link
+    carries. FAB's own reads the related row first, once for the count and once more for the
+    page (its key arrives as text, which the session's identity map does not know). A key that
+    is no number finds nothing."""
+
+    def apply(self, query, value):
+        relation = getattr(self.model, self.column_name).property
+        columns = list(relation.local_columns)
+        if relation.direction is not MANYTOONE or len(columns) != 1:
+            return super().apply(query, value)
+        try:
+            key = columns[0].type.python_type(value)
+        except (TypeError, ValueError, NotImplementedError):
+            return query.filter(false())
+        return query.filter(columns[0] == key)
+
+
 class CodeFilterConverter(SQLAFilterConverter):
     """FAB's filters, with "starts with" on the interface's code columns equality for a whole
-    code (the filters' order, and so `_flt_<n>_` in links, stays FAB's)."""
+    code, and "relation" a comparison of the foreign key (the filters' order, and so
+    `_flt_<n>_` in links, stays FAB's)."""
 
     def convert(self, col_name):
         found = super().convert(col_name)
         if found and col_name in self.datamodel.code_columns:
             found = [CodeStartsWith(col_name, self.datamodel)
                      if type(item) is FilterStartsWith else item for item in found]
+        if found:
+            found = [RelationKeyEqual(col_name, self.datamodel)
+                     if type(item) is FilterRelationOneToManyEqual else item for item in found]
         return found
 
 
