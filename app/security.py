@@ -125,11 +125,15 @@ class ReservkortSecurityManager(SecurityManager):
         once per request, in one statement, and each question is answered from that set."""
         if not has_request_context():
             return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        return (permission_name, view_name) in self.role_permissions(role_ids)
+
+    def role_permissions(self, role_ids) -> frozenset:
+        """(permission, view) pairs the stored roles hold, read once per request."""
         cache = request.__dict__.setdefault("_rk_role_permissions", {})
         key = tuple(sorted(role_ids))
         if key not in cache:
             links = self.role_model.permissions.property.secondary
-            cache[key] = set(db.session.execute(
+            cache[key] = frozenset(db.session.execute(
                 select(self.permission_model.name, self.viewmenu_model.name)
                 .select_from(self.permissionview_model)
                 .join(links, links.c.permission_view_id == self.permissionview_model.id)
@@ -139,7 +143,20 @@ class ReservkortSecurityManager(SecurityManager):
                       self.viewmenu_model.id == self.permissionview_model.view_menu_id)
                 .where(links.c.role_id.in_(key))
             ).all())
-        return (permission_name, view_name) in cache[key]
+        return cache[key]
+
+    def access_key(self):
+        """What decides which menu entries and buttons this request's login sees: the names
+        of its built-in roles (FAB_ROLES, fixed for the process) and the permissions of its
+        stored roles; None for a request without an active login. Two requests with the same
+        key see the same entries."""
+        user = g.get("user")
+        if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+            return None
+        roles = self.get_user_roles(user)
+        builtin = tuple(sorted(role.name for role in roles if role.name in self.builtin_roles))
+        stored = [role.id for role in roles if role.name not in self.builtin_roles]
+        return builtin, self.role_permissions(stored) if stored else frozenset()
 
     def get_public_permissions(self):
         """The public role's permissions in one statement (FAB asks on every API call)."""

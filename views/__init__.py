@@ -4,6 +4,7 @@ from importlib import import_module
 
 # Each module has register(appbuilder). Order is menu order.
 MODULES = (
+    "views.menu",
     "views.home",
     "views.accessibility",
     "views.wizard",
