@@ -199,7 +199,7 @@ def _approval_page(page_size=25):
     for issuance in rows:  # what the queue's template shows of each row
         (issuance.card.serial, issuance.card.loa, person_label(issuance.recipient),
          [person_label(link.person) for link in issuance.attesters])
-    db.session.rollback()
+    db.session.remove()  # as a request ends
     return count, rows
 
 
