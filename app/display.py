@@ -7,6 +7,7 @@ from datetime import date, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import current_app
+from markupsafe import Markup, escape
 
 from app import clock, labels
 
@@ -130,7 +131,20 @@ def shown_text(value):
     return access.free_text(value)
 
 
-FILTERS = {"local_time": local_time, "shown_text": shown_text, "dash": dash,
+def row_cells(item, columns, formatters) -> Markup:
+    """A list row's cells: each value through its column's formatter, or as labels.cell
+    shows it, escaped as the template would (one call per row: Jinja's work per cell was
+    most of a list page's rows' time)."""
+    cells = []
+    for column in columns:
+        formatter = formatters.get(column)
+        value = item[column]
+        cells.append(f"<td>{escape(formatter(value) if formatter else labels.cell(value, column))}"
+                     "</td>")
+    return Markup("".join(cells))
+
+
+FILTERS = {"local_time": local_time, "row_cells": row_cells, "shown_text": shown_text, "dash": dash,
            "action_label": action_label, "sorted_from_start": sorted_from_start,
            "changes": changes, "cell": labels.cell,
            "yes_no": labels.yes_no,

@@ -76,3 +76,16 @@ def test_each_rows_buttons_lead_to_that_row(login, demo_person, as_user):
     assert SLOT not in page
     assert re.findall(r'href="/deviations/show/(\d+)"', page) == [str(pk) for pk in ids[:25]]
 
+
+
+def test_a_rows_cells_are_escaped_and_read_in_words(app):
+    from markupsafe import Markup
+
+    from app.display import row_cells
+
+    item = {"name": "<script>x</script>", "none": None, "flag": True, "own": 5}
+    formatters = {"own": lambda value: Markup(f"<b>{value}</b>")}
+    with app.test_request_context():
+        cells = row_cells(item, ["name", "none", "flag", "own"], formatters)
+    assert cells == ("<td>&lt;script&gt;x&lt;/script&gt;</td><td></td><td>Ja</td>"
+                     "<td><b>5</b></td>")
