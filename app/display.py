@@ -12,7 +12,6 @@ from markupsafe import Markup, escape
 from app import clock, labels
 
 DASH = "–"
-TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 # The words come from the one table, app/labels.py.
 STATUS_LABELS = labels.STATUS
@@ -43,7 +42,7 @@ def local_time(value) -> str:
         return DASH
     moment = _as_datetime(value)
     if moment is not None:
-        return clock.to_local(clock.to_utc_naive(moment)).strftime(TIME_FORMAT)
+        return clock.local_moment_text(clock.to_utc_naive(moment))
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

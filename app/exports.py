@@ -24,10 +24,8 @@ import csv
 import io
 import os
 import secrets
-from calendar import isleap
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import date, datetime
 from pathlib import Path
 from tempfile import SpooledTemporaryFile, TemporaryDirectory
 
@@ -85,55 +83,10 @@ def neutralise(value):
     return value
 
 
-def _offset(moment: datetime) -> timedelta:
-    return clock.to_local(moment).utcoffset()
-
-
-@lru_cache(maxsize=64)  # one entry per year: memory stays flat
-def _stretches(year: int) -> tuple:
-    """The year's stretches of one offset from UTC in Stockholm, as (naive UTC start, offset,
-    offset as "+HH:MM") sorted by start: found day by day, then hour by hour within a day
-    where it changes (it changes on the hour)."""
-    first = datetime(year, 1, 1)
-    found = [(first, _offset(first))]
-    for n in range(366 if isleap(year) else 365):
-        day = first + timedelta(days=n)
-        if _offset(day + timedelta(hours=23)) == found[-1][1]:
-            continue
-        for hour in (day + timedelta(hours=n) for n in range(24)):
-            if _offset(hour) != found[-1][1]:
-                found.append((hour, _offset(hour)))
-    return tuple((start, offset, _offset_text(offset)) for start, offset in found)
-
-
-def _offset_text(offset: timedelta) -> str:
-    """"+01:00": an offset as ISO 8601 writes it after a time."""
-    return datetime(2000, 1, 1, tzinfo=timezone(offset)).isoformat(timespec="minutes")[16:]
-
-
-def _offset_at(moment: datetime) -> tuple:
-    """(offset, "+HH:MM") in Stockholm at a naive UTC time, from its year's stretches (an
-    export converts a hundred thousand times; the zone is asked a few hundred times a year)."""
-    for start, offset, text in reversed(_stretches(moment.year)):
-        if moment >= start:
-            return offset, text
-    raise AssertionError("a year's first stretch starts on its first moment")
-
-
 def local_minute(moment: datetime) -> datetime:
-    """A stored naive-UTC time as Swedish wall-clock time to the minute, without a zone."""
-    return (moment + _offset_at(moment)[0]).replace(second=0, microsecond=0)
-
-
-def local_instant_text(moment: datetime) -> str:
-    """A stored naive-UTC time as ISO 8601 in Swedish time to the minute, with its offset."""
-    offset, text = _offset_at(moment)
-    return (moment + offset).isoformat(timespec="minutes") + text
-
-
-def local_moment_text(moment: datetime) -> str:
-    """A stored naive-UTC time as "YYYY-MM-DD HH:MM" in Swedish time."""
-    return (moment + _offset_at(moment)[0]).isoformat(" ", timespec="minutes")
+    """A stored naive-UTC time as Swedish wall-clock time to the minute, without a zone (an
+    XLSX date cell)."""
+    return clock.local_wall_clock(moment).replace(second=0, microsecond=0)
 
 
 def cell(value, column: Column | None = None):
@@ -146,7 +99,8 @@ def cell(value, column: Column | None = None):
         words = column.labels if column is not None else {}
         return neutralise(str(words.get(value, value)))
     if isinstance(value, datetime):
-        return local_instant_text(value) if kind == "instant" else local_moment_text(value)
+        text_of = clock.local_instant_text if kind == "instant" else clock.local_moment_text
+        return text_of(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (int, float)):
@@ -162,7 +116,8 @@ def cell_maker(column: Column):
         return lambda value: ("" if value is None or value == ""
                               else neutralise(str(words.get(value, value))))
     if column.kind in ("moment", "instant"):
-        text_of = local_instant_text if column.kind == "instant" else local_moment_text
+        text_of = (clock.local_instant_text if column.kind == "instant"
+                   else clock.local_moment_text)
 
         def moment_cell(value):
             return text_of(value) if type(value) is datetime else cell(value, column)

@@ -350,7 +350,7 @@ def moment(value) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
-        return clock.to_local(clock.to_utc_naive(value)).strftime("%Y-%m-%d %H:%M")
+        return clock.local_moment_text(clock.to_utc_naive(value))
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -501,11 +501,11 @@ def test_a_column_makes_its_cells_as_the_general_rule_does(kind, value):
 @example(datetime(1916, 5, 14, 22, 0))  # Sweden's first summer time, begun at 23:00 local
 @example(datetime(1916, 9, 30, 22, 59))
 def test_a_stored_time_is_shown_in_stockholm_time_across_daylight_saving(moment):
-    """The export's quick conversion (the offset looked up in its year's stretches) is the
+    """The quick conversion (app.clock: the offset looked up in its year's stretches) is the
     zone's own, in every form a file shows it."""
     from app import clock
 
     local = clock.to_local(moment).replace(second=0, microsecond=0)
     assert exports.local_minute(moment) == local.replace(tzinfo=None)
-    assert exports.local_instant_text(moment) == local.isoformat(timespec="minutes")
-    assert exports.local_moment_text(moment) == local.strftime("%Y-%m-%d %H:%M")
+    assert clock.local_instant_text(moment) == local.isoformat(timespec="minutes")
+    assert clock.local_moment_text(moment) == local.strftime("%Y-%m-%d %H:%M")
