@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 from flask_appbuilder import AppBuilder
 
-from app.extensions import csrf, db, migrate
+from app.extensions import csrf, database_url, db, migrate
 
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE.parent / "migrations"
@@ -85,6 +85,7 @@ def _apply_defaults(flask_app: Flask) -> None:
     from app.roles import roles
 
     cfg = flask_app.config
+    cfg["SQLALCHEMY_DATABASE_URI"] = database_url(cfg["SQLALCHEMY_DATABASE_URI"])
     if not cfg.get("FAB_ROLES"):
         cfg["FAB_ROLES"] = roles(admin_may_operate=cfg.get("ADMIN_MAY_OPERATE", False))
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(HERE / "translations")

@@ -5,11 +5,26 @@ from flask_appbuilder.models.sqla.base import SQLA
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 db = SQLA(model_class=Model)
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+# The one PostgreSQL driver the project ships: psycopg 3, which prepares a statement the
+# connection has run a few times, so PostgreSQL plans it once instead of at every request.
+POSTGRESQL_DRIVER = "psycopg"
+
+
+def database_url(url: str) -> str:
+    """The URL with PostgreSQL reached through psycopg 3, however it names the driver
+    ("postgresql://", "postgresql+psycopg2://"); other databases as they are."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() == POSTGRESQL_DRIVER:
+        return url
+    return parsed.set(drivername=f"postgresql+{POSTGRESQL_DRIVER}").render_as_string(
+        hide_password=False)
 
 
 def _unicode_lower(value):

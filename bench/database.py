@@ -5,22 +5,20 @@ import secrets
 import tempfile
 from pathlib import Path
 
-import psycopg2
+import psycopg
 from sqlalchemy.engine import make_url
 
 import config
 from app import create_app
 from app.extensions import db
 
-DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/rk_bench"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/rk_bench"
 
 
 def _admin_connection(url):
     """An autocommit connection to the server's `postgres` database."""
     server = make_url(url).set(drivername="postgresql", database="postgres")
-    connection = psycopg2.connect(server.render_as_string(hide_password=False))
-    connection.autocommit = True
-    return connection
+    return psycopg.connect(server.render_as_string(hide_password=False), autocommit=True)
 
 
 def recreate(url) -> None:

@@ -8,7 +8,6 @@ the sweeps had run until yesterday (only one day of deadlines is left for the fi
 Randomness is a hash of the row number, so every pass over a table sees the same choices.
 """
 
-import io
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -107,7 +106,8 @@ def copy_rows(cursor, table: str, columns, lines) -> int:
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     total = 0
     while batch := list(islice(lines, COPY_CHUNK)):
-        cursor.copy_expert(statement, io.StringIO("".join(batch)))
+        with cursor.copy(statement) as copy:
+            copy.write("".join(batch))
         total += len(batch)
     return total
 

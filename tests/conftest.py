@@ -11,7 +11,7 @@ import shutil
 import uuid
 from datetime import date, datetime
 
-import psycopg2
+import psycopg
 import pytest
 from flask import g, request_started
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from config import TestConfig
 PG_ADMIN_DSN = os.environ.get(
     "TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 )
-PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 DEMO_PASSWORD = "Reservkort-demo-2026"
 ROLE_LOGINS = {
     "Admin": "admin",
@@ -56,11 +56,9 @@ def pytest_generate_tests(metafunc):
 
 def _pg_admin():
     try:
-        connection = psycopg2.connect(PG_ADMIN_DSN)
-    except psycopg2.OperationalError as exc:  # a missing service must fail, never skip
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:  # a missing service must fail, never skip
         raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}") from exc
-    connection.autocommit = True
-    return connection
 
 
 def _prepare(url, instance):

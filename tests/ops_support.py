@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 
 from tests.job_support import free_port, wait_until
@@ -63,21 +63,19 @@ class PgCluster:
 
     def answers(self) -> bool:
         try:
-            psycopg2.connect(self.dsn("postgres"), connect_timeout=1).close()
+            psycopg.connect(self.dsn("postgres"), connect_timeout=1).close()
             return True
-        except psycopg2.OperationalError:
+        except psycopg.OperationalError:
             return False
 
     def dsn(self, database):
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
 
     def url(self, database):
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def admin(self):
-        connection = psycopg2.connect(self.dsn("postgres"))
-        connection.autocommit = True
-        return connection
+        return psycopg.connect(self.dsn("postgres"), autocommit=True)
 
     def create_database(self, template=None) -> str:
         name = f"rk_{uuid.uuid4().hex[:10]}"

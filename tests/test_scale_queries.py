@@ -15,7 +15,7 @@ from sqlalchemy import event, select, text
 
 from app import audit, clock
 from app.demo import hsa
-from app.extensions import db
+from app.extensions import database_url, db
 from bench.fill import Sizes, fill
 from models import Deviation, Issuance, ReserveCard, Unit
 
@@ -360,6 +360,26 @@ def test_one_application_is_at_most_15_statements_and_one_commit(app, api_header
     assert seen.commits == 1
     assert db.session.execute(
         select(ReserveCard.status).where(ReserveCard.serial == serial)).scalar() == "issued"
+
+
+def test_postgresql_urls_reach_psycopg3_whatever_driver_they_name():
+    assert database_url("postgresql+psycopg2://u@h/rk") == "postgresql+psycopg://u@h/rk"
+    assert database_url("postgresql://u:p@h:5433/rk") == "postgresql+psycopg://u:p@h:5433/rk"
+    assert database_url("postgresql+psycopg://u@h/rk") == "postgresql+psycopg://u@h/rk"
+    assert database_url("sqlite:///rk.db") == "sqlite:///rk.db"
+
+
+def test_a_page_s_statements_are_planned_once_per_connection_not_per_request(app, login):
+    # psycopg 3 prepares a statement its connection has run a few times: PostgreSQL then
+    # plans the page's queries once, instead of at every request.
+    assert db.engine.dialect.driver == "psycopg"
+    screen = login("Servicecenter")
+    for _ in range(7):
+        _ok(screen.get("/deviations/list/"))
+    prepared = db.session.execute(
+        text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    assert any("FROM deviations" in statement for statement in prepared), prepared
+    assert any("FROM ab_user" in statement for statement in prepared), prepared
 
 
 def test_a_screen_reads_its_user_and_session_generation_in_one_statement(app, login):
