@@ -42,5 +42,15 @@ access_log_format = ('%(h)s "%(r)s" %(s)s %(b)s %(M)sms '
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
+
+
+def post_worker_init(worker):
+    """A new worker (at start, and each time one is recycled) builds what the app keeps per
+    process before it takes a request (app.warm_up)."""
+    from app import warm_up
+
+    warm_up(worker.wsgi)
+
+
 # Permissions are synced by `flask reservkort deploy`, never by a web worker.
 raw_env = ["FAB_UPDATE_PERMS=false"]

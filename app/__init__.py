@@ -81,6 +81,25 @@ def create_app(config=None, **overrides) -> Flask:
     return flask_app
 
 
+def warm_up(flask_app: Flask) -> None:
+    """What a web worker reads and builds before its first request, so that no request waits
+    for it: the protected people's masks (app.access; about a second for a national register,
+    then kept while their generation holds). A database that is not there yet is logged and
+    left to the first request."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app import access
+
+    with flask_app.app_context():
+        try:
+            access.protected_identities()
+        except SQLAlchemyError as exc:
+            logging.getLogger("reservkort.database").warning(
+                "warm-up skipped, the database is not answering (%s)", type(exc).__name__)
+        finally:
+            db.session.remove()
+
+
 def _apply_defaults(flask_app: Flask) -> None:
     from app.roles import roles
 

@@ -4,13 +4,17 @@ settings give each instance its own control socket, an access log and fitting ti
 import os
 import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from app import create_app
+from app.access import redaction
 from app.extensions import db
 from config import TestConfig
+from models import Person
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +98,31 @@ def test_gunicorn_runs_one_sync_worker_per_core_unless_told(monkeypatch):
     assert _gunicorn_settings(WEB_CONCURRENCY="7")["workers"] == 7
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert _gunicorn_settings()["workers"] == 2  # one slow request never holds them all
+
+
+def test_a_gunicorn_worker_builds_the_protected_masks_before_its_first_request(
+        app, monkeypatch):
+    protected = set(db.session.execute(
+        select(Person.id).where(Person.protected_identity.is_(True))).scalars())
+    assert protected  # the demo has protected people
+    monkeypatch.setattr(redaction, "_built", None)
+    _gunicorn_settings()["post_worker_init"](SimpleNamespace(wsgi=app))
+    token, identities = redaction._built
+    assert identities.ids == protected
+    # A request then finds them built: it reads the token, not the people.
+    built = []
+    monkeypatch.setattr(redaction, "Identities", lambda rows: built.append(rows))
+    with app.test_request_context("/"):
+        assert redaction.protected_identities() is identities
+    assert built == []
+
+
+def test_the_warm_up_leaves_an_absent_database_to_the_first_request(app, monkeypatch, caplog):
+    def away(_known):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(redaction, "_built", None)
+    monkeypatch.setattr(redaction, "_protected_since", away)
+    _gunicorn_settings()["post_worker_init"](SimpleNamespace(wsgi=app))
+    assert redaction._built is None
+    assert "warm-up skipped" in caplog.text
