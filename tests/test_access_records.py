@@ -318,6 +318,48 @@ def test_the_protected_people_are_kept_between_requests_until_one_changes(app, a
         assert free_text("Helena Holm ringde") == "Helena Holm ringde"
 
 
+@pytest.mark.postgresql_only
+def test_a_process_that_knows_the_protected_people_reads_none_of_them(app, as_user):
+    """With the token unchanged the database decides so before it reads one protected person
+    (a one-time filter): the check costs one short row, however many people are protected."""
+    from sqlalchemy import event
+
+    from app.access.redaction import protected_identities
+
+    _protect(as_user, "Anna")
+    _identities_in_a_request(app)
+    sent = []
+
+    def record(_conn, _cursor, statement, parameters, *_args):
+        if "protected_generation" in statement:
+            sent.append((statement, parameters))
+
+    with app.test_request_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            protected_identities()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        db.session.remove()
+    assert len(sent) == 1, sent
+    connection = db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sent[0][0], sent[0][1])
+        plan = cursor.fetchone()[0][0]["Plan"]
+    finally:
+        connection.rollback()
+        connection.close()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", ()):
+            yield from nodes(child)
+
+    reads = [node for node in nodes(plan) if node.get("Relation Name") == "people"]
+    assert reads and all(node["Actual Loops"] == 0 for node in reads), reads
+
+
 def test_the_fold_table_takes_letters_as_equal_as_the_pattern_does():
     """The quick look-up before the pattern folds letters as Python's re does without case:
     a letter it took as different would let a name through unmasked."""

@@ -13,7 +13,7 @@ import re
 
 from flask import has_request_context, request
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import event, inspect, literal, select
+from sqlalchemy import event, inspect, literal, select, true
 
 from app.access.persons import (
     MASK,
@@ -157,18 +157,22 @@ class Identities:
 def _protected_since(known_token):
     """(the protected generation's token, the protected people's rows or None), in one
     statement: the rows (id, name, personal number, e-mail, login username) are joined only
-    when the token is not `known_token`, so a process that knows them reads one short row."""
+    when the token is not `known_token`, so a process that knows them reads one short row.
+    The token's test stands in the people's own WHERE with no column of theirs, so the
+    database decides it once before reading any of them (PostgreSQL: a one-time filter)."""
+    moved = (select(ProtectedGeneration.token).scalar_subquery()
+             .is_distinct_from(literal(known_token or "")))
     people = (
         select(Person.id, Person.name, Person.personal_number, Person.email,
                User.username.label("username"), User.id.label("user_id"))
         .outerjoin(AccountLink, AccountLink.person_id == Person.id)
         .outerjoin(User, User.id == AccountLink.user_id)
-        .where(Person.protected_identity.is_(True))
+        .where(Person.protected_identity.is_(True), moved)
     ).subquery()
     found = db.session.execute(
         select(ProtectedGeneration.token, people.c.id, people.c.name, people.c.personal_number,
                people.c.email, people.c.username)
-        .outerjoin(people, ProtectedGeneration.token != literal(known_token or ""))
+        .outerjoin(people, true())
         .order_by(people.c.id, people.c.user_id)).all()
     if not found:  # a database without the token row: read every time
         return None, _rows(db.session.execute(select(
