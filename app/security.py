@@ -38,6 +38,8 @@ class SecurityApi(ContractAnswersMixin, FabSecurityApi):
             return api_contract.too_many_attempts_response(exc)
 
 _KNOWN_LOGINS = "rk_known_logins"
+# Where the public role's (permission, view) names are kept for the request.
+_PUBLIC_PERMISSIONS = "_rk_public_permissions"
 _PERSON_OF_LOGIN = "rk_person_of_login"
 
 
@@ -133,17 +135,23 @@ class ReservkortSecurityManager(SecurityManager):
         key = tuple(sorted(role_ids))
         if key not in cache:
             links = self.role_model.permissions.property.secondary
-            cache[key] = frozenset(db.session.execute(
-                select(self.permission_model.name, self.viewmenu_model.name)
-                .select_from(self.permissionview_model)
-                .join(links, links.c.permission_view_id == self.permissionview_model.id)
-                .join(self.permission_model,
-                      self.permission_model.id == self.permissionview_model.permission_id)
-                .join(self.viewmenu_model,
-                      self.viewmenu_model.id == self.permissionview_model.view_menu_id)
-                .where(links.c.role_id.in_(key))
-            ).all())
+            cache[key] = self._permission_names(links.c.role_id.in_(key))
         return cache[key]
+
+    def _permission_names(self, condition) -> frozenset:
+        """(permission, view) names of the permission-views whose role link meets
+        `condition`, in one statement of names (no permission-view rows loaded)."""
+        links = self.role_model.permissions.property.secondary
+        return frozenset(db.session.execute(
+            select(self.permission_model.name, self.viewmenu_model.name)
+            .select_from(self.permissionview_model)
+            .join(links, links.c.permission_view_id == self.permissionview_model.id)
+            .join(self.permission_model,
+                  self.permission_model.id == self.permissionview_model.permission_id)
+            .join(self.viewmenu_model,
+                  self.viewmenu_model.id == self.permissionview_model.view_menu_id)
+            .where(condition)
+        ).all())
 
     def access_key(self):
         """What decides which menu entries and buttons this request's login sees: the names
@@ -157,6 +165,18 @@ class ReservkortSecurityManager(SecurityManager):
         builtin = tuple(sorted(role.name for role in roles if role.name in self.builtin_roles))
         stored = [role.id for role in roles if role.name not in self.builtin_roles]
         return builtin, self.role_permissions(stored) if stored else frozenset()
+
+    def is_item_public(self, permission_name, view_name) -> bool:
+        """Whether the public role holds the permission on the view. FAB asks before every
+        API call and loaded each of the role's permission-views with its relations to answer;
+        here the role's (permission, view) names, once per request."""
+        cache = request.__dict__ if has_request_context() else {}
+        if _PUBLIC_PERMISSIONS not in cache:
+            links = self.role_model.permissions.property.secondary
+            public = select(self.role_model.id).where(
+                self.role_model.name == self.auth_role_public).scalar_subquery()
+            cache[_PUBLIC_PERMISSIONS] = self._permission_names(links.c.role_id == public)
+        return (permission_name, view_name) in cache[_PUBLIC_PERMISSIONS]
 
     def get_public_permissions(self):
         """The public role's permissions in one statement (FAB asks on every API call)."""

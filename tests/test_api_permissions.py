@@ -90,3 +90,36 @@ def test_role_reaches_exactly_its_endpoints(client, api_headers, role):
             assert status in (200, 400, 404), (role, method, path, status)
         else:
             assert status == 403, (role, method, path, status)
+
+
+def test_a_permission_of_the_public_role_opens_its_endpoint_until_taken_back(app, client):
+    """FAB asks before every API call whether the public role holds the permission: the
+    answer follows the stored role from one request to the next, and is read as names in one
+    statement (no permission-view rows loaded)."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    sm = app.appbuilder.sm
+    public = sm.find_role(app.config["AUTH_ROLE_PUBLIC"]) or sm.add_role(
+        app.config["AUTH_ROLE_PUBLIC"])
+    listing = sm.find_permission_view_menu("can_get", "CardApi")
+    assert client.get("/api/v1/cards/").status_code == 401
+    sm.add_permission_role(public, listing)
+    db.session.commit()
+    sent = []
+
+    def record(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/api/v1/cards/").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    public_reads = [s for s in sent if "ab_permission_view_role" in s]
+    assert len(public_reads) == 1, public_reads
+    assert "ab_permission_view.id" not in public_reads[0].split("FROM")[0]
+    sm.del_permission_role(public, listing)
+    db.session.commit()
+    assert client.get("/api/v1/cards/").status_code == 401
