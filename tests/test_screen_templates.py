@@ -1,13 +1,14 @@
 """What a screen page makes once and shows many times: the navbar's menu (kept per process for
-each language, site root and set of permissions) and a list's row buttons (made once with a
-stand-in for the row's key). Each must show what FAB's entry-by-entry rendering would."""
+each language, site root and set of permissions), a list's search parts (per list and
+language) and a list's row buttons (made once with a stand-in for the row's key). Each must
+show what FAB's entry-by-entry rendering would."""
 
 import re
 
 from sqlalchemy import select
 
 from app.extensions import db
-from models import Deviation
+from models import Deviation, Unit
 from tests.conftest import DEMO_PASSWORD
 
 SLOT = "7306190415227461952"  # the list template's stand-in for a row's key
@@ -89,3 +90,34 @@ def test_a_rows_cells_are_escaped_and_read_in_words(app):
         cells = row_cells(item, ["name", "none", "flag", "own"], formatters)
     assert cells == ("<td>&lt;script&gt;x&lt;/script&gt;</td><td></td><td>Ja</td>"
                      "<td><b>5</b></td>")
+
+
+def _search_fields(page: str) -> dict:
+    """The search form's fields as the page hands them to its script (column -> HTML)."""
+    import json
+
+    found = re.search(r"new AdminFilters\(\s*'#filter_form',\s*(\{.*?\}),\s*(\{.*?\}),",
+                      page, re.S)
+    return json.loads(found.group(2))
+
+
+def test_a_lists_search_fields_are_made_once_per_language_but_the_chosen_unit_per_page(
+        app, login, monkeypatch):
+    from wtforms import SelectField
+
+    unit = db.session.execute(select(Unit.id).order_by(Unit.id)).scalars().first()
+    screen = login("Servicecenter")
+    first = screen.get("/deviations/list/").get_data(as_text=True)
+    made = []
+    render = SelectField.__call__
+    monkeypatch.setattr(SelectField, "__call__",
+                        lambda field, **kw: made.append(field.name) or render(field, **kw))
+    again = screen.get(f"/deviations/list/?_flt_0_unit={unit}").get_data(as_text=True)
+    assert made == [], "the type and status choices are kept from the first page"
+    assert _search_fields(again)["type"] == _search_fields(first)["type"]
+    assert "selected" not in _search_fields(first)["unit"]
+    assert f'value="{unit}" selected' in _search_fields(again)["unit"]
+    screen.get("/lang/en")
+    english = _search_fields(screen.get("/deviations/list/").get_data(as_text=True))
+    assert english["type"] != _search_fields(first)["type"]
+    assert set(made) == {"type", "status"}  # made once more, in English

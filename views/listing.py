@@ -27,8 +27,8 @@ from flask_appbuilder.models.sqla.filters import (
     SQLAFilterConverter,
     get_field_setup_query,
 )
-from flask_appbuilder.widgets import SearchWidget
-from flask_babel import gettext
+from flask_appbuilder.widgets import RenderTemplateWidget, SearchWidget
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy import false, func, select, text, tuple_
@@ -506,8 +506,42 @@ class SearchBoxFilter(BaseFilter):
         return query.filter(search.condition(self.model, value))
 
 
+# A list's search parts that are the same on each of its pages in one language, made once per
+# process: (route base, language, columns) -> (labels, conditions, fields rendered).
+_SEARCH_PARTS = {}
+
+
+def _same_on_every_page(field) -> bool:
+    """Whether a search field renders alike on every page: not one that shows the page's own
+    choice (a unit looked up as you type) nor one whose choices are rows of the database."""
+    return not isinstance(field.widget, LookupWidget) and not hasattr(field, "query_func")
+
+
 class SearchBoxWidget(SearchWidget):
+    """FAB's search widget. The filters' labels and conditions, and the fields that render
+    alike on every page, are made once per list and language: FAB rendered each field and
+    translated each word again on every page (a tenth of a list page's time)."""
+
     template = "backoffice/search_widget.html"
+
+    def __call__(self, **kwargs):
+        form = self.template_args["form"]
+        columns = tuple(self.template_args["include_cols"])
+        key = (self.template_args["route_base"], str(get_locale()), columns)
+        parts = _SEARCH_PARTS.get(key)
+        if parts is None:
+            conditions = self.filters.get_search_filters()
+            parts = _SEARCH_PARTS[key] = (
+                {col: str(form[col].label.text) for col in columns},
+                {col: [str(flt.name) for flt in conditions[col]] for col in columns},
+                {col: form[col]() for col in columns if _same_on_every_page(form[col])},
+            )
+        label_columns, search_filters, fields = parts
+        kwargs.update(
+            label_columns=label_columns, search_filters=search_filters,
+            form_fields={col: fields[col] if col in fields else form[col]() for col in columns},
+            active_filters=self.filters.get_filters_values_tojson())
+        return RenderTemplateWidget.__call__(self, **kwargs)
 
 
 class SearchBoxMixin:
