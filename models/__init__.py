@@ -4,7 +4,13 @@ from flask_appbuilder import Model
 
 from models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from models.cards import CARD_STATUSES, LOA_LEVELS, PickupPoint, ReserveCard
-from models.deviations import DEVIATION_STATUSES, DEVIATION_TYPES, Deviation, DeviationNote
+from models.deviations import (
+    AUTOMATIC_DEVIATIONS,
+    DEVIATION_STATUSES,
+    DEVIATION_TYPES,
+    Deviation,
+    DeviationNote,
+)
 from models.issuances import (
     CHANNELS,
     CLOSED_FOR_CARD,
@@ -26,6 +32,7 @@ from models.units import ORG_TYPES, OrganisationType, Unit
 
 __all__ = [
     "Model",
+    "AUTOMATIC_DEVIATIONS",
     "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",

@@ -14,6 +14,10 @@ DEVIATION_TYPES = (
     "manual",
 )
 DEVIATION_STATUSES = ("open", "in_progress", "closed")
+# The automatic deviations, as the unique index states them. A sweep's ON CONFLICT names it in
+# these same words: a bound parameter there stops PostgreSQL from finding the index once the
+# statement is prepared and planned generically.
+AUTOMATIC_DEVIATIONS = text("type <> 'manual'")
 
 
 class Deviation(Model):
@@ -27,8 +31,8 @@ class Deviation(Model):
             "issuance_id",
             "type",
             unique=True,
-            postgresql_where=text("type <> 'manual'"),
-            sqlite_where=text("type <> 'manual'"),
+            postgresql_where=AUTOMATIC_DEVIATIONS,
+            sqlite_where=AUTOMATIC_DEVIATIONS,
         ),
         # The deviation list of one unit, newest first (migration 0009_scale2).
         Index("ix_deviations_unit_created_id", "unit_id", "created_at", "id"),

@@ -14,7 +14,7 @@ from datetime import date, datetime
 import psycopg
 import pytest
 from flask import g, request_started
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app import clock, create_app
 from app.extensions import db
@@ -225,6 +225,22 @@ def app(database_url, tmp_path, app_config, shared_app):
 @pytest.fixture
 def session(app):
     return db.session
+
+
+@pytest.fixture
+def generic_plans(app):
+    """PostgreSQL connections that prepare each statement at once and plan it generically, as
+    PostgreSQL may do once psycopg has prepared a statement the connection keeps running."""
+    def prepare_at_once(_dialect, _record, _args, params):
+        params.update(prepare_threshold=0, options="-c plan_cache_mode=force_generic_plan")
+
+    event.listen(db.engine, "do_connect", prepare_at_once)
+    db.session.remove()
+    db.engine.dispose()
+    yield
+    event.remove(db.engine, "do_connect", prepare_at_once)
+    db.session.remove()
+    db.engine.dispose()
 
 
 @pytest.fixture

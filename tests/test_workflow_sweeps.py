@@ -3,7 +3,7 @@
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app import clock
 from app.workflow import kobe, lifecycle, mail_flow, sweeps
@@ -47,6 +47,20 @@ EXPECTED = [
     (17, {}),
     (18, {"not_returned": 2}),
 ]
+
+
+@pytest.mark.postgresql_only
+def test_a_sweep_finds_its_unique_index_in_a_prepared_generically_planned_statement(
+        app, as_user, set_now, generic_plans, session):
+    a, b, _ = _setup(as_user, set_now)
+    plan_mode = session.execute(text("SHOW plan_cache_mode")).scalar()
+    set_now(at(day(18)))
+    first = sweeps.run_all(at(day(18), hour=3))
+    second = sweeps.run_all(at(day(18), hour=3))
+    assert plan_mode == "force_generic_plan"
+    assert first["not_returned"] == 2 and not any(second.values()), (first, second)
+    assert sorted(session.execute(select(Deviation.issuance_id).where(
+        Deviation.type == "not_returned")).scalars()) == sorted([a, b])
 
 
 @pytest.mark.both_databases

@@ -26,6 +26,7 @@ from app.workflow._tx import transaction
 from app.workflow.lifecycle import HOLDING, RECEIPT_DEADLINE, RUNNING, TRANSITIONS
 from app.workflow.queries import card_out, open_issuance, pending_receipt
 from models import (
+    AUTOMATIC_DEVIATIONS,
     Deviation,
     Issuance,
     IssuanceAttester,
@@ -135,7 +136,7 @@ def _insert_deviations(kind, description, *conditions) -> list[tuple[int, int]]:
         .from_select(["type", "status", "issuance_id", "person_id", "unit_id", "card_serial",
                       "description", "created_at"], source)
         .on_conflict_do_nothing(index_elements=["issuance_id", "type"],
-                                index_where=Deviation.type != "manual")
+                                index_where=AUTOMATIC_DEVIATIONS)
         .returning(Deviation.id, Deviation.issuance_id)
     )
     return sorted(tuple(row) for row in db.session.execute(statement).all())
