@@ -327,7 +327,7 @@ EXPORT_LOCALE = "sv"  # the files are Swedish, like the paper documents
 def words(kind) -> dict:
     """code -> words of a labels kind, as plain text (fixed now, in Swedish)."""
     with force_locale(EXPORT_LOCALE):
-        return {code: str(text) for code, text in labels.choices(kind)}
+        return dict(labels.words(kind))
 
 
 def yes_no_words() -> dict:

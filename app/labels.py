@@ -12,9 +12,9 @@ does.
 
 from datetime import date, datetime
 
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 
 ISSUANCE_STATUS = {
     "awaiting_approval": _l("Awaiting approval"),
@@ -302,18 +302,34 @@ _KINDS = {
 KINDS = tuple(_KINDS)
 
 
+# (kind, language) -> {code: words}: each code translated once per language, not in every cell
+# of every list row (a translation looks up the request's language and catalogue each time).
+_WORDS: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def words(kind: str) -> dict[str, str]:
+    """code -> its words of that kind in the current language, in the table's order."""
+    language = get_locale()
+    if language is None:  # outside a request or app: nothing to remember it by
+        return {code: str(text) for code, text in _KINDS[kind].items()}
+    key = (kind, str(language))
+    found = _WORDS.get(key)
+    if found is None:
+        found = _WORDS[key] = {code: str(text) for code, text in _KINDS[kind].items()}
+    return found
+
+
 def label(kind: str, code) -> str:
     """The words for a code of that kind; an unknown code as it is, nothing as ""."""
     if code is None or code == "":
         return ""
-    table = _KINDS[kind]
-    found = table.get(code) if isinstance(code, str) else None
-    return str(found) if found is not None else str(code)
+    found = words(kind).get(code) if isinstance(code, str) else None
+    return found if found is not None else str(code)
 
 
 def choices(kind: str) -> list[tuple[str, str]]:
     """(code, words) for a select list, in the table's order."""
-    return [(code, str(words)) for code, words in _KINDS[kind].items()]
+    return list(words(kind).items())
 
 
 def status(code) -> str:

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from flask_babel import force_locale
 
 from app import labels
 from models import (
@@ -160,6 +161,33 @@ def test_the_label_table_names_every_code_of_the_models(app):
     assert labels.cell(True) == "Ja" and labels.cell(False) == "Nej"
     assert labels.cell("awaiting_approval", "status") == "Väntar på godkännande"
     assert labels.cell("user.create", "action") == "Inloggning skapad"
+
+
+class CountedWords:
+    """A table's words that count how often they are translated."""
+
+    def __init__(self, words, translations):
+        self.words, self.translations = words, translations
+
+    def __str__(self):
+        self.translations.append(self.words)
+        return str(self.words)
+
+
+def test_a_code_is_translated_once_per_language_not_in_every_cell(app, monkeypatch):
+    translations = []
+    monkeypatch.setattr(labels, "_WORDS", {})
+    monkeypatch.setitem(labels._KINDS, "deviation_type", {
+        code: CountedWords(words, translations) for code, words in labels.DEVIATION_TYPE.items()})
+    with app.test_request_context("/"):
+        swedish = [labels.cell("manual", "type") for _ in range(50)]
+        with force_locale("en"):
+            english = [labels.label("deviation_type", "manual") for _ in range(50)]
+        again = labels.label("deviation_type", "manual")
+    assert swedish == ["Manuell"] * 50 and english == ["Manual"] * 50 and again == "Manuell"
+    # each of the table's codes once in Swedish and once in English, whatever the cells
+    assert len(translations) == 2 * len(labels.DEVIATION_TYPE)
+    assert labels.label("deviation_type", "no_such_code") == "no_such_code"
 
 
 def test_no_copy_of_the_status_or_reason_words_outside_the_table():

@@ -63,11 +63,11 @@ def visible_unit_ids():
 
 
 def type_label(value) -> str:
-    return str(TYPE_LABELS.get(value, value or ""))
+    return labels.label("deviation_type", value)
 
 
 def status_label(value) -> str:
-    return str(STATUS_LABELS.get(value, value or ""))
+    return labels.label("deviation_status", value)
 
 
 def flash_refusal(exc) -> None:
