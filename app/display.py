@@ -14,9 +14,6 @@ from app import clock, labels
 DASH = "–"
 
 # The words come from the one table, app/labels.py.
-STATUS_LABELS = labels.STATUS
-CHANNEL_LABELS = labels.CHANNEL
-ACTION_LABELS = labels.ACTION
 FIELD_LABELS = labels.FIELD
 # Internal bookkeeping: the "Who" column already names the actor; file paths mean nothing here.
 HIDDEN_FIELDS = {"scan_path", "scan_mime", "registered_by_user_id", "blocked_by_user_id",
@@ -59,15 +56,15 @@ def with_dash(formatter):
 
 
 def status_label(status) -> str:
-    return str(STATUS_LABELS.get(status, dash(status)))
+    return dash(labels.label("status", status))
 
 
 def channel_label(channel) -> str:
-    return str(CHANNEL_LABELS.get(channel, dash(channel)))
+    return dash(labels.label("channel", channel))
 
 
 def action_label(action) -> str:
-    return str(ACTION_LABELS.get(action, action))
+    return labels.label("action", action)
 
 
 def _checks_text(checks: dict) -> str:

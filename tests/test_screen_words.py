@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from flask_babel import force_locale
 
-from app import labels
+from app import display, labels
 from models import (
     CARD_STATUSES,
     CHANNELS,
@@ -188,6 +188,16 @@ def test_a_code_is_translated_once_per_language_not_in_every_cell(app, monkeypat
     # each of the table's codes once in Swedish and once in English, whatever the cells
     assert len(translations) == 2 * len(labels.DEVIATION_TYPE)
     assert labels.label("deviation_type", "no_such_code") == "no_such_code"
+
+
+def test_the_screens_status_channel_and_action_words_come_from_the_table(app):
+    with app.test_request_context("/"):
+        assert display.status_label("returned") == labels.label("status", "returned") != "returned"
+        assert display.channel_label("registered_mail") == "Rekommenderad post"
+        assert display.action_label("user.create") == "Inloggning skapad"
+        # nothing is a dash, an unknown code is shown as it is
+        assert display.status_label(None) == display.channel_label("") == display.DASH
+        assert display.status_label("no_such_code") == "no_such_code"
 
 
 def test_no_copy_of_the_status_or_reason_words_outside_the_table():
