@@ -11,7 +11,7 @@ import re
 import threading
 import tracemalloc
 import zipfile
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from hypothesis import example, given
@@ -509,3 +509,113 @@ def test_a_stored_time_is_shown_in_stockholm_time_across_daylight_saving(moment)
     assert exports.local_minute(moment) == local.replace(tzinfo=None)
     assert clock.local_instant_text(moment) == local.isoformat(timespec="minutes")
     assert clock.local_moment_text(moment) == local.strftime("%Y-%m-%d %H:%M")
+
+
+# --- the writer's shortcuts: kept cells, kept redactions, the database read ahead ------------
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from([datetime(2026, 3, 29, 0, 59),
+                                                       datetime(2026, 3, 29, 1, 0)]),
+                          # after Excel's first years, which spreadsheets read oddly
+                          st.datetimes(min_value=datetime(1901, 1, 2),
+                                       max_value=datetime(2100, 12, 30)),
+                          st.dates(min_value=date(1901, 1, 1)), st.just("")), max_size=12),
+       st.sampled_from(["moment", "instant"]))
+def test_a_time_column_keeps_the_row_befores_cell_only_for_the_same_value(values, kind):
+    """One writer's cells in a row of values (repeats, a time and then a date, nothing): each
+    is what `cell` alone gives, in CSV and in XLSX."""
+    column = exports.Column("x", "X", kind)
+    make = exports.cell_maker(column)
+    assert [make(value) for value in values] == [exports.cell(value, column)
+                                                 for value in values]
+    rows = [{"n": n, "x": value} for n, value in enumerate(values)]
+    number = exports.Column("n", "N", "number")
+    table = _xlsx(b"".join(exports.chunks("xlsx", [number, column], iter(rows))))[1:]
+    expected = [exports.xlsx_cell(value, column) if value is not None else "" for value in values]
+    # a spreadsheet reads a date cell as midnight of its day
+    expected = [datetime(v.year, v.month, v.day) if type(v) is date else v for v in expected]
+    assert [row[1] for row in table] == expected
+
+
+def test_a_free_text_seen_before_is_masked_in_every_row(app, as_user):
+    """The export redacts a text once and keeps the result (a sweep's few sentences repeat in
+    thousands of rows): the protected person's name is masked in every row, also in texts
+    past the number kept, and other texts stay as they are."""
+    from tests.access_support import CANARY, make_canary
+
+    make_canary(app, as_user, with_login=True)
+    naming = f"{CANARY['name']} tappade kortet"
+    texts = [naming, "Reservkortet följs upp.",
+             *(f"Text {n} om {CANARY['name']}" for n in range(exports.REDACTED_TEXTS_KEPT + 5)),
+             naming]
+    with app.test_request_context():
+        mask = exports.masking(cleared=False)
+        shown = [mask({"description": text})["description"] for text in texts * 2]
+    assert not [text for text in shown if CANARY["name"] in text]
+    assert shown.count("Reservkortet följs upp.") == 2
+    assert shown[0] == shown[-1] == f"{exports.access.MASK} tappade kortet"
+
+
+def test_read_ahead_hands_over_in_order_from_a_thread_of_its_own_a_few_items_ahead():
+    made, seen_threads = [], set()
+
+    def items():
+        for n in range(40):
+            seen_threads.add(threading.get_ident())
+            made.append(n)
+            yield n
+
+    got = []
+    for item in exports.read_ahead(items, depth=2):
+        got.append(item)
+        # made but not yet read: the queue's depth, the one being handed over, the next
+        assert len(made) - len(got) <= 2 + 2
+    assert got == list(range(40))
+    assert threading.get_ident() not in seen_threads
+
+
+def test_read_ahead_raises_the_threads_error_and_a_reader_that_stops_early_stops_it():
+    def failing():
+        yield 1
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        list(exports.read_ahead(failing))
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()
+
+    reader = exports.read_ahead(endless)
+    assert [next(reader) for _ in range(3)] == [1, 2, 3]
+    reader.close()
+    assert closed.is_set(), "the items were closed (and so their connection) with the reader"
+    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+
+
+@pytest.mark.postgresql_only
+def test_on_postgresql_the_export_reads_the_database_in_a_thread_of_its_own(
+        app, login, many_deviations):
+    """The database works on the next batch while the writer writes this one: the report's
+    query is sent from another thread than the one writing the file."""
+    from sqlalchemy import event
+
+    threads = []
+
+    def seen(conn, cursor, statement, *args):
+        if "FROM deviations" in statement and "ORDER BY deviations.created_at" in statement:
+            threads.append(threading.current_thread().name)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        data = _as_served(login("Chef"), "/deviations/report/export?format=csv")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(_csv(data)) - 1 == ROWS
+    assert threads and set(threads) == {"export-read-ahead"}, threads
