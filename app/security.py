@@ -14,7 +14,12 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import joinedload
 
 from app import api_contract, signin_limits
-from app.access import AccessInterface, MaskingSchemaConverter
+from app.access import (
+    AccessInterface,
+    MaskingSchemaConverter,
+    clearance_of,
+    remember_clearance,
+)
 from app.api_contract import ContractAnswersMixin
 from app.extensions import db
 from app.security_views import ResetMyPasswordView, ResetPasswordView, UserDBModelView
@@ -92,21 +97,24 @@ class ReservkortSecurityManager(SecurityManager):
         return jwt_manager
 
     def user_and_generation(self, pk):
-        """The request's user (as `get_user_by_id` loads it) and the login's session
-        generation, in one statement. The user is kept for the request: the session check
-        (app.sessions) reads it first, and Flask-Login's loader then finds it there."""
+        """The request's user (as `get_user_by_id` loads it), the login's session
+        generation and its clearance for protected identity, in one statement. The user is
+        kept for the request: the session check (app.sessions) reads it first, and
+        Flask-Login's loader then finds it there."""
         from models import SessionGeneration
 
         generation = (select(SessionGeneration.generation)
                       .where(SessionGeneration.user_id == self.user_model.id).scalar_subquery())
         row = db.session.execute(
-            select(self.user_model, generation).where(self.user_model.id == pk)
+            select(self.user_model, generation, clearance_of(self.user_model.id))
+            .where(self.user_model.id == pk)
             .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))
         ).unique().one_or_none()
         if row is None:
             return None, 0
         if has_request_context():
             request.__dict__[REQUEST_USER] = row[0]
+            remember_clearance(row[0].id, row[2])
         return row[0], row[1] or 0
 
     def get_user_by_id(self, pk):

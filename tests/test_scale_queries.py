@@ -17,7 +17,7 @@ from app import audit, clock
 from app.demo import hsa
 from app.extensions import database_url, db
 from bench.fill import Sizes, fill
-from models import Deviation, Issuance, ReserveCard, Unit
+from models import AccountLink, Deviation, Issuance, ReserveCard, Unit
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -392,3 +392,35 @@ def test_a_screen_reads_its_user_and_session_generation_in_one_statement(app, lo
                                     s, re.S)]
     assert len(login_statements) == 1, login_statements
     assert "session_generations" in login_statements[0]
+
+
+def test_a_screen_reads_its_logins_clearance_with_the_login_not_on_its_own(app, login):
+    """The deviation list asks the login's clearance (its order masks protected names); it is
+    read in the statement that loads the login, not in a statement of its own."""
+    screen = login("Servicecenter")
+    _ok(screen.get("/deviations/list/"))
+    seen, _answer = watched(lambda: _ok(screen.get("/deviations/list/")))
+    reading = [s for s in seen.texts() if "protected_identity_clearance" in s]
+    assert len(reading) == 1, reading
+    assert re.search(r"\bFROM ab_user\b", reading[0]) and "session_generations" in reading[0]
+
+
+def test_a_request_that_changes_an_account_link_reads_the_clearance_again(app):
+    """The clearance kept for a request is dropped when the request writes an account link,
+    so what it shows next follows the link as written."""
+    from flask import g
+
+    from app import access, accounts
+    from tests.access_support import CLEARED_LOGIN, cleared_login
+
+    cleared_login(app)
+    user = app.appbuilder.sm.find_user(username=CLEARED_LOGIN)
+    link = db.session.execute(select(AccountLink).where(AccountLink.user_id == user.id)) \
+        .scalar_one()
+    with app.test_request_context():
+        g.user = user
+        access.remember_clearance(user.id, True)
+        assert access.current_user_cleared() is True
+        accounts.link_user(user, link.person, protected_identity_clearance=False)
+        assert access.current_user_cleared() is False
+    db.session.rollback()

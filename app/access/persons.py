@@ -6,10 +6,10 @@ the mask ("Skyddad identitet"). Only a cleared login may change a protected pers
 includes lifting the protection).
 """
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import refuse
@@ -46,6 +46,28 @@ def current_user():
     user = g.get("user")  # an API token's user
     return user if getattr(user, "is_authenticated", False) and getattr(user, "id", None) \
         else None
+
+
+def clearance_of(user_id_column):
+    """The clearance of the login `user_id_column` names, as a scalar subquery: read with the
+    request's login in the statement that loads it (app.security)."""
+    return (select(AccountLink.protected_identity_clearance)
+            .where(AccountLink.user_id == user_id_column).scalar_subquery())
+
+
+def remember_clearance(user_id, cleared) -> None:
+    """The clearance of the request's login, read with the login itself: kept for the request
+    as `current_user_cleared` keeps what it reads."""
+    if has_request_context():
+        g.protected_identity_clearance = (user_id, bool(cleared))
+
+
+@event.listens_for(db.session, "after_flush")
+def _forget_clearance_when_a_link_changes(session, _context):
+    """A request that writes an account link reads the clearance again."""
+    if has_app_context() and any(isinstance(row, AccountLink) for row in (
+            *session.new, *session.dirty, *session.deleted)):
+        g.pop("protected_identity_clearance", None)
 
 
 def current_user_cleared() -> bool:
