@@ -18,7 +18,9 @@ from app.access import (
     AccessInterface,
     MaskingSchemaConverter,
     clearance_of,
+    protected_token,
     remember_clearance,
+    remember_protected_token,
 )
 from app.api_contract import ContractAnswersMixin
 from app.extensions import db
@@ -98,15 +100,16 @@ class ReservkortSecurityManager(SecurityManager):
 
     def user_and_generation(self, pk):
         """The request's user (as `get_user_by_id` loads it), the login's session
-        generation and its clearance for protected identity, in one statement. The user is
-        kept for the request: the session check (app.sessions) reads it first, and
-        Flask-Login's loader then finds it there."""
+        generation, its clearance for protected identity and the protected generation's token
+        (app.access), in one statement. The user is kept for the request: the session check
+        (app.sessions) reads it first, and Flask-Login's loader then finds it there."""
         from models import SessionGeneration
 
         generation = (select(SessionGeneration.generation)
                       .where(SessionGeneration.user_id == self.user_model.id).scalar_subquery())
         row = db.session.execute(
-            select(self.user_model, generation, clearance_of(self.user_model.id))
+            select(self.user_model, generation, clearance_of(self.user_model.id),
+                   protected_token())
             .where(self.user_model.id == pk)
             .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))
         ).unique().one_or_none()
@@ -115,6 +118,7 @@ class ReservkortSecurityManager(SecurityManager):
         if has_request_context():
             request.__dict__[REQUEST_USER] = row[0]
             remember_clearance(row[0].id, row[2])
+            remember_protected_token(row[3])
         return row[0], row[1] or 0
 
     def get_user_by_id(self, pk):
@@ -200,20 +204,25 @@ class ReservkortSecurityManager(SecurityManager):
         if user is None or not getattr(user, "id", None):
             return None
         # Asked more than once in one step (the caller as attester 1, then as the one who
-        # applies): the person found earlier in this transaction, from the session's identity
-        # map without a statement.
+        # applies): the person found earlier in this transaction (held here: the session's
+        # identity map alone would let it go), without a statement.
         known = db.session.info.get(_PERSON_OF_LOGIN, {}).get(user.id)
-        person = db.session.get(Person, known) if known is not None else None
+        person = known if known is not None and known in db.session else None
         if person is None:
             person = db.session.execute(
                 select(Person).join(AccountLink, AccountLink.person_id == Person.id)
                 .where(AccountLink.user_id == user.id)
             ).scalar_one_or_none()
         if person is not None:
-            # Remembered for this transaction: whose login a person is (the attester rows).
-            db.session.info.setdefault(_KNOWN_LOGINS, {})[person.id] = user.id
-            db.session.info.setdefault(_PERSON_OF_LOGIN, {})[user.id] = person.id
+            remember_person_of_login(user.id, person)
         return person
+
+
+def remember_person_of_login(user_id, person) -> None:
+    """Remembered for this transaction: whose login a person is (the attester rows), and the
+    person of a login (`person_for_user` then takes it from the session, no statement)."""
+    db.session.info.setdefault(_KNOWN_LOGINS, {})[person.id] = user_id
+    db.session.info.setdefault(_PERSON_OF_LOGIN, {})[user_id] = person
 
 
 @event.listens_for(db.session, "after_commit")
@@ -267,7 +276,8 @@ def authenticate(username: str, password: str):
 
 def _user_and_limits(username):
     """The login named `username` (None if there is none, or more than one) and the values of
-    signin_limits.state_columns, in one statement."""
+    signin_limits.state_columns, in one statement; with the login its person (an attester is
+    one), remembered for `person_for_user`."""
     from flask import current_app
     from sqlalchemy import func, literal
 
@@ -279,11 +289,15 @@ def _user_and_limits(username):
              else user_model.username == username)
     anchor = select(literal(1).label("one")).subquery()
     rows = db.session.execute(
-        select(user_model, *signin_limits.state_columns(username, clock.now()))
+        select(user_model, Person, *signin_limits.state_columns(username, clock.now()))
         .select_from(anchor).outerjoin(user_model, match)
+        .outerjoin(AccountLink, AccountLink.user_id == user_model.id)
+        .outerjoin(Person, Person.id == AccountLink.person_id)
     ).all()
     user = rows[0][0] if len(rows) == 1 else None
-    return user, tuple(rows[0][1:])
+    if user is not None and rows[0][1] is not None:
+        remember_person_of_login(user.id, rows[0][1])
+    return user, tuple(rows[0][2:])
 
 
 _FIND = object()

@@ -362,6 +362,47 @@ def test_one_application_is_at_most_15_statements_and_one_commit(app, api_header
         select(ReserveCard.status).where(ReserveCard.serial == serial)).scalar() == "issued"
 
 
+def test_an_attesters_person_is_read_with_their_login(app, api_headers, client, in_stock_card):
+    """Each attester's login, its sign-in limits and its person in one statement: no statement
+    of its own looks up the person of a login in an application."""
+    body = {"card_serial": in_stock_card().serial, "recipient_hsa_id": ANNA,
+            "reason": "forgotten", "recipient_present": True, "envelope_unopened": True,
+            "second_attester": {"username": "intygsgivare2",
+                                "password": "Reservkort-demo-2026"},
+            "password": "Reservkort-demo-2026"}
+    headers = api_headers("Intygsgivare")
+    db.session.remove()
+    seen, answer = watched(lambda: client.post("/api/v1/issuances/", json=body,
+                                               headers=headers))
+    assert answer.status_code == 201, answer.get_json()
+    checks = [t for t in seen.texts() if "lower(ab_user.username)" in t]
+    assert len(checks) == 2 and all("account_links" in t and "people" in t for t in checks)
+    own = [t for t in seen.texts() if t not in checks
+           and re.search(r"\bFROM people JOIN account_links\b.*\bWHERE account_links\.user_id = ",
+                         t, re.S)]
+    assert own == [], own
+
+
+def test_an_application_reads_the_protected_token_with_the_login_not_on_its_own(
+        app, api_headers, client, in_stock_card):
+    """The e-mails of an application are redacted with the protected people the process
+    knows; whether they are still current is read with the caller's login (the protected
+    generation's token), not in a statement of its own."""
+    body = {"card_serial": in_stock_card().serial, "recipient_hsa_id": ANNA,
+            "reason": "forgotten", "recipient_present": True, "envelope_unopened": True,
+            "second_attester": {"username": "intygsgivare2",
+                                "password": "Reservkort-demo-2026"},
+            "password": "Reservkort-demo-2026"}
+    headers = api_headers("Intygsgivare")
+    client.get("/api/v1/issuances/?page_size=1", headers=headers)  # the process knows them
+    db.session.remove()
+    seen, answer = watched(lambda: client.post("/api/v1/issuances/", json=body,
+                                               headers=headers))
+    assert answer.status_code == 201, answer.get_json()
+    reading = [t for t in seen.texts() if "protected_generation" in t]
+    assert len(reading) == 1 and "session_generations" in reading[0], reading
+
+
 def test_postgresql_urls_reach_psycopg3_whatever_driver_they_name():
     assert database_url("postgresql+psycopg2://u@h/rk") == "postgresql+psycopg://u@h/rk"
     assert database_url("postgresql://u:p@h:5433/rk") == "postgresql+psycopg://u:p@h:5433/rk"

@@ -188,16 +188,35 @@ def _rows(rows) -> tuple:
     return tuple(tuple(row) for row in rows)
 
 
+_TOKEN_KEY = "reservkort.access.protected_token"
+
+
+def protected_token():
+    """The protected generation's token as a scalar subquery: read with the request's login
+    (app.security), so that a request whose process knows the protected people reads nothing
+    more to mask."""
+    return select(ProtectedGeneration.token).scalar_subquery()
+
+
+def remember_protected_token(token) -> None:
+    if has_request_context() and token is not None:
+        request.environ[_TOKEN_KEY] = token
+
+
 def protected_identities() -> Identities:
     """Every protected person's strings, checked once per request (in a job at every call, and
     again after a flush that changed who is protected or what identifies them). They are kept
     in the process while the protected generation's token (changed by the database's own
     triggers, migration 0011) is the one they were read under: a national register's
-    protected people cost more to read and build into a pattern than a page costs."""
+    protected people cost more to read and build into a pattern than a page costs. The token
+    read with the request's login, when it is the one they were read under, is enough."""
     global _built
     cache = request.environ if has_request_context() else {}
     if _CACHE_KEY not in cache:
         built = _built
+        if built is not None and cache.get(_TOKEN_KEY) == built[0]:
+            cache[_CACHE_KEY] = built[1]
+            return built[1]
         token, rows = _protected_since(built[0] if built else None)
         if rows is not None or built is None:
             built = _built = (token, Identities(rows or ()))
@@ -225,6 +244,7 @@ def forget_protected() -> None:
     """Read the protected people (and their logins) again at the next question."""
     if has_request_context():
         request.environ.pop(_CACHE_KEY, None)
+        request.environ.pop(_TOKEN_KEY, None)
         request.environ.pop(PROTECTED_LOGINS_KEY, None)
 
 
