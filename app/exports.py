@@ -205,7 +205,7 @@ def read_ahead(make_items, depth=READ_AHEAD):
                 if not hand_over((True, item)):
                     return
             hand_over((False, None))
-        except Exception as exc:  # raised again in the reader's thread
+        except BaseException as exc:  # raised again in the reader's thread, never lost
             hand_over((False, exc))
         finally:
             items.close()
