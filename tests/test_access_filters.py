@@ -223,3 +223,59 @@ def test_the_login_list_search_never_finds_a_protected_persons_login(app, canary
     for text in ("kanarie", CANARY["hsa_id"], CANARY["hsa_id"][-6:]):
         page = admin.get("/admin/user-links/", query_string={"q": text}).get_data(as_text=True)
         assert "kanarie" not in page.replace(f'value="{text}"', ""), text
+
+
+def _list_views(app):
+    from app.access import AccessInterface
+
+    return [view for view in app.appbuilder.baseviews
+            if isinstance(view, ModelView) and isinstance(view.datamodel, AccessInterface)
+            and view.list_columns]
+
+
+def _as_shown(value):
+    """A value as a cell shows it (a masked person is a stand-in without equality)."""
+    return type(value).__name__, str(value)
+
+
+@pytest.mark.parametrize("who", ["Servicecenter", "cleared"])
+def test_every_list_column_reads_as_the_general_rule_shows_it(app, as_user, who):
+    """A list page decides once per column how to read it (`cell_reader`); over every list
+    view of the application, every column and rows about the protected canary, each value
+    is what the policy's general `_get_attr_value` gives, for a login with and without
+    clearance. Some columns do take the short way (else the page would gain nothing)."""
+    make_canary(app, as_user, with_login=True)
+    login = cleared_login(app) if who == "cleared" else "servicecenter"
+    short_way = 0
+    with as_user(login):
+        for view in _list_views(app):
+            model, datamodel = view.datamodel.obj, view.datamodel
+            rows = db.session.execute(select(model).limit(40)).unique().scalars().all()
+            for column in view.list_columns:
+                read = datamodel.cell_reader(column)
+                short_way += read.__name__ == "read"
+                for row in rows:
+                    assert _as_shown(read(row)) == _as_shown(
+                        datamodel._get_attr_value(row, column)), (view.__class__.__name__,
+                                                                  column, row)
+    assert short_way >= 10
+
+
+def test_a_list_page_reads_its_plain_columns_without_the_general_rule(app, as_user, login,
+                                                                     monkeypatch):
+    """The deviation list's own columns (type, status, the unit and the person) are read the
+    short way; the general rule is asked for none of the page's cells."""
+    from app.access import AccessInterface
+
+    make_canary(app, as_user)
+    asked = []
+    general = AccessInterface._get_attr_value
+
+    def counted(self, item, col):
+        asked.append(col)
+        return general(self, item, col)
+
+    monkeypatch.setattr(AccessInterface, "_get_attr_value", counted)
+    page = login("Servicecenter").get("/deviations/list/")
+    assert page.status_code == 200 and "/deviations/show/" in page.get_data(as_text=True)
+    assert asked == []

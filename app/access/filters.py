@@ -15,7 +15,7 @@ from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.sqla.models import User
 from marshmallow import post_dump
-from sqlalchemy import asc, case, desc, exists, inspect, literal, or_, select, true
+from sqlalchemy import Enum, asc, case, desc, exists, inspect, literal, or_, select, true
 
 from app.access.persons import (
     MASK,
@@ -175,6 +175,33 @@ class AccessInterface(SQLAInterface):
         key = masked_order(self.obj, order_column)
         return [getattr(self.obj, order_column) if key is None else key, primary_key]
 
+    # Rows of these models have a rule of their own for their columns (`_get_attr_value`).
+    _OWN_RULES = (Person, AuditEvent, OutboxMessage, User)
+
+    def get_values(self, lst, list_columns):
+        """The values of a list page, each as `_get_attr_value` shows it. How a column is read
+        is decided once per page, not in every cell: a plain mapped column of a row whose
+        model has no rule of its own is read straight and shown by the same policy."""
+        readers = [(col, self.cell_reader(col)) for col in list_columns]
+        for item in lst:
+            yield {col: read(item) for col, read in readers}
+
+    def cell_reader(self, col):
+        """A function of a row giving `_get_attr_value(row, col)`."""
+        attributes = inspect(self.obj).attrs
+        plain = ("." not in col and col in attributes and not issubclass(
+            self.obj, self._OWN_RULES) and not _enum_column(attributes[col]))
+        if not plain:
+            return lambda item: self._get_attr_value(item, col)
+
+        def read(item):
+            value = getattr(item, col)
+            if callable(value):  # as FAB does: a callable value is called
+                return self._get_attr_value(item, col)
+            return shown(shown_column(item, col, value))
+
+        return read
+
     def _get_attr_value(self, item, col):
         value = super()._get_attr_value(item, col)
         *path, leaf = col.split(".")
@@ -193,6 +220,12 @@ class AccessInterface(SQLAInterface):
         else:
             value = shown_column(owner, leaf, value)
         return shown(value)
+
+
+def _enum_column(attribute) -> bool:
+    """Whether a mapped attribute is an Enum column (FAB shows an Enum's value)."""
+    columns = getattr(attribute, "columns", ())
+    return any(isinstance(column.type, Enum) for column in columns)
 
 
 class MaskingSchemaConverter(Model2SchemaConverter):
