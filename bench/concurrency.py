@@ -242,8 +242,7 @@ def concurrent_applications(flask_app, database_url, scale) -> list[Row]:
         _, tokens = run_together([lambda first=first: login(base, first) for first, _ in pairs])
         print(f"server up and {len(tokens)} clients logged in after "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        rows = [_throughput(base, pairs, tokens, people, cards, per_client,
-                            password_bound(hashed))]
+        rows = [_throughput(base, pairs, tokens, people, cards, per_client, hashed)]
         rows.append(_race(base, pairs, tokens, people[-RACERS:], cards[-1]))
         print(f"applications and race done after {time.perf_counter() - started:.1f} s",
               file=sys.stderr, flush=True)
@@ -319,7 +318,23 @@ def password_bound(hashed) -> float:
     return checks / BOUND_SECONDS / CHECKS_PER_APPLICATION
 
 
-def _throughput(base, pairs, tokens, people, cards, per_client, bound) -> Row:
+def _throughput(base, pairs, tokens, people, cards, per_client, hashed) -> Row:
+    """The clients' applications, with the password-check bound measured just before and just
+    after them: the machine's speed drifts (a shared host), and their mean is the bound of
+    the time between."""
+    before = password_bound(hashed)
+    row, rate, failed = _applications(base, pairs, tokens, people, cards, per_client)
+    after = password_bound(hashed)
+    bound = (before + after) / 2
+    row.floor = (f"password checks alone: {bound:.1f} applications/s (before {before:.1f}, "
+                 f"after {after:.1f})")
+    row.ratio = f"{rate / bound:.0%}"
+    row.ok = yes(not failed and rate >= 0.9 * bound)
+    return row
+
+
+def _applications(base, pairs, tokens, people, cards, per_client) -> tuple[Row, float, bool]:
+    """(the row, applications per second, whether any failed)."""
     def client(k):
         def run():
             answers = []
@@ -345,9 +360,8 @@ def _throughput(base, pairs, tokens, people, cards, per_client, bound) -> Row:
              f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms)")
     if failures:
         value += f"; {len(failures)} failed, first: {failures[0]}"
-    return Row(figure, value, f"password checks alone: {bound:.1f} applications/s",
-               ratio=f"{rate / bound:.0%}", target="every one 201, ≥ 90 % of the checks' bound",
-               ok=yes(not failures and rate >= 0.9 * bound))
+    return (Row(figure, value, target="every one 201, ≥ 90 % of the checks' bound"), rate,
+            bool(failures))
 
 
 def _race(base, pairs, tokens, people, serial) -> Row:
