@@ -25,7 +25,7 @@ from models.issuances import (
 from models.jobs import EXPORT_STATUSES, ExportJob, SweepRun
 from models.kobe import ORDINARY_CARD_STATES, KobeRecord
 from models.outbox import OUTBOX_STATUSES, OutboxMessage
-from models.people import AccountLink, Person, ProtectedGeneration, unit_managers
+from models.people import AccountLink, Person, ProtectedGeneration, RetiredLogin, unit_managers
 from models.receipts import Receipt
 from models.signin import SessionGeneration, SigninFailure, SigninLock
 from models.units import ORG_TYPES, OrganisationType, Unit
@@ -62,6 +62,7 @@ __all__ = [
     "OutboxMessage",
     "AccountLink",
     "ProtectedGeneration",
+    "RetiredLogin",
     "Person",
     "unit_managers",
     "Receipt",

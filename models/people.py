@@ -63,6 +63,19 @@ class AccountLink(Model):
     person = relationship(Person, lazy="joined")
 
 
+class RetiredLogin(Model):
+    """A deleted login account and the person it belonged to, written by the database itself
+    when the login is deleted (migration 0012): its audit rows and the columns that name it by
+    its username stay masked when its person is (or becomes) protected."""
+
+    __tablename__ = "retired_logins"
+
+    user_id = Column(Integer, primary_key=True, autoincrement=False)
+    username = Column(String(128), nullable=False)
+    person_id = Column(Integer, ForeignKey("people.id", ondelete="CASCADE"), nullable=False)
+    retired_at = Column(DateTime, nullable=False)
+
+
 class ProtectedGeneration(Model):
     """A token that database triggers change whenever what identifies a protected person does
     (their insert, protection, name, number, e-mail or removal; a login link; a username): a

@@ -14,7 +14,7 @@ from app import access, mailer
 from app.extensions import db
 from app.workflow import approval, lifecycle, registers, sweeps
 from models import AccountLink, AuditEvent, OutboxMessage
-from tests.access_support import MASK, cleared_login
+from tests.access_support import CANARY, MASK, cleared_login
 from tests.workflow_support import apply, approve, at, person
 
 ANNA = ("Anna Åkesson", "198001011231", "19800101-1231", "person1@example.se")
@@ -207,6 +207,49 @@ def test_the_user_edit_form_is_refused_uncleared_and_keeps_the_stored_username(
     assert saved.status_code in (200, 302)
     db.session.expire_all()
     assert db.session.get(User, canary["login"]).username == CANARY_LOGIN
+
+
+@pytest.mark.both_databases
+def test_a_deleted_login_of_a_protected_person_stays_masked_where_it_acted(
+        app, as_user, login, dialect):
+    """The protected canary's own login (a username not made of their name) updates the Kobe
+    register, and Admin then deletes it. What it did stays on the record (its audit rows, the
+    Kobe row it last updated, the rows about the login, its deletion among them), and its
+    username stays masked there for a reader without clearance: the database keeps whose login
+    it was (retired_logins)."""
+    from app import accounts
+    from app.workflow import kobe
+    from tests.access_support import PASSWORD, make_canary
+
+    canary = make_canary(app, as_user)
+    username = "zk1977"
+    user_id = accounts.create_user(username, PASSWORD, ["Servicecenter"],
+                                   hsa_id=CANARY["hsa_id"]).id
+    db.session.commit()
+    with as_user(username):
+        kobe.import_rows([{"hsa_id": CANARY["hsa_id"], "ordinary_card": "active",
+                           "reserve_card_order": False}])
+    db.session.commit()
+    admin = login("Admin")
+    assert admin.post(f"/users/delete/{user_id}").status_code == 302
+    db.session.expire_all()
+    assert app.appbuilder.sm.find_user(username=username) is None
+    rows = list(db.session.execute(select(AuditEvent.id).where(
+        (AuditEvent.actor_user_id == user_id)
+        | ((AuditEvent.entity == "user") & (AuditEvent.entity_id == user_id)))).scalars())
+    actions = set(db.session.execute(select(AuditEvent.action).where(
+        AuditEvent.id.in_(rows))).scalars())
+    assert {"user.delete", "kobe.import"} <= actions, actions
+    for path in ("/audit-log/list/?psize_AuditLogView=100",
+                 *(f"/audit-log/show/{pk}" for pk in rows)):
+        answer = admin.get(path)
+        assert answer.status_code == 200, path
+        assert username not in answer.get_data(as_text=True), path
+    kobe_row = login("Servicecenter").get(f"/registers/kobe/show/{canary['kobe']}")
+    assert kobe_row.status_code == 200 and username not in kobe_row.get_data(as_text=True)
+    cleared = login(cleared_login(app, "admin_cleared", roles=("Admin",)))
+    assert username in cleared.get("/audit-log/list/?psize_AuditLogView=100").get_data(
+        as_text=True)
 
 
 def test_a_deviations_free_text_is_redacted_by_the_protected_persons_name_words(

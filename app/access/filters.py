@@ -15,7 +15,19 @@ from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.sqla.models import User
 from marshmallow import post_dump
-from sqlalchemy import Enum, asc, case, desc, exists, inspect, literal, or_, select, true
+from sqlalchemy import (
+    Enum,
+    asc,
+    case,
+    desc,
+    exists,
+    inspect,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 
 from app.access.persons import (
     MASK,
@@ -28,7 +40,7 @@ from app.access.persons import (
     shown_login,
 )
 from app.access.redaction import audit_value, masked_dump, outbox_value, shown_column
-from models import AuditEvent, Issuance, KobeRecord, OutboxMessage, Person
+from models import AuditEvent, Issuance, KobeRecord, OutboxMessage, Person, RetiredLogin
 
 OUTBOX_TEXT = ("to_addrs", "subject", "body_text", "body_html")
 
@@ -78,9 +90,12 @@ def _about_protected(model, leaf):
 
 
 def protected_usernames():
-    """A select of the usernames of the protected people's logins (columns that name a login
-    by its username alone, e.g. who last updated a Kobe row)."""
-    return select(User.username).where(User.id.in_(protected_logins()))
+    """A select of the usernames of the protected people's logins, deleted ones too (columns
+    that name a login by its username alone, e.g. who last updated a Kobe row)."""
+    retired = (select(RetiredLogin.username)
+               .join(Person, Person.id == RetiredLogin.person_id)
+               .where(Person.protected_identity.is_(True)))
+    return union_all(select(User.username).where(User.id.in_(protected_logins())), retired)
 
 
 def search_guard(model, column_name):

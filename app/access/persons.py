@@ -9,12 +9,12 @@ includes lifting the protection).
 from flask import g, has_app_context, has_request_context, request
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, select
+from sqlalchemy import event, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import refuse
 from app.extensions import db
-from models import AccountLink, Person
+from models import AccountLink, Person, RetiredLogin
 
 # The identifying columns of a login account (FAB's user): its names and e-mail are copied from
 # its person, and its username is often made of the person's name.
@@ -222,9 +222,13 @@ def mask_rows(rows, cleared=None) -> None:
 
 
 def protected_logins():
-    """A select of the ids of the login accounts that belong to a protected person."""
-    return (select(AccountLink.user_id).join(Person, Person.id == AccountLink.person_id)
-            .where(Person.protected_identity.is_(True)))
+    """A select of the ids of the login accounts that belong (or, deleted, belonged) to a
+    protected person: what a deleted login did stays masked (models.RetiredLogin)."""
+    linked = (select(AccountLink.user_id).join(Person, Person.id == AccountLink.person_id)
+              .where(Person.protected_identity.is_(True)))
+    retired = (select(RetiredLogin.user_id).join(Person, Person.id == RetiredLogin.person_id)
+               .where(Person.protected_identity.is_(True)))
+    return union_all(linked, retired)
 
 
 PROTECTED_LOGINS_KEY = "reservkort.access.protected_logins"

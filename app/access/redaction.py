@@ -13,7 +13,7 @@ import re
 
 from flask import has_request_context, request
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import event, inspect, literal, select, true
+from sqlalchemy import event, inspect, literal, select, true, union_all
 
 from app.access.persons import (
     MASK,
@@ -38,6 +38,7 @@ from models import (
     KobeRecord,
     Person,
     ProtectedGeneration,
+    RetiredLogin,
 )
 
 # Shorter strings would mask ordinary words.
@@ -162,12 +163,17 @@ def _protected_since(known_token):
     database decides it once before reading any of them (PostgreSQL: a one-time filter)."""
     moved = (select(ProtectedGeneration.token).scalar_subquery()
              .is_distinct_from(literal(known_token or "")))
-    people = (
+    people = union_all(
         select(Person.id, Person.name, Person.personal_number, Person.email,
                User.username.label("username"), User.id.label("user_id"))
         .outerjoin(AccountLink, AccountLink.person_id == Person.id)
         .outerjoin(User, User.id == AccountLink.user_id)
-        .where(Person.protected_identity.is_(True), moved)
+        .where(Person.protected_identity.is_(True), moved),
+        # The usernames of their deleted logins too (what those wrote stays masked).
+        select(Person.id, Person.name, Person.personal_number, Person.email,
+               RetiredLogin.username, RetiredLogin.user_id)
+        .join(RetiredLogin, RetiredLogin.person_id == Person.id)
+        .where(Person.protected_identity.is_(True), moved),
     ).subquery()
     found = db.session.execute(
         select(ProtectedGeneration.token, people.c.id, people.c.name, people.c.personal_number,
