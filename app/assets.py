@@ -6,7 +6,7 @@ without asking again for its twenty style sheets and scripts, and a changed file
 import hashlib
 import os
 
-from flask import current_app
+from flask import current_app, has_request_context, request, url_for
 
 ONE_YEAR = 365 * 24 * 3600
 _STATIC_ENDPOINTS = {"static": None, "appbuilder.static": "appbuilder"}
@@ -35,7 +35,19 @@ def version(endpoint, filename) -> str | None:
     return cache[key]
 
 
+def static_url(endpoint, filename) -> str:
+    """`url_for(endpoint, filename=filename)` of a static file, made once per process (and
+    root the app is served under): a page names some twenty of them, and neither the file's
+    version nor its route changes while the process runs."""
+    cache = current_app.extensions.setdefault("reservkort_static_urls", {})
+    key = (request.script_root if has_request_context() else "", endpoint, filename)
+    if key not in cache:
+        cache[key] = url_for(endpoint, filename=filename)
+    return cache[key]
+
+
 def install(flask_app) -> None:
+    flask_app.jinja_env.globals["static_url"] = static_url
     if flask_app.config.get("SEND_FILE_MAX_AGE_DEFAULT") is None:
         flask_app.config["SEND_FILE_MAX_AGE_DEFAULT"] = ONE_YEAR
 

@@ -48,3 +48,31 @@ def test_the_first_start_prints_no_fab_warning_that_looks_like_a_failure(tmp_pat
         output += run.stdout + run.stderr
     assert "No user yet created" not in output
     assert "flask fab" not in output
+
+
+def test_a_pages_static_urls_are_made_once_per_process_as_url_for_makes_them(
+        app, login, monkeypatch):
+    """A page names some twenty static files; their URLs are made once per process (and root
+    the app is served under), the same as url_for makes them, and not again on the next page."""
+    from flask import url_for
+
+    from app import assets
+
+    client = login("Servicecenter")
+    page = client.get("/deviations/list/").get_data(as_text=True)
+    urls = re.findall(r'(?:href|src)="(/static/[^"?]+)\?v=', page)
+    assert len(urls) > 15
+    with app.test_request_context():
+        for url in urls:
+            endpoint, filename = (("appbuilder.static", url[len("/static/appbuilder/"):])
+                                  if url.startswith("/static/appbuilder/")
+                                  else ("static", url[len("/static/"):]))
+            assert assets.static_url(endpoint, filename) == url_for(endpoint, filename=filename)
+    with app.test_request_context("/", base_url="http://localhost/reservkort/"):
+        assert assets.static_url("static", "css/reservkort.css").startswith(
+            "/reservkort/static/css/reservkort.css?v=")
+    made = []
+    monkeypatch.setattr(assets, "url_for", lambda *a, **k: made.append(a) or url_for(*a, **k))
+    again = client.get("/deviations/list/").get_data(as_text=True)
+    assert re.findall(r'(?:href|src)="(/static/[^"?]+)\?v=', again) == urls
+    assert made == []
