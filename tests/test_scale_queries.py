@@ -336,10 +336,9 @@ def test_list_screens_read_their_page_in_index_order_with_the_shown_relations_on
 ANNA = hsa("E000000000001")  # a demo person with an active card and no issuance
 
 
-def test_one_application_is_at_most_15_statements_and_one_commit(app, api_headers, client,
-                                                                 in_stock_card):
-    headers = api_headers("Intygsgivare")
-    serial = in_stock_card().serial
+def _watched_application(client, headers, serial):
+    """The statements of one in-person application of ANNA with `serial` (the caller and
+    intygsgivare2 attest), asserted stored."""
     body = {"card_serial": serial, "recipient_hsa_id": ANNA, "reason": "forgotten",
             "recipient_present": True, "envelope_unopened": True,
             "second_attester": {"username": "intygsgivare2",
@@ -349,6 +348,13 @@ def test_one_application_is_at_most_15_statements_and_one_commit(app, api_header
     seen, answer = watched(lambda: client.post("/api/v1/issuances/", json=body,
                                                headers=headers))
     assert answer.status_code == 201, answer.get_json()
+    return seen
+
+
+def test_one_application_is_at_most_15_statements_and_one_commit(app, api_headers, client,
+                                                                 in_stock_card):
+    serial = in_stock_card().serial
+    seen = _watched_application(client, api_headers("Intygsgivare"), serial)
     # The password checks, one per attester (the caller gives theirs again too): each
     # attester's login looked up, its statistics updated (in the application's own
     # transaction, not in a commit of their own).
@@ -365,16 +371,7 @@ def test_one_application_is_at_most_15_statements_and_one_commit(app, api_header
 def test_an_attesters_person_is_read_with_their_login(app, api_headers, client, in_stock_card):
     """Each attester's login, its sign-in limits and its person in one statement: no statement
     of its own looks up the person of a login in an application."""
-    body = {"card_serial": in_stock_card().serial, "recipient_hsa_id": ANNA,
-            "reason": "forgotten", "recipient_present": True, "envelope_unopened": True,
-            "second_attester": {"username": "intygsgivare2",
-                                "password": "Reservkort-demo-2026"},
-            "password": "Reservkort-demo-2026"}
-    headers = api_headers("Intygsgivare")
-    db.session.remove()
-    seen, answer = watched(lambda: client.post("/api/v1/issuances/", json=body,
-                                               headers=headers))
-    assert answer.status_code == 201, answer.get_json()
+    seen = _watched_application(client, api_headers("Intygsgivare"), in_stock_card().serial)
     checks = [t for t in seen.texts() if "lower(ab_user.username)" in t]
     assert len(checks) == 2 and all("account_links" in t and "people" in t for t in checks)
     own = [t for t in seen.texts() if t not in checks
@@ -388,17 +385,9 @@ def test_an_application_reads_the_protected_token_with_the_login_not_on_its_own(
     """The e-mails of an application are redacted with the protected people the process
     knows; whether they are still current is read with the caller's login (the protected
     generation's token), not in a statement of its own."""
-    body = {"card_serial": in_stock_card().serial, "recipient_hsa_id": ANNA,
-            "reason": "forgotten", "recipient_present": True, "envelope_unopened": True,
-            "second_attester": {"username": "intygsgivare2",
-                                "password": "Reservkort-demo-2026"},
-            "password": "Reservkort-demo-2026"}
     headers = api_headers("Intygsgivare")
     client.get("/api/v1/issuances/?page_size=1", headers=headers)  # the process knows them
-    db.session.remove()
-    seen, answer = watched(lambda: client.post("/api/v1/issuances/", json=body,
-                                               headers=headers))
-    assert answer.status_code == 201, answer.get_json()
+    seen = _watched_application(client, headers, in_stock_card().serial)
     reading = [t for t in seen.texts() if "protected_generation" in t]
     assert len(reading) == 1 and "session_generations" in reading[0], reading
 
