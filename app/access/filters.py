@@ -36,6 +36,7 @@ from app.access.persons import (
     current_user_cleared,
     hidden,
     protected_logins,
+    retired_logins_of_protected,
     shown,
     shown_login,
 )
@@ -92,10 +93,8 @@ def _about_protected(model, leaf):
 def protected_usernames():
     """A select of the usernames of the protected people's logins, deleted ones too (columns
     that name a login by its username alone, e.g. who last updated a Kobe row)."""
-    retired = (select(RetiredLogin.username)
-               .join(Person, Person.id == RetiredLogin.person_id)
-               .where(Person.protected_identity.is_(True)))
-    return union_all(select(User.username).where(User.id.in_(protected_logins())), retired)
+    return union_all(select(User.username).where(User.id.in_(protected_logins())),
+                     retired_logins_of_protected(RetiredLogin.username))
 
 
 def search_guard(model, column_name):

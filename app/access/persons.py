@@ -226,9 +226,14 @@ def protected_logins():
     protected person: what a deleted login did stays masked (models.RetiredLogin)."""
     linked = (select(AccountLink.user_id).join(Person, Person.id == AccountLink.person_id)
               .where(Person.protected_identity.is_(True)))
-    retired = (select(RetiredLogin.user_id).join(Person, Person.id == RetiredLogin.person_id)
-               .where(Person.protected_identity.is_(True)))
-    return union_all(linked, retired)
+    return union_all(linked, retired_logins_of_protected(RetiredLogin.user_id))
+
+
+def retired_logins_of_protected(*columns):
+    """A select of `columns` (of RetiredLogin and Person) of the deleted logins whose person
+    is protected."""
+    return (select(*columns).join_from(RetiredLogin, Person, Person.id == RetiredLogin.person_id)
+            .where(Person.protected_identity.is_(True)))
 
 
 PROTECTED_LOGINS_KEY = "reservkort.access.protected_logins"

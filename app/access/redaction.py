@@ -26,6 +26,7 @@ from app.access.persons import (
     login_hidden,
     mask_dict,
     mask_login_dict,
+    retired_logins_of_protected,
     shown_login,
 )
 from app.extensions import db
@@ -170,10 +171,9 @@ def _protected_since(known_token):
         .outerjoin(User, User.id == AccountLink.user_id)
         .where(Person.protected_identity.is_(True), moved),
         # The usernames of their deleted logins too (what those wrote stays masked).
-        select(Person.id, Person.name, Person.personal_number, Person.email,
-               RetiredLogin.username, RetiredLogin.user_id)
-        .join(RetiredLogin, RetiredLogin.person_id == Person.id)
-        .where(Person.protected_identity.is_(True), moved),
+        retired_logins_of_protected(Person.id, Person.name, Person.personal_number,
+                                    Person.email, RetiredLogin.username, RetiredLogin.user_id)
+        .where(moved),
     ).subquery()
     found = db.session.execute(
         select(ProtectedGeneration.token, people.c.id, people.c.name, people.c.personal_number,
