@@ -111,6 +111,23 @@ def cell(value, column: Column | None = None):
     return neutralise(str(value))
 
 
+_NOTHING_YET = object()
+
+
+def same_as_before(make):
+    """`make` for a time column's values, which keeps what it made for the value before: rows
+    come in time order, and a sweep files its deviations at one moment, so the row before
+    often has the same time."""
+    last = [_NOTHING_YET, None]
+
+    def made(value):
+        if last[0] is _NOTHING_YET or value != last[0]:
+            last[:] = value, make(value)
+        return last[1]
+
+    return made
+
+
 def cell_maker(column: Column):
     """`cell(value, column)` for this column's values, with its kind looked at once: an export
     calls it for every cell. Values of another type than the kind's go to `cell` itself."""
@@ -122,17 +139,8 @@ def cell_maker(column: Column):
         text_of = (clock.local_instant_text if column.kind == "instant"
                    else clock.local_moment_text)
 
-        last = [None, ""]
-
-        def moment_cell(value):
-            # Rows come in time order, and a sweep files its deviations at one moment: the
-            # row before often has the same time, and its text is kept.
-            if value == last[0]:
-                return last[1]
-            text = text_of(value) if type(value) is datetime else cell(value, column)
-            last[:] = value, text
-            return text
-        return moment_cell
+        return same_as_before(
+            lambda value: text_of(value) if type(value) is datetime else cell(value, column))
 
     def text_cell(value):
         if type(value) is str:
@@ -337,14 +345,12 @@ def _column_writer(column, write_cell, sheet):
 
 
 def _moment_writer(column, write_cell, sheet):
-    """A time column's writer, which keeps the cell value of the row before (rows come in
-    time order, and a sweep files its deviations at one moment; see `cell_maker`)."""
-    last = [None, ""]
+    """A time column's writer, which keeps the cell value of the row before (see
+    `same_as_before`)."""
+    value_of = same_as_before(lambda value: xlsx_cell(value, column))
 
     def moment_value(line, number, value):
-        if value != last[0]:
-            last[:] = value, xlsx_cell(value, column)
-        shown = last[1]
+        shown = value_of(value)
         if shown != "":
             write_cell.get(type(shown), sheet.write_string)(line, number, shown)
 
